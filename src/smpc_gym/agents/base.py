@@ -1,0 +1,181 @@
+"""The contract between algorithms and the experiment runner (``train.py``).
+
+Every algorithm module in :mod:`smpc_gym.agents` defines
+
+* a ``Config`` dataclass whose fields are the algorithm's hyper-parameters (each
+  documented in the class docstring; YAML presets and ``--set`` only override them), and
+* a subclass of :class:`Algorithm` registered with :func:`register_algorithm`.
+
+The runner (``smpc_gym.training``) owns the run folder: it resolves the config, creates
+the algorithm, calls :meth:`Algorithm.train` with a :class:`TrainHooks` object (logging,
+checkpoints, progress), writes checkpoints atomically from :meth:`Algorithm.state_dict`
+and evaluates the final policy with :meth:`Algorithm.act`. Algorithms never write files
+themselves except through :meth:`save`.
+
+Resuming: ``state_dict()`` must capture everything needed to continue training with no
+step lost or doubled: weights, optimiser state, replay buffer, schedules, generator
+states and the env-step counter :attr:`Algorithm.env_steps`. Environments are rebuilt
+and reset on resume (an episode in progress at the checkpoint is restarted; this is
+documented behaviour).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+
+#: Environment names understood by the runner (``--env``).
+ENV_NAMES = ("greedy_mouse", "supply_chain")
+
+
+class TrainHooks(Protocol):
+    """What the runner offers an algorithm during :meth:`Algorithm.train`."""
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record one row of metrics at env step ``step`` (CSV, TensorBoard, progress bar).
+
+        ``step`` is the total number of env steps taken so far (summed over all worlds
+        / players' joint steps). Rows must be logged with strictly increasing steps.
+        """
+
+    def should_checkpoint(self, step: int) -> bool:
+        """True when a checkpoint is due at env step ``step``."""
+
+    def checkpoint(self, step: int) -> None:
+        """Write a checkpoint now (the runner calls ``state_dict()``); ``step`` must
+        equal ``algorithm.env_steps`` and be the step of the last logged row or later."""
+
+
+class NullHooks:
+    """Hooks that do nothing: for tests and for using an algorithm without the runner."""
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def should_checkpoint(self, step: int) -> bool:
+        return False
+
+    def checkpoint(self, step: int) -> None:
+        pass
+
+
+class Algorithm(abc.ABC):
+    """Base class of every algorithm.
+
+    Subclasses set the class attributes, take ``(config, env_kwargs, seed)`` in their
+    constructor, and implement the abstract methods.
+
+    Attributes:
+        name: the ``--algo`` name.
+        envs: the ``--env`` names this algorithm supports.
+        Config: the hyper-parameter dataclass.
+        env_steps: env steps taken so far in training (part of ``state_dict``).
+    """
+
+    name: ClassVar[str]
+    envs: ClassVar[tuple[str, ...]]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__} config")
+        self.config = config
+        self.env_kwargs = dict(env_kwargs)
+        self.seed = int(seed)
+        self.env_steps = 0
+
+    @abc.abstractmethod
+    def train(self, total_steps: int, hooks: TrainHooks) -> None:
+        """Train from ``self.env_steps`` until ``self.env_steps >= total_steps``.
+
+        Call ``hooks.log`` regularly (at least every few thousand steps) and
+        ``hooks.checkpoint`` whenever ``hooks.should_checkpoint(step)`` says so.
+        """
+
+    @abc.abstractmethod
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        """The policy's action for one observation.
+
+        GreedyMouse: ``obs`` is one observation of ``GreedyMouseEnv`` built with
+        ``self.env_kwargs``; returns an ``int``. SupplyChain: ``obs`` is the parallel
+        env's ``{agent: observation}`` dict; returns ``{agent: action array}``.
+        """
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: tensors, numpy arrays, plain Python values and
+        generator states only (it is saved with ``torch.save`` and loaded with
+        ``weights_only=True``)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def save(self, path: str | Path) -> None:
+        """Save config, env kwargs, seed and state to ``path`` (atomically)."""
+        from smpc_gym.training.checkpoint import save_algorithm
+
+        save_algorithm(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Algorithm:
+        """Load an algorithm saved with :meth:`save`."""
+        from smpc_gym.training.checkpoint import load_algorithm
+
+        algo = load_algorithm(path)
+        if not isinstance(algo, cls):
+            raise TypeError(f"{path} holds a {type(algo).__name__}, not a {cls.__name__}")
+        return algo
+
+
+_REGISTRY: dict[str, str] = {
+    # name -> "module:Class"; imported lazily so listing algorithms stays cheap.
+    "random": "smpc_gym.agents.baselines:RandomAgent",
+    "heuristic": "smpc_gym.agents.baselines:HeuristicAgent",
+    "tabular_q": "smpc_gym.agents.tabular_q:TabularQ",
+    "bandit": "smpc_gym.agents.bandit:Bandit",
+    "dqn": "smpc_gym.agents.dqn:DQN",
+    "fed_dqn": "smpc_gym.agents.fed_dqn:FedDQN",
+    "secure_fed_dqn": "smpc_gym.agents.secure_fed_dqn:SecureFedDQN",
+    "maddpg": "smpc_gym.agents.maddpg:MADDPG",
+    "nds": "smpc_gym.agents.nds:NDS",
+    "secure_maddpg": "smpc_gym.agents.secure_maddpg:SecureMADDPG",
+    "sb3_dqn": "smpc_gym.agents.sb3:SB3DQN",
+    "sb3_ppo": "smpc_gym.agents.sb3:SB3PPO",
+}
+
+
+def algorithm_names() -> list[str]:
+    """All ``--algo`` names."""
+    return sorted(_REGISTRY)
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    """The algorithm class for ``name``; a clear error lists the valid names."""
+    import importlib
+
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown algorithm {name!r}; choose one of: {', '.join(algorithm_names())}"
+        )
+    module_name, cls_name = _REGISTRY[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name)
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    """A seeded ``torch.Generator`` (never use torch's global RNG)."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def numpy_generator(seed: int) -> np.random.Generator:
+    """A seeded ``np.random.Generator`` (never use numpy's global RNG)."""
+    return np.random.default_rng(int(seed))

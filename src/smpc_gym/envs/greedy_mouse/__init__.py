@@ -1,0 +1,1 @@
+"""GreedyMouse: the cat-mouse-cheese gridworld (see ``GreedyMouseEnv`` for the docs)."""
