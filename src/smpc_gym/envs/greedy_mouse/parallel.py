@@ -1,0 +1,383 @@
+"""The multi-mouse GreedyMouse PettingZoo ``ParallelEnv`` (see its class docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import logger, spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from .multi_core import MultiMouseConfig, MultiMouseWorld, local_offsets
+
+
+class GreedyMouseParallelEnv(ParallelEnv):
+    """N mice share one grid with one greedy cat and ``num_cheese`` cheeses.
+
+    The multi-agent form of ``GreedyMouse-v0`` (``specs/greedy_mouse.md``): every rule of
+    the single-mouse env applies unless stated here, and with ``num_mice=1,
+    num_cheese=1`` the dynamics, rewards and observations are the single env's.
+
+    Constructors: ``smpc_gym.greedy_mouse_v0.parallel_env(**kwargs)`` (this class),
+    ``smpc_gym.greedy_mouse_v0.env(**kwargs)`` (AEC), or
+    ``pettingzoo.make("parallel" | "aec", "smpc/GreedyMouse-v0", **kwargs)``.
+
+    ## Agents
+    ``possible_agents = ["mouse_0", …, "mouse_{N-1}"]`` (``num_mice=N``, default 2).
+
+    ## Action space
+    Per mouse ``Discrete(8)``: 0 N, 1 NE, 2 E, 3 SE, 4 S, 5 SW, 6 W, 7 NW (row decreases
+    going N); ``directions=4`` gives ``Discrete(4)``: N, E, S, W. Moving into a wall or
+    the edge leaves the mouse in place (``info["hit_wall"]``). Diagonal moves between
+    two walls that touch at a corner are allowed unless ``cut_corners=False``.
+    ``step(actions)`` needs exactly one action for each agent in ``env.agents`` (a
+    Python or numpy integer in range); a missing, extra, out-of-range or non-integer
+    action is an error naming the agent.
+
+    ## Observation space (``obs_mode``, per mouse)
+    * ``"local"`` (default): the cells within Chebyshev radius ``lookdist`` (default 1)
+      of the mouse, row-major, skipping its own cell (``lookdist=1``: NW, N, NE, W, E,
+      SW, S, SE). Codes 0 empty, 1 wall (also outside the grid), 2 cheese, 3 cat, and —
+      with more than one mouse — 4 another mouse. Priority on a shared cell:
+      cat > cheese > mouse. Space ``MultiDiscrete([4 or 5] * k)``, ``k = (2L+1)^2 - 1``.
+    * ``"global"``: ``Box(0, 1, (C, H, W), uint8)`` one-hot planes wall, this mouse,
+      cat, cheese (all cheeses), and with more than one mouse a fifth plane of the
+      other live mice (``C = 4`` or ``5``).
+    * ``"features"``: ``Box(-1, 1, (14,) or (17,), float32)``: the cat's and the
+      nearest cheese's offsets ``(d_row/H, d_col/W)``, the BFS distances to the cat and
+      to the nearest cheese divided by the map's largest BFS distance, the wall mask of
+      the 8 neighbours (N, NE, … NW; outside counts as wall), and with several mice the
+      nearest other live mouse's ``(d_row/H, d_col/W, dist/D)`` (``(0, 0, 1)`` if none).
+
+    Other mice are visible (code 4 / fifth plane / features tail) but do not block
+    movement; several mice may share a cell.
+
+    ## State
+    ``state()`` is ``Box(0, 1, (3 + N, H, W), uint8)`` (``state_space``): planes wall,
+    cat, cheese, mouse_0 … mouse_{N-1} (an all-zero plane for a mouse that has left).
+
+    ## Step order (deterministic given the seed)
+    1. Every live mouse moves (simultaneously).
+    2. Every mouse on the cat's cell is eaten; if one is, the cat spends the step
+       eating and does not move (sub-step 4 is skipped) — with one mouse this is the
+       single env's "being eaten ends the step".
+    3. A cheese reached by a live, uneaten mouse is eaten by it and respawns on a
+       random free cell holding no mouse, no cat and no other cheese. **Two or more
+       mice on the same cheese**: one of them, drawn uniformly with the env's seeded
+       generator, eats it (+``cheese_reward``); the others get nothing for it.
+    4. The cat chases the **nearest live mouse by BFS distance** (ties: the lowest
+       mouse index) and moves one cell along a shortest path (ties between first steps
+       by direction order N, NE, E, SE, S, SW, W, NW); with probability ``1 - cat_speed``
+       it stays.
+    5. Every live mouse on the cat's new cell is eaten.
+    Eaten mice then respawn (``respawn=True``) on random free cells at BFS distance
+    ``>= min_cat_distance`` from the cat, not on another mouse, a cheese or the cat — or
+    (``respawn=False``) are terminated and leave ``agents`` (and the grid: the cat no
+    longer chases them and the others no longer see them).
+
+    ## Rewards (per live mouse and step)
+    ``step_reward`` (default -1) every step, ``+ wall_penalty`` (default 0) after moving
+    into a wall, ``+ cheese_reward`` (+50) for eating a cheese, ``+ eaten_reward`` (-100)
+    when eaten. With ``respawn=False`` and ``step_reward=-1``, being eaten early can
+    out-score surviving without cheese; use ``step_reward=0`` for the episodic variant.
+
+    ## Starting state
+    The cat on a random free cell, the mice on distinct random free cells at BFS
+    distance ``>= min_cat_distance`` (default 3) from it, the cheeses on distinct random
+    free cells holding nothing else — all from the generator seeded by ``reset(seed=…)``.
+
+    ## Episode end
+    ``respawn=True`` (default): no mouse is ever terminated; all are truncated after
+    ``max_cycles`` (default 1000) steps. ``respawn=False``: an eaten mouse is
+    terminated; the rest are truncated at ``max_cycles``. ``agents`` is empty when the
+    episode is over (then call ``reset``).
+
+    ## Info (per mouse, after ``reset`` and every ``step``)
+    ``cheese_eaten`` (bool, this step), ``eaten`` (bool), ``hit_wall`` (bool), totals
+    ``total_cheese``, ``total_eaten``, ``total_reward`` (this mouse, this episode),
+    positions as ``(row, col)``: ``mouse`` (its own; where it was eaten once it has
+    left), ``cat``, ``cheese`` (a tuple of all cheese positions, in cheese order),
+    ``mice`` (``{agent: (row, col)}`` of the live mice), plus ``cat_target`` (the agent the
+    cat chased this step, ``None`` if it did not move) and ``step``.
+
+    ## Arguments
+    ``num_mice=2, num_cheese=1, map="classic", obs_mode="local", lookdist=1,
+    directions=8, cut_corners=True, cat_speed=1.0, respawn=True, min_cat_distance=3,
+    max_cycles=1000, step_reward=-1, cheese_reward=50, eaten_reward=-100,
+    wall_penalty=0, render_mode=None`` (see
+    :class:`~smpc_gym.envs.greedy_mouse.multi_core.MultiMouseConfig`). Unknown names,
+    bad values, and more mice than the map can place are errors naming the value.
+    ``max_cycles`` may also be changed later through the attribute of the same name.
+
+    ## Rendering
+    ``render_mode`` ``"human"`` (pygame window), ``"rgb_array"`` (``uint8 (H, W, 3)``;
+    mice numbered), ``"ansi"`` (text grid: ``#`` wall, ``m`` mouse, ``c`` cat, ``o``
+    cheese) — with a panel/line of per-mouse cheese and eaten counts and the step.
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    metadata = {
+        "name": "greedy_mouse_v0",
+        "render_modes": ["human", "rgb_array", "ansi"],
+        "render_fps": 8,
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        """Create the env; see the class docstring for the keyword arguments."""
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.config = MultiMouseConfig.from_kwargs(**kwargs)
+        self.world = MultiMouseWorld(self.config)
+        self.render_mode = render_mode
+        self.max_cycles = self.config.max_cycles
+        n = self.config.num_mice
+        self.possible_agents: list[str] = [f"mouse_{i}" for i in range(n)]
+        self.agents: list[str] = []
+        self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        grid = self.world.grid
+        h, w = grid.height, grid.width
+        mode = self.config.obs_mode
+        self._obs_spaces: dict[str, spaces.Space] = {}
+        for a in self.possible_agents:
+            if mode == "local":
+                k = len(local_offsets(self.config.lookdist))
+                sp: spaces.Space = spaces.MultiDiscrete([5 if n > 1 else 4] * k)
+            elif mode == "global":
+                sp = spaces.Box(0, 1, (5 if n > 1 else 4, h, w), np.uint8)
+            else:
+                sp = spaces.Box(-1.0, 1.0, (self.world.features_size,), np.float32)
+            self._obs_spaces[a] = sp
+        self._act_spaces = {
+            a: spaces.Discrete(self.config.directions) for a in self.possible_agents
+        }
+        self.state_space = spaces.Box(0, 1, (3 + n, h, w), np.uint8)
+        self._n_actions = self.config.directions
+        self._rng: np.random.Generator | None = None
+        self._window: Any = None
+        self._has_reset = False
+        self.num_moves = 0
+        self._totals: list[list[float]] = [[0, 0, 0.0] for _ in range(n)]
+        self._target = -1
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Space:
+        """The observation space of ``agent`` (the same object on every call)."""
+        try:
+            return self._obs_spaces[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}") from None
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """The action space of ``agent`` (the same object on every call)."""
+        try:
+            return self._act_spaces[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}") from None
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Start an episode; ``seed`` seeds the env's generator (kept across resets)."""
+        if seed is not None or self._rng is None:
+            self._rng, _ = seeding.np_random(seed)
+        self.world.reset(self._rng)
+        self.agents = self.possible_agents[:]
+        self.num_moves = 0
+        self._totals = [[0, 0, 0.0] for _ in self.possible_agents]
+        self._has_reset = True
+        self._target = -1
+        n = self.config.num_mice
+        false = [False] * n
+        obs = self._observations(self.agents)
+        infos = self._infos(self.agents, false, [0] * n, false)
+        if self.render_mode == "human":
+            self.render()
+        return obs, infos
+
+    def step(
+        self, actions: dict[str, Any]
+    ) -> tuple[
+        dict[str, Any],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """Advance every live mouse by one step; see the class docstring for the rules."""
+        if not self._has_reset:
+            raise RuntimeError("step() called before reset(); call env.reset() first")
+        if not self.agents:
+            raise RuntimeError(
+                "step() called after the episode ended (no live agents); call env.reset()"
+            )
+        act_list = self._check_actions(actions)
+        out = self.world.step(act_list, self._rng)  # type: ignore[arg-type]
+        self.num_moves += 1
+        self._target = out.cat_target
+        truncate = self.num_moves >= self.max_cycles
+        respawn = self.config.respawn
+        agents = self.agents
+        index = self._index
+        rewards: dict[str, float] = {}
+        terms: dict[str, bool] = {}
+        truncs: dict[str, bool] = {}
+        for a in agents:
+            i = index[a]
+            r = out.rewards[i]
+            tot = self._totals[i]
+            tot[0] += out.cheese_eaten[i]
+            tot[1] += out.eaten[i]
+            tot[2] += r
+            rewards[a] = r
+            terms[a] = out.eaten[i] and not respawn
+            truncs[a] = truncate
+        obs = self._observations(agents)
+        infos = self._infos(agents, out.eaten, out.cheese_eaten, out.hit_wall)
+        self.agents = [a for a in agents if not (terms[a] or truncs[a])]
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terms, truncs, infos
+
+    def _check_actions(self, actions: dict[str, Any]) -> list[int]:
+        if not isinstance(actions, dict):
+            raise TypeError(
+                f"actions must be a dict {{agent: action}} for the agents {self.agents}, "
+                f"got {type(actions).__name__}"
+            )
+        act = [0] * self.config.num_mice
+        n_act = self._n_actions
+        if len(actions) != len(self.agents) or any(a not in actions for a in self.agents):
+            missing = [a for a in self.agents if a not in actions]
+            if missing:
+                raise ValueError(
+                    f"missing action for agent(s) {missing}; step() needs one action for "
+                    f"each live agent {self.agents}"
+                )
+        for a, v in actions.items():
+            i = self._index.get(a)
+            if i is None or a not in self.agents:
+                what = "unknown agent" if i is None else "agent that is no longer live"
+                raise ValueError(f"action given for {what} {a!r}; live agents are {self.agents}")
+            if type(v) is not int:
+                if (isinstance(v, np.ndarray) and v.shape == ()) or isinstance(v, np.integer):
+                    if not np.issubdtype(np.asarray(v).dtype, np.integer):
+                        raise TypeError(
+                            f"action for {a!r} must be an integer in [0, {n_act}), got {v!r} "
+                            f"of dtype {np.asarray(v).dtype}"
+                        )
+                    v = int(v)
+                else:
+                    raise TypeError(
+                        f"action for {a!r} must be an integer in [0, {n_act}), got {v!r} "
+                        f"({type(v).__name__})"
+                    )
+            if not 0 <= v < n_act:
+                raise ValueError(
+                    f"action for {a!r} must be in [0, {n_act}) (directions="
+                    f"{self.config.directions}), got {v}"
+                )
+            act[i] = v
+        return act
+
+    # ------------------------------------------------------------------ obs / info
+    def _observations(self, agents: list[str]) -> dict[str, Any]:
+        world = self.world
+        index = self._index
+        mode = self.config.obs_mode
+        if mode == "local":
+            codes = world.cell_codes()
+            return {a: world.local_obs(index[a], codes) for a in agents}
+        if mode == "global":
+            return {a: world.global_obs(index[a]) for a in agents}
+        return {a: world.features_obs(index[a]) for a in agents}
+
+    def _infos(
+        self,
+        agents: list[str],
+        eaten: list[bool],
+        cheese_eaten: list[int],
+        hit_wall: list[bool],
+    ) -> dict[str, dict[str, Any]]:
+        world = self.world
+        rc = world.free_rc
+        cat = rc[world.cat]
+        cheese = tuple(rc[k] for k in world.cheeses)
+        mice = {a: rc[world.mice[i]] for i, a in enumerate(self.possible_agents) if world.alive[i]}
+        target = self.possible_agents[self._target] if self._target >= 0 else None
+        infos = {}
+        for a in agents:
+            i = self._index[a]
+            tot = self._totals[i]
+            infos[a] = {
+                "cheese_eaten": bool(cheese_eaten[i]),
+                "eaten": bool(eaten[i]),
+                "hit_wall": bool(hit_wall[i]),
+                "total_cheese": int(tot[0]),
+                "total_eaten": int(tot[1]),
+                "total_reward": float(tot[2]),
+                "mouse": rc[world.mice[i]],
+                "cat": cat,
+                "cheese": cheese,
+                "mice": dict(mice),
+                "cat_target": target,
+                "step": self.num_moves,
+            }
+        return infos
+
+    def state(self) -> np.ndarray:
+        """The global state planes (see ``state_space`` and the class docstring)."""
+        if not self._has_reset:
+            raise RuntimeError("state() called before reset(); call env.reset() first")
+        return self.world.state_planes()
+
+    # ------------------------------------------------------------------ rendering
+    def _scene(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[str]]:
+        world = self.world
+        rc = world.free_rc
+        mice = [rc[world.mice[i]] for i in range(world.num_mice) if world.alive[i]]
+        cheeses = [rc[k] for k in world.cheeses]
+        status = " ".join(
+            f"{i}:{int(t[0])}/{int(t[1])}" + ("" if world.alive[i] else "x")
+            for i, t in enumerate(self._totals)
+        )
+        lines = [f"step {self.num_moves}  cheese/eaten {status}"]
+        return mice, cheeses, lines
+
+    def render(self) -> np.ndarray | str | None:
+        """Render per ``render_mode``: a frame, a string, or a window update (None)."""
+        if self.render_mode is None:
+            logger.warn(
+                "render() called without a render_mode; pass render_mode='rgb_array', "
+                "'ansi' or 'human' to the constructor"
+            )
+            return None
+        if not self._has_reset:
+            raise RuntimeError("render() called before reset(); call env.reset() first")
+        from . import render as _render
+
+        mice, cheeses, lines = self._scene()
+        cat = [self.world.free_rc[self.world.cat]]
+        walls = self.world.grid.walls
+        if self.render_mode == "ansi":
+            return _render.render_ansi(walls, mice, cat, cheeses, lines)
+        frame = _render.render_rgb_array(walls, mice, cat, cheeses, lines)
+        if self.render_mode == "rgb_array":
+            return frame
+        if self._window is None:
+            self._window = _render.PygameWindow("GreedyMouse (multi-mouse)")
+        self._window.show(frame, self.metadata["render_fps"])
+        return None
+
+    def close(self) -> None:
+        """Close the render window, if any (idempotent)."""
+        if self._window is not None:
+            self._window.close()
+            self._window = None
