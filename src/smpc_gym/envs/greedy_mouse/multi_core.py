@@ -32,8 +32,8 @@ At the end of the step each eaten mouse either respawns (``respawn=True``) on a
 uniformly drawn free cell at BFS distance >= ``min_cat_distance`` from the cat that
 holds no other mouse, no cheese and not the cat, or (``respawn=False``) leaves the grid
 for good. Eaten mice respawn in index order, each avoiding the ones placed before it.
-If no cell meets all the conditions, the farthest-from-the-cat free cells not holding
-the cat are used instead (only possible on tiny maps).
+If no cell meets all the conditions, the free cells farthest from the cat among those
+holding nothing else are used instead (only possible on tiny or crowded maps).
 
 Rewards per live mouse and step: ``step_reward`` (+ ``wall_penalty`` when it hit a
 wall) + ``cheese_reward`` per cheese it ate + ``eaten_reward`` when eaten.
@@ -289,9 +289,11 @@ class MultiMouseWorld:
         """A respawn cell: >= min_cat_distance from the cat, not in ``taken``."""
         far = self._far[self.cat]
         options = [int(c) for c in far if int(c) not in taken]
-        if not options:  # tiny map: fall back to the farthest cells not holding the cat
+        if not options:  # tiny / crowded map: the farthest free cells not taken
             d = self._dist[self.cat]
-            rest = [c for c in range(self.num_free) if c != self.cat]
+            rest = [c for c in range(self.num_free) if c != self.cat and c not in taken]
+            if not rest:
+                rest = [c for c in range(self.num_free) if c != self.cat]
             best = max(d[c] for c in rest)
             options = [c for c in rest if d[c] == best]
         return options[int(rng.integers(len(options)))]
