@@ -25,6 +25,7 @@ import abc
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -76,11 +77,20 @@ class Algorithm(abc.ABC):
         envs: the ``--env`` names this algorithm supports.
         Config: the hyper-parameter dataclass.
         env_steps: env steps taken so far in training (part of ``state_dict``).
+        launch_options: how this process was launched, for algorithms that run as one
+            of several processes (``secure_maddpg``, ``secure_fed_dqn``). The runner sets
+            it before :meth:`train` from the CLI flags ``--rank N``, ``--world-size N``
+            and ``--rendezvous tcp://HOST:PORT`` as ``{"rank": int, "world_size": int,
+            "rendezvous": str}`` (only the flags given; empty for an ordinary run, in
+            which case a multi-party algorithm spawns its parties itself). It is not part
+            of the config or the checkpoint, so a resumed party must be relaunched with
+            the same flags.
     """
 
     name: ClassVar[str]
     envs: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]
+    launch_options: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         if not dataclasses.is_dataclass(config):

@@ -1,0 +1,315 @@
+"""The command line behind ``train.py``, ``python -m smpc_gym`` and ``smpc-gym``.
+
+Three commands::
+
+    train.py --algo ALGO --env ENV [--config agents/ALGO.yaml] [--set key=value ...]
+             [--seed N] [--steps N | --episodes N] [--out runs/NAME] [--resume]
+             [--render] [--quiet] [...]
+    train.py plot RUN [RUN ...] [--metric M ...] [--out F.png] [--smooth K]
+    train.py eval RUN [--episodes N] [--epsilon E] [--render] [--normalized] [--json]
+
+Bad input (unknown algo, env, field, bad value, algo/env mismatch, an existing run
+folder without ``--resume``/``--overwrite``) prints one ``error:`` line and exits with
+code 2, without a traceback. Ctrl-C exits with 130 and keeps the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from smpc_gym.training.config import ConfigError
+
+PROG = "train.py"
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Train an algorithm on an env; see also `plot` and `eval` subcommands.",
+        epilog="Subcommands: `%(prog)s plot RUN...`, `%(prog)s eval RUN`.",
+    )
+    p.add_argument("--algo", help="algorithm name (see --list)")
+    p.add_argument("--env", help="greedy_mouse or supply_chain")
+    p.add_argument("--config", help="agent preset file (default agents/ALGO.yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a Config field, env.KWARG, or env_preset=NAME (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total env steps")
+    length.add_argument("--episodes", type=int, help="total episodes (x episode length)")
+    p.add_argument("--out", help="run folder (default runs/ALGO-ENV-SEED)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--render", action="store_true", help="show a few episodes at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints")
+    p.add_argument("--keep-checkpoints", type=int, default=3)
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--eval-epsilon", type=float, help="exploration during evaluation")
+    p.add_argument("--no-tensorboard", action="store_true", help="CSV only")
+    p.add_argument("--list", action="store_true", help="list algorithms and exit")
+    launch = p.add_argument_group("multi-process launch (secure algorithms)")
+    launch.add_argument("--rank", type=int, help="this party's rank")
+    launch.add_argument("--world-size", type=int, help="number of parties")
+    launch.add_argument("--rendezvous", help="tcp://HOST:PORT of rank 0")
+    return p
+
+
+def _plot_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} plot", description="Learning curves of runs (PNG).")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--metric", action="append", help="metric column (repeatable)")
+    p.add_argument("--out", default="learning_curves.png", help="PNG path")
+    p.add_argument("--smooth", type=int, default=1, help="moving-average window (rows)")
+    p.add_argument("--title")
+    return p
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} eval", description="Evaluate (and replay) a trained run.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--epsilon", type=float, help="exploration during evaluation")
+    p.add_argument("--render", action="store_true", help="replay in a pygame window")
+    p.add_argument("--normalized", action="store_true", help="also the normalized score")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--write", action="store_true", help="overwrite the run's eval.json")
+    return p
+
+
+def _launch(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.rank is not None:
+        out["rank"] = args.rank
+    if args.world_size is not None:
+        out["world_size"] = args.world_size
+    if args.rendezvous is not None:
+        if not str(args.rendezvous).startswith("tcp://"):
+            raise ConfigError(f"--rendezvous {args.rendezvous!r}: expected tcp://HOST:PORT")
+        out["rendezvous"] = args.rendezvous
+    return out
+
+
+def check_env(env: str, env_kwargs: dict[str, Any]) -> None:
+    """Build the env once so bad kwargs fail before training (as a ConfigError)."""
+    try:
+        if env == "greedy_mouse":
+            import gymnasium as gym
+
+            import smpc_gym  # noqa: F401
+
+            e: Any = gym.make("GreedyMouse-v0", **env_kwargs)
+        else:
+            from smpc_gym import supply_chain_v0
+
+            e = supply_chain_v0.parallel_env(**env_kwargs)
+    except (TypeError, ValueError, KeyError, OSError) as exc:
+        raise ConfigError(f"env {env} with {env_kwargs}: {exc}") from None
+    e.close()
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    """``train.py --algo ... --env ...``."""
+    from smpc_gym.training import config as cfg
+    from smpc_gym.training import run as runmod
+
+    args = _train_parser().parse_args(argv)
+    if args.list:
+        from smpc_gym.agents.base import algorithm_names, get_algorithm
+
+        for name in algorithm_names():
+            try:
+                envs = ", ".join(get_algorithm(name).envs)
+            except ImportError:
+                envs = "(not installed)"
+            print(f"{name:16s} {envs}")
+        return 0
+    launch = _launch(args)
+    if args.resume and args.out and not (args.algo or args.env):
+        run = None
+        out = Path(args.out)
+    else:
+        if not args.algo or not args.env:
+            raise UsageError("--algo and --env are required (or --resume --out RUN)")
+        run = cfg.resolve(
+            args.algo,
+            args.env,
+            sets=args.set,
+            config_path=args.config,
+            seed=args.seed,
+            steps=args.steps,
+            episodes=args.episodes,
+            launch=launch,
+        )
+        out = Path(args.out) if args.out else runmod.default_run_dir(args.algo, args.env, args.seed)
+    if args.resume:
+        saved = runmod.run_config_from_dict(runmod.read_run_config(out))
+        check_env(saved.env, saved.env_kwargs)
+    else:
+        assert run is not None
+        check_env(run.env, run.env_kwargs)
+    for name, value in (
+        ("--eval-episodes", args.eval_episodes),
+        ("--keep-checkpoints", args.keep_checkpoints),
+    ):
+        if value < 1:
+            raise ConfigError(f"{name}: bad value {value}; expected an int >= 1")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every: bad value {args.checkpoint_every}; expected >= 1")
+    steps = args.steps if args.resume else None
+    if args.resume and args.episodes is not None:
+        raise ConfigError("--resume takes --steps to extend a run, not --episodes")
+    result = runmod.train(
+        run,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        eval_episodes=args.eval_episodes,
+        eval_epsilon=args.eval_epsilon,
+        render=args.render,
+        tensorboard=not args.no_tensorboard,
+        steps=steps,
+    )
+    if not args.quiet:
+        print(f"run folder: {out}")
+        print(_summary_line(result))
+    return 0
+
+
+def _summary_line(result: dict[str, Any]) -> str:
+    parts = [
+        f"eval over {result['episodes']} episodes: mean return {result['mean_return']:.2f}"
+        f" ± {result['std_return']:.2f}"
+    ]
+    if "cheese_per_1000_steps" in result:
+        parts.append(
+            f"cheese/1000 steps {result['cheese_per_1000_steps']:.2f}, "
+            f"deaths/1000 steps {result['deaths_per_1000_steps']:.2f}"
+        )
+    if "players" in result:
+        parts.append(
+            f"total NCR {result['total_ncr']:.2f}, wastage {result['total_wastage_units']:.2f}"
+        )
+    return "; ".join(parts)
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    """``train.py plot RUN...``."""
+    from smpc_gym.training.plot import DEFAULT_METRIC, plot_runs
+
+    args = _plot_parser().parse_args(argv)
+    for r in args.runs:
+        if not (Path(r) / "metrics.csv").is_file():
+            raise ConfigError(f"{r} is not a run folder (no metrics.csv)")
+    if args.smooth < 1:
+        raise ConfigError(f"--smooth: bad value {args.smooth}; expected an int >= 1")
+    path = plot_runs(
+        args.runs,
+        metrics=args.metric or [DEFAULT_METRIC],
+        out=args.out,
+        window=args.smooth,
+        title=args.title,
+    )
+    print(path)
+    return 0
+
+
+def cmd_eval(argv: Sequence[str]) -> int:
+    """``train.py eval RUN``."""
+    from smpc_gym.training.evaluate import evaluate, normalized_score_of, write_eval
+    from smpc_gym.training.run import load_run, read_run_config
+
+    args = _eval_parser().parse_args(argv)
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes: bad value {args.episodes}; expected an int >= 1")
+    if args.epsilon is not None and not 0 <= args.epsilon <= 1:
+        raise ConfigError(f"--epsilon: bad value {args.epsilon}; expected a float in [0, 1]")
+    saved = read_run_config(args.run)
+    algo = load_run(args.run)
+    result = evaluate(
+        algo,
+        saved["env"],
+        algo.env_kwargs,
+        episodes=args.episodes,
+        epsilon=args.epsilon,
+        render_mode="human" if args.render else None,
+    )
+    if args.normalized:
+        result["normalized_score"] = normalized_score_of(result)
+    if args.write:
+        write_eval(Path(args.run) / "eval.json", result)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        _print_table(args.run, result)
+    return 0
+
+
+def _print_table(run: str, result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{run}: {result['episodes']} episodes, ε = {result['exploration']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "mean_return",
+        "std_return",
+        "ci95_return",
+        "mean_episode_steps",
+        "cheese_per_1000_steps",
+        "deaths_per_1000_steps",
+        "mean_survival_steps",
+        "total_reward",
+        "total_ncr",
+        "total_wastage_units",
+        "normalized_score",
+    ):
+        if key in result:
+            table.add_row(key, f"{result[key]:.3f}")
+    for player, values in result.get("players", {}).items():
+        for key, value in values.items():
+            table.add_row(f"{player}.{key}", f"{value:.3f}")
+    Console().print(table)
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"plot": cmd_plot, "eval": cmd_eval}
+    try:
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        return cmd_train(argv)
+    except (UsageError, ConfigError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
+        return 130
