@@ -347,25 +347,29 @@ def run_ttp_dealer(config: PartyConfig) -> None:
 def _party_main(
     fn: Callable[..., Any], config: PartyConfig, args: tuple, conn: Any, is_ttp: bool
 ) -> None:
-    """Entry point of a spawned party: run, then send ``("ok", result)`` or ``("err", ...)``."""
+    """Entry point of a spawned party: run, then send ``("ok", result)`` or ``("err", ...)``.
+
+    The outcome is sent to the launcher *before* tearing the process groups down, so a
+    failure is reported at once even if the teardown blocks on a dead peer.
+    """
+    crypten = None
     try:
         if is_ttp:
             run_ttp_dealer(config)
             conn.send(("ok", None))
         else:
             crypten = _init_crypten(config, int(config.rank))  # type: ignore[arg-type]
-            try:
-                result = fn(PartyContext(config, crypten), *args)
-                conn.send(("ok", result))
-            finally:
-                _shutdown_crypten(crypten)
+            result = fn(PartyContext(config, crypten), *args)
+            conn.send(("ok", result))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the launcher
         cause = exc.__cause__ if isinstance(exc, PartyError) and exc.__cause__ else exc
         with contextlib.suppress(Exception):
             conn.send(("err", f"{type(cause).__name__}: {cause}", traceback.format_exc()))
-        raise SystemExit(1) from None
-    finally:
         conn.close()
+        os._exit(1)  # skip the teardown: the launcher terminates the group
+    conn.close()
+    if crypten is not None:
+        _shutdown_crypten(crypten)
 
 
 _COMM_HINTS = ("connection", "closed", "reset by peer", "timed out", "timeout", "gloo", "socket")

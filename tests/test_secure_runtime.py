@@ -1,0 +1,243 @@
+"""The party runtime: real processes, only the sum revealed, failures never hang.
+
+Every test here starts real party processes (spawn + torch.distributed/gloo + CrypTen).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from smpc_gym.secure.runtime import PartyConfig, PartyError, free_port, launch_local
+
+SIZE = 16
+
+
+def _secret(rank: int) -> torch.Tensor:
+    """Each party's private tensor (only ever created inside that party's process)."""
+    g = torch.Generator().manual_seed(1000 + rank)
+    return torch.randn(SIZE, generator=g) * 10
+
+
+def _instrument(ctx) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Record every tensor this party receives through CrypTen's communicator and every
+    value it decrypts."""
+    received: list[torch.Tensor] = []
+    decrypted: list[torch.Tensor] = []
+    comm = ctx.comm
+    for name in ("recv", "broadcast", "all_reduce", "reduce", "gather", "all_gather", "scatter"):
+        orig = getattr(comm, name)
+
+        def wrapped(*a, _orig=orig, **kw):
+            out = _orig(*a, **kw)
+            for t in out if isinstance(out, list) else [out]:
+                if torch.is_tensor(t):
+                    received.append(t.detach().clone())
+            return out
+
+        setattr(comm, name, wrapped)
+    mpc = ctx.crypten.mpc.MPCTensor
+    orig_plain = mpc.get_plain_text
+
+    def plain(self, *a, **kw):
+        out = orig_plain(self, *a, **kw)
+        if out is not None:
+            decrypted.append(out.detach().clone())
+        return out
+
+    mpc.get_plain_text = plain
+    return received, decrypted
+
+
+def _share_and_sum(ctx):
+    """Issue-2 foundation: each party shares its tensor; only the sum is revealed."""
+    received, decrypted = _instrument(ctx)
+    mine = _secret(ctx.rank)
+    shared = [
+        ctx.crypten.cryptensor(mine if r == ctx.rank else torch.zeros(SIZE), src=r)
+        for r in range(ctx.world_size)
+    ]
+    held_shares = [s.share.clone() for s in shared]  # this party's shares (ring elements)
+    total = shared[0]
+    for s in shared[1:]:
+        total = total + s
+    result = total.get_plain_text()
+    return {
+        "result": result,
+        "held_shares": held_shares,
+        "received": received,
+        "decrypted": decrypted,
+        "stats": ctx.comm_stats(),
+    }
+
+
+def _leaks(secret: torch.Tensor, tensors: list[torch.Tensor]) -> bool:
+    """True if any tensor holds ``secret`` in the clear (as floats or as 16-bit fixed point)."""
+    enc = (secret * 2**16).round().long()
+    for t in tensors:
+        if t.numel() != secret.numel():
+            continue
+        t = t.reshape(-1)
+        if t.is_floating_point() and torch.allclose(t.double(), secret.double(), atol=1e-3):
+            return True
+        if not t.is_floating_point() and (t - enc).abs().max() <= 2:
+            return True
+    return False
+
+
+def test_two_parties_reveal_only_the_sum() -> None:
+    out = launch_local(_share_and_sum, 2)
+    expected = _secret(0) + _secret(1)
+    for rank, o in enumerate(out):
+        other = _secret(1 - rank)
+        torch.testing.assert_close(o["result"], expected, atol=1e-3, rtol=0)
+        # the shares this party holds of the other's tensor are not that tensor
+        assert not _leaks(other, o["held_shares"])
+        # nothing it received in the clear is the other's tensor ...
+        assert not _leaks(other, o["received"])
+        # ... and the only thing it ever decrypted is the sum
+        assert len(o["decrypted"]) == 1
+        torch.testing.assert_close(o["decrypted"][0], expected, atol=1e-3, rtol=0)
+        assert o["stats"]["bytes"] > 0 and o["stats"]["rounds"] > 0
+    # sanity check of the instrument itself: it does flag a plaintext exchange
+    assert _leaks(_secret(1), [_secret(1).clone()])
+    assert _leaks(_secret(1), [(_secret(1) * 2**16).round().long()])
+
+
+def _raise_on_rank1(ctx):
+    x = ctx.crypten.cryptensor(torch.ones(3), src=0)
+    if ctx.rank == 1:
+        raise ValueError("holder data file is corrupt")
+    return x.get_plain_text()
+
+
+def test_a_party_that_raises_is_named() -> None:
+    with pytest.raises(PartyError, match=r"party 1 raised ValueError: holder data file") as ei:
+        launch_local(_raise_on_rank1, 2, config=PartyConfig(2, timeout_s=20))
+    assert ei.value.ranks == (1,)
+
+
+def _killed_mid_run(ctx):
+    x = ctx.crypten.cryptensor(torch.ones(3), src=0)
+    y = (x + x).get_plain_text()  # one successful exchange first
+    if ctx.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    for _ in range(1000):  # party 0 keeps computing with the dead peer
+        y = (x * x).get_plain_text()
+    return y
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_party_stops_the_others_within_the_timeout() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(PartyError, match=r"party 1 was killed by signal SIGKILL") as ei:
+        launch_local(_killed_mid_run, 2, config=PartyConfig(2, timeout_s=15))
+    assert ei.value.ranks == (1,)
+    assert "party 0 then failed" in str(ei.value)  # the survivor errored out, not hung
+    assert time.monotonic() - t0 < 15 + 30  # timeout plus process start-up; never a hang
+
+
+def _hang_on_rank1(ctx):
+    x = ctx.crypten.cryptensor(torch.ones(3), src=0)
+    if ctx.rank == 1:
+        time.sleep(3600)
+    return x.get_plain_text()
+
+
+@pytest.mark.timeout(90)
+def test_a_hung_party_makes_the_other_time_out() -> None:
+    with pytest.raises(PartyError, match=r"party 1 did not respond") as ei:
+        launch_local(_hang_on_rank1, 2, config=PartyConfig(2, timeout_s=3))
+    assert "party 0 then failed" in str(ei.value) and "Timed out" in str(ei.value)
+
+
+def _ttp_product(ctx):
+    a = ctx.crypten.cryptensor(_secret(0) if ctx.rank == 0 else torch.zeros(SIZE), src=0)
+    b = ctx.crypten.cryptensor(_secret(1) if ctx.rank == 1 else torch.zeros(SIZE), src=1)
+    return ctx.crypten.cfg.mpc.provider, (a * b).get_plain_text()
+
+
+def test_ttp_provider_multiplies_with_a_dealer_process() -> None:
+    out = launch_local(_ttp_product, 2, config=PartyConfig(2, provider="TTP", timeout_s=30))
+    for provider, prod in out:
+        assert provider == "TTP"
+        torch.testing.assert_close(prod, _secret(0) * _secret(1), atol=0.05, rtol=1e-3)
+
+
+_SEPARATE = textwrap.dedent(
+    """
+    import sys, torch
+    from smpc_gym.secure.runtime import PartyConfig, run_party
+
+    def fn(ctx):
+        mine = torch.full((4,), float(ctx.rank + 1))
+        xs = [ctx.crypten.cryptensor(mine, src=r) for r in range(ctx.world_size)]
+        return (xs[0] + xs[1]).get_plain_text().tolist()
+
+    cfg = PartyConfig.from_env(timeout_s=30)
+    print("RESULT", run_party(fn, cfg))
+    """
+)
+
+
+@pytest.mark.timeout(90)
+def test_two_separately_started_processes_rendezvous_over_tcp() -> None:
+    port = free_port()
+    procs = []
+    for rank in (0, 1):
+        env = dict(
+            os.environ,
+            SMPC_RANK=str(rank),
+            SMPC_WORLD_SIZE="2",
+            SMPC_RENDEZVOUS=f"tcp://127.0.0.1:{port}",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _SEPARATE],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=80) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert "RESULT [3.0, 3.0, 3.0, 3.0]" in out
+
+
+def test_config_from_env_and_errors() -> None:
+    cfg = PartyConfig.from_env(
+        {
+            "SMPC_RANK": "1",
+            "SMPC_WORLD_SIZE": "3",
+            "SMPC_RENDEZVOUS": "tcp://10.0.0.1:29500",
+            "SMPC_TIMEOUT": "7.5",
+            "SMPC_PROVIDER": "ttp",
+        }
+    )
+    assert (cfg.rank, cfg.world_size, cfg.rendezvous, cfg.timeout_s, cfg.provider) == (
+        1,
+        3,
+        "tcp://10.0.0.1:29500",
+        7.5,
+        "TTP",
+    )
+    assert PartyConfig.from_env({"SMPC_WORLD_SIZE": "2"}, rank=0).rank == 0
+    with pytest.raises(ValueError, match="SMPC_WORLD_SIZE"):
+        PartyConfig.from_env({})
+    with pytest.raises(ValueError, match=r"SMPC_RANK='x'"):
+        PartyConfig.from_env({"SMPC_RANK": "x", "SMPC_WORLD_SIZE": "2"})
+    with pytest.raises(ValueError, match="provider must be one of"):
+        PartyConfig(2, provider="bogus")
+    with pytest.raises(ValueError, match="at least two parties"):
+        PartyConfig(1)
+    with pytest.raises(ValueError, match="tcp://HOST:PORT"):
+        PartyConfig(2, rendezvous="127.0.0.1:80")
