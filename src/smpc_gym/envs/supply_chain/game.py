@@ -22,12 +22,17 @@ One step (spec ``supply_chain.md``), for each episode ``b``::
             after the final step (t = max_cycles - 1) all leftover stock is discarded.
 
 Waste cost: player 0 pays ``raw_cost`` per wasted unit. Player 1 pays the ``price_0`` it
-paid for the unit, tracked as the moving weighted-average unit cost of its stock
-(``unit_cost_1``): receiving ``x`` units at ``price_0`` sets
-``unit_cost_1 <- (held * unit_cost_1 + x * price_0) / (held + x)``; selling or wasting
-units leaves it unchanged. This is exact whenever the units on hand were all bought at one
-price (e.g. perishable mode, or a constant ``price_0`` once the initial stock is gone);
-player 1's initial stock was not bought in the episode and counts at unit cost 0.
+paid for the unit:
+
+* over-cap waste is valued at this step's ``price_0``: the stock carried over is at most
+  ``storage_cap`` (it was capped last step), so the overflow is always part of the
+  shipment that just arrived — exact;
+* perishable and end-of-episode waste (units from earlier steps) is valued at
+  ``unit_cost_1``, the moving weighted-average price_0 of the units on hand: keeping
+  ``k`` newly arrived units sets ``unit_cost_1 <- (held * unit_cost_1 + k * price_0) /
+  (held + k)``; selling or wasting units leaves it unchanged. This is exact whenever the
+  units on hand were bought at one price (always in perishable mode after step 1);
+  player 1's initial stock was not bought in the episode and counts at unit cost 0.
 
 Normalized cumulative revenue: ``NCR_i = sum_t r_i - sum_t waste_cost_i`` (rewards do
 not include waste costs; agents that want them add them).
@@ -368,20 +373,22 @@ class SupplyChainGame:
         waste_unit_cost_old = np.stack((np.full_like(p0, cfg.raw_cost), self.unit_cost_1), axis=1)
         waste_cost = wasted * waste_unit_cost_old
 
-        # arrivals (one-step lead time) and player 1's moving-average unit cost
-        held1 = held[:, 1]
-        total1 = held1 + shipped
-        with np.errstate(invalid="ignore", divide="ignore"):
-            uc1 = np.where(
-                total1 > 0, (held1 * self.unit_cost_1 + shipped * p0) / total1, self.unit_cost_1
-            )
+        # arrivals (one-step lead time). The stock carried over is <= storage_cap, so any
+        # overflow comes from the units that just arrived: player 1 paid price_0 for them.
         new_stock = held + np.stack((q0, shipped), axis=1)
-        unit_cost_new = np.stack((np.full_like(p0, cfg.raw_cost), uc1), axis=1)
-
         over = np.maximum(new_stock - cfg.storage_cap, 0.0)
         new_stock = new_stock - over
         wasted = wasted + over
-        waste_cost = waste_cost + over * unit_cost_new
+        waste_cost = waste_cost + over * np.stack((np.full_like(p0, cfg.raw_cost), p0), axis=1)
+        # player 1's moving-average unit cost over the units it keeps
+        held1 = held[:, 1]
+        kept1 = shipped - over[:, 1]
+        total1 = held1 + kept1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            uc1 = np.where(
+                total1 > 0, (held1 * self.unit_cost_1 + kept1 * p0) / total1, self.unit_cost_1
+            )
+        unit_cost_new = np.stack((np.full_like(p0, cfg.raw_cost), uc1), axis=1)
 
         t_next = self.t + 1
         truncated = t_next >= cfg.max_cycles
@@ -583,18 +590,18 @@ class ScalarSupplyChainGame:
             w0, w1 = h0, h1
             wc0, wc1 = h0 * cfg.raw_cost, h1 * self.unit_cost_1
             h0 = h1 = 0.0
-        total1 = h1 + shipped
-        uc1 = (h1 * self.unit_cost_1 + shipped * p0) / total1 if total1 > 0 else self.unit_cost_1
-        n0, n1 = h0 + q0, total1
         cap = cfg.storage_cap
-        if n0 > cap:
+        n0, n1 = h0 + q0, h1 + shipped
+        if n0 > cap:  # overflow: units that just arrived (carried stock is <= cap)
             w0 += n0 - cap
             wc0 += (n0 - cap) * cfg.raw_cost
             n0 = cap
         if n1 > cap:
             w1 += n1 - cap
-            wc1 += (n1 - cap) * uc1
+            wc1 += (n1 - cap) * p0
             n1 = cap
+        kept1 = n1 - h1
+        uc1 = (h1 * self.unit_cost_1 + kept1 * p0) / n1 if n1 > 0 else self.unit_cost_1
         t_next = self.t + 1
         truncated = t_next >= cfg.max_cycles
         l0 = l1 = 0.0

@@ -57,9 +57,11 @@ class SupplyChainParallelEnv(ParallelEnv):
     6. Waste: if ``perishable``, the unsold stock on hand (``stock_0 - x_t``,
        ``stock_1 - y_t``) is discarded before the new units arrive; then stock above
        ``storage_cap`` is discarded; after the last step all leftover stock is discarded.
-       Waste cost: player 0 pays ``raw_cost`` per unit; player 1 the ``price_0`` it paid,
-       tracked as the moving weighted-average unit cost of its stock (its initial stock
-       counts at 0: it was not bought in the episode).
+       Waste cost: player 0 pays ``raw_cost`` per unit; player 1 the ``price_0`` it paid
+       for the unit: over-cap waste is always part of the shipment that just arrived
+       (carried stock is <= cap) and costs this step's ``price_0``; perishable and
+       end-of-episode waste costs the moving weighted-average ``price_0`` of the units on
+       hand (player 1's initial stock counts at 0: it was not bought in the episode).
 
     ## Observations (private, per player)
     ``observation_space(agent) = Box(0, 1, (5,), float32)`` (the same object every call);
