@@ -121,7 +121,7 @@ def test_spaces_are_cached_and_shaped():
 
 # --------------------------------------------------------------------------- bad input
 def test_bad_constructor_arguments_are_named():
-    with pytest.raises(TypeError, match="'num_mouse'.*valid ones are: num_mice"):
+    with pytest.raises(TypeError, match="'num_mouse' .did you mean 'num_mice'.*render_mode"):
         greedy_mouse_v0.parallel_env(num_mouse=2)
     with pytest.raises(ValueError, match="num_mice must be >= 1, got 0"):
         greedy_mouse_v0.parallel_env(num_mice=0)
@@ -131,8 +131,12 @@ def test_bad_constructor_arguments_are_named():
         greedy_mouse_v0.parallel_env(render_mode="video")
     with pytest.raises(ValueError, match="cat_speed .* got 1.5"):
         greedy_mouse_v0.parallel_env(cat_speed=1.5)
-    with pytest.raises(TypeError, match="unknown keyword"):
+    with pytest.raises(TypeError, match="unexpected keyword argument.*'bogus'"):
         greedy_mouse_v0.env(bogus=1)
+    with pytest.raises(ValueError, match="min_cat_distance must be >= 1, got 0"):
+        greedy_mouse_v0.parallel_env(min_cat_distance=0)
+    with pytest.raises(TypeError, match="num_cheese must be an int"):
+        greedy_mouse_v0.parallel_env(num_cheese=1.5)
 
 
 def test_too_many_mice_for_the_map(corridor):
@@ -468,7 +472,7 @@ def test_reset_places_entities_on_distinct_cells_far_from_cat():
         assert len({*mice, cat, *cheese}) == 6 + 1 + 3
         ci = world.grid.cell_index
         assert all(world.dist(ci[cat], ci[m]) >= 4 for m in mice)
-        assert all(not infos[a]["eaten"] and infos[a]["step"] == 0 for a in env.agents)
+        assert all(not infos[a]["eaten"] and infos[a]["episode_step"] == 0 for a in env.agents)
 
 
 def test_rgb_render_shows_mice_and_human_close_is_idempotent():
@@ -487,3 +491,15 @@ def test_rgb_render_shows_mice_and_human_close_is_idempotent():
     assert "".join(grid_lines[:11]).count("m") == 2
     assert "".join(grid_lines[:11]).count("c") == 1
     assert grid_lines[11].startswith("step 0")
+
+
+def test_two_mice_eaten_together_respawn_on_distinct_free_cells(room):
+    for seed in range(10):
+        env = greedy_mouse_v0.parallel_env(map=room, num_mice=3, min_cat_distance=1)
+        env.reset(seed=seed)
+        place(env, mice=[(1, 1), (3, 3), (3, 1)], cat=(2, 2), cheeses=[(1, 4)])
+        _, rew, _, _, info = env.step({"mouse_0": SE, "mouse_1": NW, "mouse_2": S})
+        assert info["mouse_0"]["eaten"] and info["mouse_1"]["eaten"]
+        assert rew == {"mouse_0": -101.0, "mouse_1": -101.0, "mouse_2": -1.0}
+        cells = [info[a]["mouse"] for a in env.agents] + [(2, 2), (1, 4)]
+        assert len(set(cells)) == 5  # mice, cat and cheese all on different cells

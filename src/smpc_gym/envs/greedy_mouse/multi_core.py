@@ -48,16 +48,20 @@ rest. So all entities start on distinct cells and every mouse starts at least
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .core import CONFIG_FIELDS, WorldConfig, check_kwargs, local_offsets
 from .maps import GridMap, Topology, load_map
+
+__all__ = ["MultiMouseConfig", "MultiMouseWorld", "StepOutcome", "local_offsets"]
 
 #: Local-observation cell codes.
 EMPTY, WALL, CHEESE, CAT, MOUSE = 0, 1, 2, 3, 4
 #: Channel order of the ``global`` observation (``MOUSE_OTHERS`` only with several mice).
 CH_WALL, CH_MOUSE, CH_CAT, CH_CHEESE, CH_OTHERS = 0, 1, 2, 3, 4
-OBS_MODES = ("local", "global", "features")
 
 
 @dataclass
@@ -74,7 +78,7 @@ class MultiMouseConfig:
         cut_corners: allow diagonal moves between two walls that touch at a corner.
         cat_speed: probability in [0, 1] that the cat moves in a step.
         respawn: eaten mice respawn (True) or leave the game (False).
-        min_cat_distance: minimum BFS distance cat–mouse at reset and respawn, >= 0.
+        min_cat_distance: minimum BFS distance cat–mouse at reset and respawn, >= 1.
         max_cycles: steps after which every remaining mouse is truncated, >= 1.
         step_reward: reward of every live mouse each step.
         cheese_reward: reward for eating a cheese.
@@ -84,7 +88,7 @@ class MultiMouseConfig:
 
     num_mice: int = 2
     num_cheese: int = 1
-    map: str = "classic"
+    map: str | Path = "classic"
     obs_mode: str = "local"
     lookdist: int = 1
     directions: int = 8
@@ -100,53 +104,33 @@ class MultiMouseConfig:
     _grid: GridMap | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_kwargs(cls, **kwargs: object) -> MultiMouseConfig:
-        """Build a config from keyword arguments; unknown names are a ``TypeError``."""
+    def from_kwargs(cls, extra_valid: tuple[str, ...] = (), **kwargs: Any) -> MultiMouseConfig:
+        """Build a validated config from keyword arguments.
+
+        ``extra_valid`` names further arguments the caller accepts (listed in the error).
+
+        Raises:
+            TypeError: for unknown names (listing the valid ones) or wrongly typed values.
+            ValueError: for out-of-range values or more mice/cheeses than the map can hold.
+        """
         valid = [f.name for f in fields(cls) if f.init]
-        unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
-            raise TypeError(
-                f"unknown keyword argument(s) {', '.join(map(repr, unknown))} for the "
-                f"multi-mouse GreedyMouse env; valid ones are: {', '.join(valid)}"
-            )
-        cfg = cls(**kwargs)  # type: ignore[arg-type]
+        unknown = {k: v for k, v in kwargs.items() if k not in valid}
+        check_kwargs("greedy_mouse_v0", unknown, [*valid, *extra_valid])
+        cfg = cls(**kwargs)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         """Check every option; raise ``ValueError``/``TypeError`` naming the bad value."""
-
-        def need_int(name: str, lo: int) -> None:
+        # The options shared with the single env are checked by its own config class,
+        # so both envs accept and reject exactly the same values.
+        WorldConfig(**{name: getattr(self, name) for name in CONFIG_FIELDS})
+        for name, lo in (("num_mice", 1), ("num_cheese", 1), ("max_cycles", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{name} must be an int >= {lo}, got {v!r}")
+                raise TypeError(f"{name} must be an int >= {lo}, got {v!r} ({type(v).__name__})")
             if v < lo:
                 raise ValueError(f"{name} must be >= {lo}, got {v!r}")
-            setattr(self, name, int(v))
-
-        need_int("num_mice", 1)
-        need_int("num_cheese", 1)
-        need_int("lookdist", 1)
-        need_int("min_cat_distance", 0)
-        need_int("max_cycles", 1)
-        if self.obs_mode not in OBS_MODES:
-            raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {self.obs_mode!r}")
-        if self.directions not in (4, 8) or isinstance(self.directions, bool):
-            raise ValueError(f"directions must be 4 or 8, got {self.directions!r}")
-        self.directions = int(self.directions)
-        for name in ("cut_corners", "respawn"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            setattr(self, name, bool(getattr(self, name)))
-        for name in ("cat_speed", "step_reward", "cheese_reward", "eaten_reward", "wall_penalty"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{name} must be a number, got {v!r}")
-            if not np.isfinite(v):
-                raise ValueError(f"{name} must be finite, got {v!r}")
-            setattr(self, name, float(v))
-        if not 0.0 <= self.cat_speed <= 1.0:
-            raise ValueError(f"cat_speed must be in [0, 1], got {self.cat_speed!r}")
         grid = load_map(self.map)
         need = self.num_mice + self.num_cheese + 1
         if need > grid.num_free:
@@ -156,6 +140,13 @@ class MultiMouseConfig:
                 f"num_cheese + 1 (cat) <= {grid.num_free}"
             )
         self._grid = grid
+        # Plain Python types from here on (numpy scalars are accepted as input).
+        for name in ("num_mice", "num_cheese", "max_cycles", "lookdist", "directions"):
+            setattr(self, name, int(getattr(self, name)))
+        self.min_cat_distance = int(self.min_cat_distance)
+        self.cut_corners, self.respawn = bool(self.cut_corners), bool(self.respawn)
+        for name in ("cat_speed", "step_reward", "cheese_reward", "eaten_reward", "wall_penalty"):
+            setattr(self, name, float(getattr(self, name)))
 
     @property
     def grid(self) -> GridMap:
@@ -164,20 +155,6 @@ class MultiMouseConfig:
             self.validate()
         assert self._grid is not None
         return self._grid
-
-
-def local_offsets(lookdist: int) -> list[tuple[int, int]]:
-    """``(d_row, d_col)`` of the local-observation cells, in observation order.
-
-    Row-major over the ``(2*lookdist+1)`` square around the mouse, skipping the mouse's
-    own cell; for ``lookdist=1``: NW, N, NE, W, E, SW, S, SE.
-    """
-    return [
-        (dr, dc)
-        for dr in range(-lookdist, lookdist + 1)
-        for dc in range(-lookdist, lookdist + 1)
-        if (dr, dc) != (0, 0)
-    ]
 
 
 @dataclass
@@ -228,7 +205,8 @@ class MultiMouseWorld:
                 f"distance >= {mcd} (at most {int(self._far_count.max())}); use fewer mice "
                 "or a smaller min_cat_distance"
             )
-        self._far: list[np.ndarray] = [np.flatnonzero(row) for row in far]
+        self._far: list[list[int]] = [np.flatnonzero(row).tolist() for row in far]
+        self._all_cells: list[int] = list(range(n_free))
         self._local_nbrs = self._local_neighbour_table(config.lookdist)
         self._walls8: list[list[int]] = [self.neighbour_walls(s) for s in range(n_free)]
         self.num_mice = config.num_mice
@@ -275,42 +253,58 @@ class MultiMouseWorld:
         return self._dist[a][b]
 
     # ---------------------------------------------------------------- sampling
-    def _draw_cell(self, rng: np.random.Generator, taken: set[int]) -> int:
-        """A free cell not in ``taken``, uniformly (rejection sampling, then exact)."""
-        n = self.num_free
-        for _ in range(32):
-            c = int(rng.integers(n))
+    @staticmethod
+    def _uniform_index(rng: np.random.Generator, m: int) -> int:
+        """A uniform index in ``0 … m-1`` (one ``random()`` draw: cheaper than ``integers``)."""
+        k = int(rng.random() * m)
+        return k if k < m else m - 1
+
+    def _draw_from(self, rng: np.random.Generator, cells: list[int], taken: set[int]) -> int:
+        """A uniform element of ``cells`` not in ``taken`` (-1 if there is none).
+
+        Rejection sampling first (the taken set is small), then an exact draw.
+        """
+        m = len(cells)
+        for _ in range(16):
+            c = cells[self._uniform_index(rng, m)]
             if c not in taken:
                 return c
-        options = [c for c in range(n) if c not in taken]
-        return options[int(rng.integers(len(options)))]
+        options = [c for c in cells if c not in taken]
+        if not options:
+            return -1
+        return options[self._uniform_index(rng, len(options))]
+
+    def _draw_cell(self, rng: np.random.Generator, taken: set[int]) -> int:
+        """A uniform free cell not in ``taken``."""
+        return self._draw_from(rng, self._all_cells, taken)
 
     def _draw_respawn(self, rng: np.random.Generator, taken: set[int]) -> int:
         """A respawn cell: >= min_cat_distance from the cat, not in ``taken``."""
-        far = self._far[self.cat]
-        options = [int(c) for c in far if int(c) not in taken]
-        if not options:  # tiny / crowded map: the farthest free cells not taken
-            d = self._dist[self.cat]
-            rest = [c for c in range(self.num_free) if c != self.cat and c not in taken]
-            if not rest:
-                rest = [c for c in range(self.num_free) if c != self.cat]
-            best = max(d[c] for c in rest)
-            options = [c for c in rest if d[c] == best]
-        return options[int(rng.integers(len(options)))]
+        cell = self._draw_from(rng, self._far[self.cat], taken)
+        if cell >= 0:
+            return cell
+        # Tiny / crowded map: the farthest free cells holding nothing else.
+        d = self._dist[self.cat]
+        rest = [c for c in self._all_cells if c != self.cat and c not in taken]
+        if not rest:
+            rest = [c for c in self._all_cells if c != self.cat]
+        best = max(d[c] for c in rest)
+        options = [c for c in rest if d[c] == best]
+        return options[self._uniform_index(rng, len(options))]
 
     def reset(self, rng: np.random.Generator) -> None:
         """Place the cat, the mice and the cheeses (see the module docstring)."""
         cfg = self.config
         self.cat = int(self._cat_starts[int(rng.integers(self._cat_starts.size))])
         far = self._far[self.cat]
-        picks = rng.choice(far.size, size=cfg.num_mice, replace=False)
-        self.mice = [int(far[int(p)]) for p in picks]
+        picks = rng.choice(len(far), size=cfg.num_mice, replace=False)
+        self.mice = [far[int(p)] for p in picks]
         self.alive = [True] * cfg.num_mice
         taken = set(self.mice)
         taken.add(self.cat)
-        rest = np.array([c for c in range(self.num_free) if c not in taken], dtype=np.intp)
-        picks = rng.choice(rest.size, size=cfg.num_cheese, replace=False)
-        self.cheeses = [int(rest[int(p)]) for p in picks]
+        rest = [c for c in self._all_cells if c not in taken]
+        picks = rng.choice(len(rest), size=cfg.num_cheese, replace=False)
+        self.cheeses = [rest[int(p)] for p in picks]
 
     # ---------------------------------------------------------------- dynamics
     def step(self, actions: list[int], rng: np.random.Generator) -> StepOutcome:
@@ -346,7 +340,7 @@ class MultiMouseWorld:
             on = [i for i in live if mice[i] == cell and not eaten[i]]
             if not on:
                 continue
-            winner = on[0] if len(on) == 1 else on[int(rng.integers(len(on)))]
+            winner = on[0] if len(on) == 1 else on[self._uniform_index(rng, len(on))]
             got[winner] += 1
             rewards[winner] += cfg.cheese_reward
             taken = {mice[i] for i in live}

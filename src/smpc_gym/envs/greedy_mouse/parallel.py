@@ -94,12 +94,15 @@ class GreedyMouseParallelEnv(ParallelEnv):
     episode is over (then call ``reset``).
 
     ## Info (per mouse, after ``reset`` and every ``step``)
-    ``cheese_eaten`` (bool, this step), ``eaten`` (bool), ``hit_wall`` (bool), totals
-    ``total_cheese``, ``total_eaten``, ``total_reward`` (this mouse, this episode),
-    positions as ``(row, col)``: ``mouse`` (its own; where it was eaten once it has
-    left), ``cat``, ``cheese`` (a tuple of all cheese positions, in cheese order),
-    ``mice`` (``{agent: (row, col)}`` of the live mice), plus ``cat_target`` (the agent the
-    cat chased this step, ``None`` if it did not move) and ``step``.
+    The single env's keys — ``mouse``, ``cat``, ``cheese``, ``cheese_eaten``, ``eaten``,
+    ``hit_wall`` (this step; ``False`` on reset), ``episode_step``, and this mouse's
+    episode totals ``total_cheese``, ``total_eaten``, ``total_wall_hits``,
+    ``episode_return`` — with positions as ``(row, col)``: ``mouse`` is this mouse (where
+    it was eaten, once it has left), and **``cheese`` is a tuple of all cheese
+    positions** (in cheese order; one entry with ``num_cheese=1``). Plus ``mice``
+    (``{agent: (row, col)}`` of the live mice) and ``cat_target`` (the agent the cat
+    chased this step, even if a ``cat_speed`` coin kept it in place; ``None`` on reset
+    and when the cat spent the step eating).
 
     ## Arguments
     ``num_mice=2, num_cheese=1, map="classic", obs_mode="local", lookdist=1,
@@ -133,7 +136,7 @@ class GreedyMouseParallelEnv(ParallelEnv):
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
-        self.config = MultiMouseConfig.from_kwargs(**kwargs)
+        self.config = MultiMouseConfig.from_kwargs(extra_valid=("render_mode",), **kwargs)
         self.world = MultiMouseWorld(self.config)
         self.render_mode = render_mode
         self.max_cycles = self.config.max_cycles
@@ -163,8 +166,13 @@ class GreedyMouseParallelEnv(ParallelEnv):
         self._window: Any = None
         self._has_reset = False
         self.num_moves = 0
-        self._totals: list[list[float]] = [[0, 0, 0.0] for _ in range(n)]
+        # Episode totals per mouse: cheese, eaten, wall hits, return.
+        self._totals: tuple[list[int], list[int], list[int], list[float]] = self._zero_totals()
         self._target = -1
+
+    def _zero_totals(self) -> tuple[list[int], list[int], list[int], list[float]]:
+        n = self.config.num_mice
+        return [0] * n, [0] * n, [0] * n, [0.0] * n
 
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Space:
@@ -191,7 +199,7 @@ class GreedyMouseParallelEnv(ParallelEnv):
         self.world.reset(self._rng)
         self.agents = self.possible_agents[:]
         self.num_moves = 0
-        self._totals = [[0, 0, 0.0] for _ in self.possible_agents]
+        self._totals = self._zero_totals()
         self._has_reset = True
         self._target = -1
         n = self.config.num_mice
@@ -229,13 +237,14 @@ class GreedyMouseParallelEnv(ParallelEnv):
         rewards: dict[str, float] = {}
         terms: dict[str, bool] = {}
         truncs: dict[str, bool] = {}
+        t_cheese, t_eaten, t_wall, t_return = self._totals
         for a in agents:
             i = index[a]
             r = out.rewards[i]
-            tot = self._totals[i]
-            tot[0] += out.cheese_eaten[i]
-            tot[1] += out.eaten[i]
-            tot[2] += r
+            t_cheese[i] += out.cheese_eaten[i]
+            t_eaten[i] += out.eaten[i]
+            t_wall[i] += out.hit_wall[i]
+            t_return[i] += r
             rewards[a] = r
             terms[a] = out.eaten[i] and not respawn
             truncs[a] = truncate
@@ -309,26 +318,30 @@ class GreedyMouseParallelEnv(ParallelEnv):
         world = self.world
         rc = world.free_rc
         cat = rc[world.cat]
-        cheese = tuple(rc[k] for k in world.cheeses)
-        mice = {a: rc[world.mice[i]] for i, a in enumerate(self.possible_agents) if world.alive[i]}
+        cheese = tuple([rc[k] for k in world.cheeses])
+        mice_cells, alive = world.mice, world.alive
+        mice = {a: rc[mice_cells[i]] for i, a in enumerate(self.possible_agents) if alive[i]}
         target = self.possible_agents[self._target] if self._target >= 0 else None
+        t_cheese, t_eaten, t_wall, t_return = self._totals
+        step = self.num_moves
+        index = self._index
         infos = {}
         for a in agents:
-            i = self._index[a]
-            tot = self._totals[i]
+            i = index[a]
             infos[a] = {
-                "cheese_eaten": bool(cheese_eaten[i]),
-                "eaten": bool(eaten[i]),
-                "hit_wall": bool(hit_wall[i]),
-                "total_cheese": int(tot[0]),
-                "total_eaten": int(tot[1]),
-                "total_reward": float(tot[2]),
-                "mouse": rc[world.mice[i]],
+                "mouse": rc[mice_cells[i]],
                 "cat": cat,
                 "cheese": cheese,
-                "mice": dict(mice),
+                "mice": mice.copy(),
+                "cheese_eaten": cheese_eaten[i] > 0,
+                "eaten": eaten[i],
+                "hit_wall": hit_wall[i],
+                "episode_step": step,
+                "total_cheese": t_cheese[i],
+                "total_eaten": t_eaten[i],
+                "total_wall_hits": t_wall[i],
+                "episode_return": t_return[i],
                 "cat_target": target,
-                "step": self.num_moves,
             }
         return infos
 
@@ -344,9 +357,10 @@ class GreedyMouseParallelEnv(ParallelEnv):
         rc = world.free_rc
         mice = [rc[world.mice[i]] for i in range(world.num_mice) if world.alive[i]]
         cheeses = [rc[k] for k in world.cheeses]
+        t_cheese, t_eaten = self._totals[0], self._totals[1]
         status = " ".join(
-            f"{i}:{int(t[0])}/{int(t[1])}" + ("" if world.alive[i] else "x")
-            for i, t in enumerate(self._totals)
+            f"{i}:{t_cheese[i]}/{t_eaten[i]}" + ("" if world.alive[i] else "x")
+            for i in range(world.num_mice)
         )
         lines = [f"step {self.num_moves}  cheese/eaten {status}"]
         return mice, cheeses, lines
