@@ -63,6 +63,14 @@ OBS_FEATURES: tuple[tuple[str, ...], tuple[str, ...]] = (
 OBS_DIM = 5
 
 
+def _pair(a: np.ndarray | float, b: np.ndarray | float, n: int) -> np.ndarray:
+    """``(n, 2)`` array with columns ``a`` and ``b`` (cheaper than ``np.stack`` at small n)."""
+    out = np.empty((n, 2))
+    out[:, 0] = a
+    out[:, 1] = b
+    return out
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
@@ -361,34 +369,39 @@ class SupplyChainGame:
         shipped = np.minimum(q1, s0)
         sold = np.minimum(demand, s1)
 
-        revenue = np.stack((p0 * shipped, p1 * sold), axis=1)
-        cost = np.stack((cfg.raw_cost * q0, p0 * shipped), axis=1)
+        n = self.batch_size
+        raw = cfg.raw_cost
+        revenue = _pair(p0 * shipped, p1 * sold, n)
+        cost = _pair(raw * q0, p0 * shipped, n)
         reward = revenue - cost
 
-        held = np.stack((s0 - shipped, s1 - sold), axis=1)  # unsold old stock
-        wasted = np.zeros_like(held)
+        held = _pair(s0 - shipped, s1 - sold, n)  # unsold old stock
         if cfg.perishable:
-            wasted += held
+            wasted = held
+            waste_cost = _pair(raw * held[:, 0], self.unit_cost_1 * held[:, 1], n)
             held = np.zeros_like(held)
-        waste_unit_cost_old = np.stack((np.full_like(p0, cfg.raw_cost), self.unit_cost_1), axis=1)
-        waste_cost = wasted * waste_unit_cost_old
+        else:
+            wasted = np.zeros_like(held)
+            waste_cost = np.zeros_like(held)
 
         # arrivals (one-step lead time). The stock carried over is <= storage_cap, so any
         # overflow comes from the units that just arrived: player 1 paid price_0 for them.
-        new_stock = held + np.stack((q0, shipped), axis=1)
+        new_stock = held + _pair(q0, shipped, n)
         over = np.maximum(new_stock - cfg.storage_cap, 0.0)
         new_stock = new_stock - over
         wasted = wasted + over
-        waste_cost = waste_cost + over * np.stack((np.full_like(p0, cfg.raw_cost), p0), axis=1)
+        waste_cost = waste_cost + over * _pair(raw, p0, n)
         # player 1's moving-average unit cost over the units it keeps
         held1 = held[:, 1]
         kept1 = shipped - over[:, 1]
         total1 = held1 + kept1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            uc1 = np.where(
-                total1 > 0, (held1 * self.unit_cost_1 + kept1 * p0) / total1, self.unit_cost_1
-            )
-        unit_cost_new = np.stack((np.full_like(p0, cfg.raw_cost), uc1), axis=1)
+        uc1 = np.divide(
+            held1 * self.unit_cost_1 + kept1 * p0,
+            total1,
+            out=self.unit_cost_1.copy(),
+            where=total1 > 0,
+        )
+        unit_cost_new = _pair(raw, uc1, n)
 
         t_next = self.t + 1
         truncated = t_next >= cfg.max_cycles
@@ -414,7 +427,7 @@ class SupplyChainGame:
             demand=demand,
             shipped=shipped,
             sold=sold,
-            unmet_demand=np.stack((q1 - shipped, demand - sold), axis=1),
+            unmet_demand=_pair(q1 - shipped, demand - sold, n),
             revenue=revenue,
             cost=cost,
             reward=reward,

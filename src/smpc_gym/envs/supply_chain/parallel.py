@@ -208,7 +208,8 @@ class SupplyChainParallelEnv(ParallelEnv):
         g = self.game
         res = g.step(actions["player_0"], actions["player_1"], self.np_random)
         self.last_step = res
-        self.history.append(res)
+        if self.render_mode in ("rgb_array", "human"):
+            self.history.append(res)  # only the dashboard's chart needs the history
         received = (g.last_quantity[0], res.shipped)
         sold = (res.shipped, res.sold)
         infos: dict[str, dict[str, Any]] = {}
