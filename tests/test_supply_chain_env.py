@@ -17,6 +17,7 @@ from smpc_gym.envs.supply_chain.game import SupplyChainConfig, SupplyChainGame
 from smpc_gym.envs.supply_chain.policies import (
     MyopicPolicy,
     UniformRandomPolicy,
+    evaluate_batched,
     myopic_action,
 )
 
@@ -123,6 +124,37 @@ def test_myopic_benchmark_through_the_env():
     se = means.std(axis=0, ddof=1) / np.sqrt(len(means))
     assert abs(means[:, 0].mean() - 47.1875) <= 4 * se[0]
     assert 22.6875 - 4 * se[1] <= means[:, 1].mean() <= 23.4375 + 4 * se[1]
+
+
+def test_evaluate_batched_myopic_and_random_baselines():
+    myopic = evaluate_batched([MyopicPolicy(0), MyopicPolicy(1)], episodes=2000, seed=1)
+    assert abs(myopic["reward_per_step_0"] - 47.1875) <= 4 * myopic["reward_per_step_se_0"]
+    se1 = myopic["reward_per_step_se_1"]
+    assert 22.6875 - 4 * se1 <= myopic["reward_per_step_1"] <= 23.4375 + 4 * se1
+    # player 0's NCR: 40 * 47.1875 minus its waste cost (leftover max(5, stock_0), E = 6.25)
+    assert myopic["ncr_0"] == pytest.approx(1887.5 - 0.5 * 6.25, abs=1.0)
+    rand = evaluate_batched(
+        [UniformRandomPolicy(i, np.random.default_rng(i)) for i in range(2)], episodes=2000
+    )
+    # the myopic prices are near the joint optimum; random play wastes far more
+    for i in range(2):
+        assert myopic[f"ncr_{i}"] > rand[f"ncr_{i}"] + 100
+        assert myopic[f"waste_{i}"] < rand[f"waste_{i}"]
+
+
+def test_uniform_random_policy_is_seeded_and_in_bounds():
+    cfg = SupplyChainConfig(p_max=(4.0, 6.0), q_max=3.0)
+    a = UniformRandomPolicy("player_1", np.random.default_rng(3), cfg)
+    b = UniformRandomPolicy("player_1", np.random.default_rng(3), cfg)
+    obs = np.zeros((500, 5), np.float32)
+    acts = a(obs)
+    np.testing.assert_array_equal(acts, b(obs))
+    assert acts.shape == (500, 2) and acts.dtype == np.float32
+    assert acts.min() >= 0 and acts[:, 0].max() <= 6.0 and acts[:, 1].max() <= 3.0
+    assert acts[:, 0].max() > 5.0  # uses the whole range
+    assert a(np.zeros(5)).shape == (2,)
+    with pytest.raises(ValueError, match="player_7"):
+        UniformRandomPolicy("player_7", np.random.default_rng(0))
 
 
 # ---------------------------------------------------------------- privacy hygiene

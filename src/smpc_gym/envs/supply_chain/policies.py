@@ -4,7 +4,9 @@
 * :class:`MyopicPolicy` / :func:`myopic_action` — the myopic pricing benchmark:
   ``price_0 = 10, price_1 = 15``, both players order 5 units every step.
 
-Both accept one observation ``(5,)`` or a batch ``(B, 5)`` and return ``(2,)`` or
+* :func:`evaluate_batched` — many episodes of a policy pair at once on the batched game.
+
+Both policies accept one observation ``(5,)`` or a batch ``(B, 5)`` and return ``(2,)`` or
 ``(B, 2)`` float32 actions ``(price, quantity)``.
 
 Myopic benchmark: expected per-step rewards (default parameters)
@@ -44,9 +46,11 @@ Why the realized 40-step means differ (``tests/test_supply_chain_env.py`` checks
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
-from smpc_gym.envs.supply_chain.game import PLAYER_NAMES, SupplyChainConfig
+from smpc_gym.envs.supply_chain.game import PLAYER_NAMES, SupplyChainConfig, SupplyChainGame
 
 #: The myopic benchmark's action ``(price, quantity)`` per player.
 MYOPIC_ACTIONS: dict[str, tuple[float, float]] = {
@@ -116,3 +120,43 @@ class UniformRandomPolicy:
         obs = np.asarray(obs)
         shape = (2,) if obs.ndim == 1 else (obs.shape[0], 2)
         return (self.rng.uniform(0.0, 1.0, size=shape) * self.high).astype(np.float32)
+
+
+def evaluate_batched(
+    policies: Sequence[Callable[[np.ndarray], np.ndarray]],
+    episodes: int = 4000,
+    seed: int = 0,
+    config: SupplyChainConfig | None = None,
+) -> dict[str, float]:
+    """Run ``episodes`` full episodes at once on the batched game and summarize them.
+
+    ``policies[i]`` maps player i's observations ``(B, 5)`` to actions ``(B, 2)``.
+    Returns per player i (suffix ``_0`` / ``_1``): ``reward_per_step`` (mean over episodes
+    of the per-step mean reward) and its standard error ``reward_per_step_se``, ``ncr``
+    (mean normalized cumulative revenue), ``waste`` (mean wasted units per episode),
+    ``unmet_demand`` (mean per episode).
+    """
+    cfg = config if config is not None else SupplyChainConfig()
+    game = SupplyChainGame(cfg, batch_size=episodes)
+    rng = np.random.default_rng(seed)
+    game.reset(rng)
+    total = np.zeros((episodes, 2))
+    unmet = np.zeros((episodes, 2))
+    result = None
+    for _ in range(cfg.max_cycles):
+        obs = game.observations()
+        actions = np.stack([policies[i](obs[:, i]) for i in range(2)], axis=1)
+        result = game.step(actions, rng)
+        total += result.reward
+        unmet += result.unmet_demand
+    assert result is not None
+    per_step = total / cfg.max_cycles
+    se = per_step.std(axis=0, ddof=1) / np.sqrt(episodes) if episodes > 1 else np.zeros(2)
+    out: dict[str, float] = {}
+    for i in range(2):
+        out[f"reward_per_step_{i}"] = float(per_step[:, i].mean())
+        out[f"reward_per_step_se_{i}"] = float(se[i])
+        out[f"ncr_{i}"] = float(result.ncr[:, i].mean())
+        out[f"waste_{i}"] = float(game.cum_waste[:, i].mean())
+        out[f"unmet_demand_{i}"] = float(unmet[:, i].mean())
+    return out
