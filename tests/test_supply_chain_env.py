@@ -450,3 +450,20 @@ def test_presets_file_builds_valid_envs():
         env = supply_chain_v0.parallel_env(**params)
         env.reset(seed=0)
         env.step({a: myopic_action(a) for a in AGENTS})
+
+
+def test_pygame_not_imported_without_pixel_rendering():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from smpc_gym import supply_chain_v0\n"
+        "e = supply_chain_v0.parallel_env(render_mode='ansi')\n"
+        "e.reset(seed=0)\n"
+        "e.step({a: e.action_space(a).sample() for a in e.agents})\n"
+        "e.render()\n"
+        "print('pygame' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -368,3 +368,38 @@ def test_measure_throughput_reports_episode_steps():
     out = measure_throughput(batch_size=8, steps=50, seed=0)
     assert out["episode_steps_per_s"] == pytest.approx(out["batch_steps_per_s"] * 8)
     assert out["steps"] == 50 and out["seconds"] > 0
+
+
+# ---------------------------------------------------------------- layering
+def _imported_modules(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_pure_modules_import_only_numpy_and_stdlib():
+    import sys
+    from pathlib import Path
+
+    import smpc_gym.envs.supply_chain as pkg
+
+    root = Path(pkg.__file__).parent
+    allowed = set(sys.stdlib_module_names) | {"numpy", "smpc_gym", "__future__"}
+    for name in ("game.py", "policies.py", "__init__.py"):
+        assert _imported_modules(root / name) <= allowed, name
+    # pygame only inside rendering code, and there only lazily (not at module level)
+    for name in ("game.py", "policies.py", "parallel.py", "__init__.py"):
+        assert "pygame" not in _imported_modules(root / name), name
+    import ast
+
+    top = ast.parse((root / "render.py").read_text()).body
+    assert not any(
+        isinstance(n, (ast.Import, ast.ImportFrom)) and "pygame" in ast.unparse(n) for n in top
+    )

@@ -105,7 +105,7 @@ class SupplyChainParallelEnv(ParallelEnv):
     * v0: initial version.
     """
 
-    metadata = {
+    metadata: dict[str, Any] = {
         "name": "supply_chain_v0",
         "render_modes": ["human", "rgb_array", "ansi"],
         "render_fps": 4,

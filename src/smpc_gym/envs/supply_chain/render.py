@@ -101,14 +101,13 @@ class Dashboard:
         self.font = pygame.font.Font(None, 24)
         self.small = pygame.font.Font(None, 20)
         self.big = pygame.font.Font(None, 30)
+        self.window: Any = None
+        self.clock: Any = None
         if render_mode == "human":
             pygame.display.init()
             pygame.display.set_caption("SupplyChain-v0")
             self.window = pygame.display.set_mode((self.width, self.height))
             self.clock = pygame.time.Clock()
-        else:
-            self.window = None
-            self.clock = None
         self.surface = pygame.Surface((self.width, self.height))
 
     # ------------------------------------------------------------- helpers
