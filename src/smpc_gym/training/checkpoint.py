@@ -55,10 +55,10 @@ _TORCH_DTYPES = {
 def _encode(obj: Any) -> Any:
     """Make ``obj`` loadable with ``weights_only=True`` (numpy → tagged dicts)."""
     if isinstance(obj, np.ndarray):
-        arr = np.ascontiguousarray(obj)
+        arr = np.array(obj, copy=True, order="C")  # (ascontiguousarray would make 0-d 1-d)
         data: Any
         if arr.dtype in _TORCH_DTYPES:
-            data = torch.from_numpy(arr.copy())
+            data = torch.from_numpy(arr)
         elif arr.dtype.kind in "biufc":
             data = arr.tobytes()
         else:

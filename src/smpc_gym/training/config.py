@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,9 @@ DEFAULT_STEPS = 100_000
 #: Episode length used to turn ``--episodes`` into env steps, per env:
 #: (env kwarg that sets it, its default).
 EPISODE_LENGTH = {"greedy_mouse": ("max_episode_steps", 1000), "supply_chain": ("max_cycles", 40)}
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 
 
 class ConfigError(ValueError):
@@ -182,6 +186,8 @@ def parse_sets(items: Sequence[str]) -> list[tuple[str, Any]]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         out.append((key, value))
     return out
 

@@ -1,0 +1,243 @@
+"""train.py's command line: clear one-line errors (exit 2), --set validation, presets,
+and the plot / eval subcommands on a tiny run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smpc_gym.training.cli import main
+from smpc_gym.training.config import ConfigError, coerce, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "env.max_episode_steps=50", "--set", "log_every=50", "--eval-episodes", "2"]
+
+
+def _error(capsys, argv: list[str]) -> str:
+    """Run the CLI expecting a bad-input failure; return its one error line."""
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("train.py: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        (["--algo", "nope", "--env", "greedy_mouse"], ["unknown algorithm 'nope'", "tabular_q"]),
+        (["--algo", "random", "--env", "nowhere"], ["unknown env 'nowhere'", "supply_chain"]),
+        (
+            ["--algo", "tabular_q", "--env", "supply_chain"],
+            ["does not support env 'supply_chain'", "greedy_mouse"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "bogus=1"],
+            ["unknown", "'bogus'", "log_every"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "log_every=abc"],
+            ["log_every", "'abc'", "int"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "log_every=1.5"],
+            ["log_every", "1.5", "int"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "env.speed=2"],
+            ["unknown greedy_mouse env kwarg 'speed'", "cat_speed"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "env.respawn=maybe"],
+            ["env.respawn", "'maybe'", "bool"],
+        ),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--set", "env.map=no_such_map"],
+            ["no_such_map"],
+        ),
+        (
+            ["--algo", "random", "--env", "supply_chain", "--set", "env_preset=arctic"],
+            ["unknown supply_chain preset", "perishable"],
+        ),
+        (["--algo", "random", "--env", "greedy_mouse", "--set", "novalue"], ["key=value"]),
+        (["--algo", "random", "--env", "greedy_mouse", "--steps", "0"], ["steps", "positive"]),
+        (["--algo", "random", "--env", "greedy_mouse", "--steps", "ten"], ["--steps", "ten"]),
+        (["--env", "greedy_mouse"], ["--algo and --env are required"]),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--steps", "5", "--episodes", "1"],
+            ["not allowed with"],
+        ),
+        (["--algo", "random", "--env", "greedy_mouse", "--rendezvous", "h:1"], ["tcp://"]),
+        (["plot", "/nonexistent/run"], ["not a run folder"]),
+        (["eval", "/nonexistent/run"], ["not a run folder"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, expect) -> None:
+    argv = [*argv, "--out", str(tmp_path / "run")] if argv[0] not in ("plot", "eval") else argv
+    err = _error(capsys, argv)
+    for fragment in expect:
+        assert fragment in err, err
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_module_and_train_py_exit_2_without_traceback(tmp_path, monkeypatch, capsys) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "smpc_gym", "--algo", "nope", "--env", "greedy_mouse"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unknown algorithm 'nope'" in proc.stderr
+    # train.py is the same CLI (run in-process to save a second interpreter start).
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "--algo", "nope", "--env", "greedy_mouse"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    assert exc.value.code == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
+def test_set_values_are_parsed_and_typed() -> None:
+    run = resolve(
+        "random",
+        "supply_chain",
+        sets=["log_every=1e3", "env.p_max=[5, 9]", "env.perishable=true", "env.q_max=7"],
+        steps=100,
+    )
+    assert run.config["log_every"] == 1000 and isinstance(run.config["log_every"], int)
+    assert run.env_kwargs["p_max"] == (5.0, 9.0)
+    assert run.env_kwargs["perishable"] is True
+    assert run.env_kwargs["q_max"] == 7.0 and isinstance(run.env_kwargs["q_max"], float)
+    assert run.config["env"] == "supply_chain"  # filled from --env
+
+
+def test_presets_layer_in_order() -> None:
+    # envs/supply_chain.yaml 'perishable' preset, then --set env.* wins over it.
+    run = resolve("random", "supply_chain", sets=["env_preset=perishable"], steps=10)
+    assert run.env_preset == "perishable" and run.env_kwargs["perishable"] is True
+    run = resolve(
+        "random", "supply_chain", sets=["env_preset=perishable", "env.perishable=false"], steps=10
+    )
+    assert run.env_kwargs["perishable"] is False
+    # agents/heuristic.yaml sets obs_mode=global for greedy_mouse and a default length.
+    run = resolve("heuristic", "greedy_mouse")
+    assert run.env_kwargs["obs_mode"] == "global"
+    assert run.steps == 20000
+    # --episodes uses the env's episode length.
+    assert resolve("random", "supply_chain", episodes=3).steps == 3 * 40
+    assert (
+        resolve("random", "greedy_mouse", sets=["env.max_episode_steps=30"], episodes=2).steps == 60
+    )
+
+
+def test_bad_preset_file_names_the_file(tmp_path) -> None:
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("greedy_mouse:\n  config: {log_evry: 5}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml.*log_evry.*valid"):
+        resolve("random", "greedy_mouse", config_path=bad)
+    bad.write_text("greedy_mouse:\n  stepz: 5\n")
+    with pytest.raises(ConfigError, match="stepz"):
+        resolve("random", "greedy_mouse", config_path=bad)
+
+
+def test_coerce_checks_types() -> None:
+    assert coerce([1, 2], tuple[float, float], "x") == (1.0, 2.0)
+    assert coerce(None, int | None, "x") is None
+    assert coerce(3, int | None, "x") == 3
+    with pytest.raises(ConfigError, match="x: bad value"):
+        coerce([1, 2, 3], tuple[float, float], "x")
+    with pytest.raises(ConfigError):
+        coerce(True, int, "x")  # a bool is not an int here
+    with pytest.raises(ConfigError):
+        coerce("a", float, "x")
+
+
+def test_existing_run_needs_resume_or_overwrite(capsys, tmp_path) -> None:
+    out = tmp_path / "run"
+    argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", "50", "--quiet", "--out"]
+    assert main([*argv, str(out), *TINY]) == 0
+    err = _error(capsys, [*argv, str(out), *TINY])
+    assert "--resume" in err and "--overwrite" in err
+    assert main([*argv, str(out), *TINY, "--overwrite"]) == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    runs = []
+    for algo in ("random", "heuristic"):
+        out = root / algo
+        code = main(
+            ["--algo", algo, "--env", "greedy_mouse", "--steps", "200", "--quiet"]
+            + ["--out", str(out), "--checkpoint-every", "100", *TINY]
+        )
+        assert code == 0
+        runs.append(out)
+    return runs[0], runs[1]
+
+
+def test_run_folder_contents(tiny_runs) -> None:
+    run = tiny_runs[0]
+    for name in ("config.yaml", "metrics.csv", "model.pt", "eval.json"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "ckpt-000000000100.pt",
+        "ckpt-000000000200.pt",
+    ]
+    assert any((run / "tb").iterdir())
+    result = json.loads((run / "eval.json").read_text())
+    assert result["episodes"] == 2 and result["seeds"] == [10000, 10001]
+    assert result["mean_episode_steps"] == 50
+
+
+def test_plot_subcommand_writes_png(capsys, tiny_runs, tmp_path) -> None:
+    out = tmp_path / "curves.png"
+    code = main(["plot", *map(str, tiny_runs), "--out", str(out), "--smooth", "2"])
+    assert code == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    err = _error(capsys, ["plot", str(tiny_runs[0]), "--metric", "nope", "--out", str(out)])
+    assert "episode_return" in err  # lists the metrics it has
+
+
+def test_eval_subcommand(capsys, tiny_runs) -> None:
+    code = main(["eval", str(tiny_runs[1]), "--episodes", "2", "--json", "--normalized"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["algo"] == "heuristic" and result["episodes"] == 2
+    assert "normalized_score" in result
+    # the human-readable table
+    assert main(["eval", str(tiny_runs[0]), "--episodes", "1"]) == 0
+    assert "cheese_per_1000_steps" in capsys.readouterr().out
+
+
+def test_eval_render_replays_headless(tiny_runs, monkeypatch) -> None:
+    # SDL_VIDEODRIVER=dummy (conftest): the pygame window path runs without a display.
+    from smpc_gym.envs.greedy_mouse.env import GreedyMouseEnv
+
+    monkeypatch.setitem(GreedyMouseEnv.metadata, "render_fps", 1000)  # no 8 fps wait
+    assert main(["eval", str(tiny_runs[1]), "--episodes", "1", "--render", "--json"]) == 0
+
+
+def test_launch_flags_reach_the_algorithm(tmp_path) -> None:
+    from smpc_gym.training.run import load_run
+
+    out = tmp_path / "r"
+    argv = ["--algo", "random", "--env", "supply_chain", "--steps", "40", "--quiet"]
+    argv += ["--out", str(out), "--eval-episodes", "1", "--rank", "1", "--world-size", "2"]
+    argv += ["--rendezvous", "tcp://127.0.0.1:29500"]
+    assert main(argv) == 0
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["launch"] == {"rank": 1, "world_size": 2, "rendezvous": "tcp://127.0.0.1:29500"}
+    assert load_run(out).env_steps == 40
