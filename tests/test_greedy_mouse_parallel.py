@@ -579,3 +579,15 @@ def test_one_mouse_matches_the_single_env_trajectory(kwargs):
             sync()
             same_obs(multi.unwrapped._observations(["mouse_0"])["mouse_0"], s_obs)
     assert all(v > 0 for v in events.values()), events  # every rule was exercised
+
+
+def test_actions_for_agents_that_left_are_rejected(corridor):
+    env = greedy_mouse_v0.parallel_env(map=corridor, num_mice=2, min_cat_distance=1, respawn=False)
+    env.reset(seed=0)
+    place(env, mice=[(1, 2), (1, 6)], cat=(1, 3), cheeses=[(1, 7)])
+    env.step({"mouse_0": E, "mouse_1": N})  # mouse_0 walks onto the cat and leaves
+    assert env.agents == ["mouse_1"]
+    with pytest.raises(ValueError, match="agent that is no longer live 'mouse_0'"):
+        env.step({"mouse_0": N, "mouse_1": N})
+    with pytest.raises(TypeError, match="'mouse_1' must be an integer.*True"):
+        env.step({"mouse_1": True})

@@ -122,7 +122,7 @@ class GreedyMouseParallelEnv(ParallelEnv):
     * v0: initial version.
     """
 
-    metadata = {
+    metadata: dict[str, Any] = {
         "name": "greedy_mouse_v0",
         "render_modes": ["human", "rgb_array", "ansi"],
         "render_fps": 8,
@@ -261,40 +261,49 @@ class GreedyMouseParallelEnv(ParallelEnv):
                 f"actions must be a dict {{agent: action}} for the agents {self.agents}, "
                 f"got {type(actions).__name__}"
             )
+        agents = self.agents
         act = [0] * self.config.num_mice
         n_act = self._n_actions
-        if len(actions) != len(self.agents) or any(a not in actions for a in self.agents):
-            missing = [a for a in self.agents if a not in actions]
-            if missing:
+        index = self._index
+        for a in agents:
+            try:
+                v = actions[a]
+            except KeyError:
+                missing = [b for b in agents if b not in actions]
                 raise ValueError(
                     f"missing action for agent(s) {missing}; step() needs one action for "
-                    f"each live agent {self.agents}"
-                )
-        for a, v in actions.items():
-            i = self._index.get(a)
-            if i is None or a not in self.agents:
-                what = "unknown agent" if i is None else "agent that is no longer live"
-                raise ValueError(f"action given for {what} {a!r}; live agents are {self.agents}")
-            if type(v) is not int:
-                if (isinstance(v, np.ndarray) and v.shape == ()) or isinstance(v, np.integer):
-                    if not np.issubdtype(np.asarray(v).dtype, np.integer):
-                        raise TypeError(
-                            f"action for {a!r} must be an integer in [0, {n_act}), got {v!r} "
-                            f"of dtype {np.asarray(v).dtype}"
-                        )
-                    v = int(v)
-                else:
-                    raise TypeError(
-                        f"action for {a!r} must be an integer in [0, {n_act}), got {v!r} "
-                        f"({type(v).__name__})"
-                    )
-            if not 0 <= v < n_act:
-                raise ValueError(
-                    f"action for {a!r} must be in [0, {n_act}) (directions="
-                    f"{self.config.directions}), got {v}"
-                )
-            act[i] = v
+                    f"each live agent {agents}"
+                ) from None
+            if type(v) is not int or not 0 <= v < n_act:
+                v = self._check_action(a, v)
+            act[index[a]] = v
+        if len(actions) != len(agents):
+            extra = [b for b in actions if b not in agents]
+            what = "unknown agent" if extra[0] not in index else "agent that is no longer live"
+            raise ValueError(f"action given for {what} {extra[0]!r}; live agents are {agents}")
         return act
+
+    def _check_action(self, agent: str, v: Any) -> int:
+        n_act = self._n_actions
+        if type(v) is not int:
+            if (isinstance(v, np.ndarray) and v.shape == ()) or isinstance(v, np.integer):
+                if not np.issubdtype(np.asarray(v).dtype, np.integer):
+                    raise TypeError(
+                        f"action for {agent!r} must be an integer in [0, {n_act}), got {v!r} "
+                        f"of dtype {np.asarray(v).dtype}"
+                    )
+                v = int(v)
+            else:
+                raise TypeError(
+                    f"action for {agent!r} must be an integer in [0, {n_act}), got {v!r} "
+                    f"({type(v).__name__})"
+                )
+        if not 0 <= v < n_act:
+            raise ValueError(
+                f"action for {agent!r} must be in [0, {n_act}) (directions="
+                f"{self.config.directions}), got {v}"
+            )
+        return v
 
     # ------------------------------------------------------------------ obs / info
     def _observations(self, agents: list[str]) -> dict[str, Any]:
@@ -355,14 +364,17 @@ class GreedyMouseParallelEnv(ParallelEnv):
     def _scene(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[str]]:
         world = self.world
         rc = world.free_rc
-        mice = [rc[world.mice[i]] for i in range(world.num_mice) if world.alive[i]]
+        live = [i for i in range(world.num_mice) if world.alive[i]]
+        mice = [rc[world.mice[i]] for i in live]
         cheeses = [rc[k] for k in world.cheeses]
         t_cheese, t_eaten = self._totals[0], self._totals[1]
-        status = " ".join(
-            f"{i}:{t_cheese[i]}/{t_eaten[i]}" + ("" if world.alive[i] else "x")
-            for i in range(world.num_mice)
-        )
-        lines = [f"step {self.num_moves}  cheese/eaten {status}"]
+        lines = [
+            f"step {self.num_moves}   cheese: {' '.join(map(str, t_cheese))}",
+            f"eaten: {' '.join(map(str, t_eaten))}",
+        ]
+        if len(live) < world.num_mice:
+            # The renderer numbers the mice it is given 0, 1, …: say which ones they are.
+            lines[1] += f"   on board: {','.join(map(str, live))}"
         return mice, cheeses, lines
 
     def render(self) -> np.ndarray | str | None:
