@@ -467,3 +467,15 @@ def test_pygame_not_imported_without_pixel_rendering():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_config_object_and_reset_option_validation():
+    cfg = SupplyChainConfig(q_max=7.0)
+    env = supply_chain_v0.parallel_env(config=cfg)
+    assert env.config is cfg and env.action_space("player_1").high[1] == 7.0
+    with pytest.raises(ValueError, match="either config= or parameters"):
+        supply_chain_v0.parallel_env(config=cfg, q_max=3.0)
+    with pytest.raises(ValueError, match="initial_stock"):
+        env.reset(seed=0, options={"initial_stock": (5.0, 25.0)})  # above storage_cap 20
+    obs, _ = env.reset(seed=0, options={"initial_stock": (5.0, 10.0)})
+    assert obs["player_0"][0] == pytest.approx(5 / 20) and obs["player_1"][0] == 0.5
