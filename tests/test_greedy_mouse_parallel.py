@@ -591,3 +591,30 @@ def test_actions_for_agents_that_left_are_rejected(corridor):
         env.step({"mouse_0": N, "mouse_1": N})
     with pytest.raises(TypeError, match="'mouse_1' must be an integer.*True"):
         env.step({"mouse_1": True})
+
+
+def test_aec_env_plays_the_same_game_as_the_parallel_env():
+    kwargs = {"num_mice": 3, "respawn": False, "step_reward": 0.0, "max_cycles": 300}
+    par = greedy_mouse_v0.parallel_env(**kwargs)
+    aec = greedy_mouse_v0.env(**kwargs)
+    par.reset(seed=5)
+    aec.reset(seed=5)
+    rng = np.random.default_rng(1)
+    n_terminated = 0
+    while par.agents:
+        acts = {a: int(rng.integers(8)) for a in par.agents}
+        while aec.agents and (
+            aec.terminations[aec.agent_selection] or aec.truncations[aec.agent_selection]
+        ):
+            aec.step(None)  # AEC convention: agents that are done step once with None
+        assert sorted(aec.agents) == sorted(par.agents)
+        for _ in range(len(par.agents)):
+            aec.step(acts[aec.agent_selection])
+        obs, rew, term, trunc, _ = par.step(acts)
+        n_terminated += sum(term.values())
+        for a in rew:
+            assert aec.rewards[a] == rew[a]
+            assert aec.terminations[a] == term[a] and aec.truncations[a] == trunc[a]
+            np.testing.assert_array_equal(aec.observe(a), obs[a])
+        np.testing.assert_array_equal(aec.state(), par.state())
+    assert n_terminated >= 1

@@ -160,6 +160,9 @@ class GreedyMouseParallelEnv(ParallelEnv):
         self._act_spaces = {
             a: spaces.Discrete(self.config.directions) for a in self.possible_agents
         }
+        # The dict attributes some wrappers read; same objects as the methods return.
+        self.observation_spaces = self._obs_spaces
+        self.action_spaces = self._act_spaces
         self.state_space = spaces.Box(0, 1, (3 + n, h, w), np.uint8)
         self._n_actions = self.config.directions
         self._rng: np.random.Generator | None = None
