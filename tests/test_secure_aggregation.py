@@ -1,0 +1,113 @@
+"""Secure aggregation across real holder processes reveals only the aggregate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smpc_gym.federated.secure_agg import (
+    COORDINATOR,
+    plaintext_allreduce_mean,
+    plaintext_mean,
+    secure_mean,
+    secure_sum,
+    secure_weighted_mean,
+)
+from smpc_gym.secure.runtime import PartyConfig, launch_local
+
+D = 257
+
+
+def _update(rank: int) -> torch.Tensor:
+    """Holder ``rank``'s private update (created only in that holder's process)."""
+    g = torch.Generator().manual_seed(77 + rank)
+    return torch.randn(D, generator=g, dtype=torch.float64) * (rank + 1)
+
+
+def _weight(rank: int) -> float:
+    return float(10 * rank + 3)
+
+
+def _record_received(ctx) -> list[torch.Tensor]:
+    """Wrap CrypTen's communicator so every tensor this party receives is recorded."""
+    received: list[torch.Tensor] = []
+    comm = ctx.comm
+    for name in ("recv", "broadcast", "all_reduce", "reduce", "gather", "all_gather", "scatter"):
+        orig = getattr(comm, name)
+
+        def wrapped(*a, _orig=orig, **kw):
+            out = _orig(*a, **kw)
+            for t in out if isinstance(out, list) else [out]:
+                if torch.is_tensor(t):
+                    received.append(t.detach().clone())
+            return out
+
+        setattr(comm, name, wrapped)
+    return received
+
+
+def _aggregate(ctx):
+    received = _record_received(ctx)
+    mine = None if ctx.rank == COORDINATOR else _update(ctx.rank)
+    n = ctx.world_size - 1
+    mean = secure_mean(ctx, mine, n, numel=D)
+    wmean = secure_weighted_mean(ctx, mine, None if mine is None else _weight(ctx.rank), numel=D)
+    everyone = secure_sum(ctx, mine, numel=D, dst=None)
+    plain = plaintext_allreduce_mean(ctx, mine, n, numel=D)
+    return {
+        "mean": mean,
+        "wmean": wmean,
+        "everyone": everyone,
+        "plain": plain,
+        "received": received[:3],
+    }  # the three secure reveals (plaintext baseline excluded)
+
+
+def _leaks(secret: torch.Tensor, tensors: list[torch.Tensor]) -> bool:
+    enc = (secret * 2**16).round().long()
+    for t in tensors:
+        t = t.reshape(-1)[: secret.numel()]
+        if t.numel() != secret.numel():
+            continue
+        if t.is_floating_point():
+            if torch.allclose(t.double(), secret, atol=1e-3):
+                return True
+        elif (t - enc).abs().max() <= 2:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("n_holders", [3, 10])
+@pytest.mark.timeout(240)
+def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_holders) -> None:
+    out = launch_local(_aggregate, n_holders + 1, config=PartyConfig(n_holders + 1, timeout_s=60))
+    updates = [_update(r) for r in range(1, n_holders + 1)]
+    ref = plaintext_mean(updates)
+    ref_w = plaintext_mean(updates, [_weight(r) for r in range(1, n_holders + 1)])
+    tol = n_holders * 2.0**-16  # each input rounded to 2^-16
+    coord = out[COORDINATOR]
+    assert (coord["mean"] - ref).abs().max() <= tol
+    wmean, total = coord["wmean"]
+    assert total == pytest.approx(sum(_weight(r) for r in range(1, n_holders + 1)), abs=1e-3)
+    assert (wmean - ref_w).abs().max() <= 1e-3
+    for rank, o in enumerate(out):
+        assert (o["everyone"] / n_holders - ref).abs().max() <= tol  # dst=None: all learn it
+        torch.testing.assert_close(o["plain"].double(), ref, atol=1e-5, rtol=1e-5)
+        if rank != COORDINATOR:
+            assert o["mean"] is None and o["wmean"] is None  # only the coordinator learns it
+    # The coordinator never holds an individual holder's update in the clear: everything it
+    # received is the (encoded) aggregate, never one update.
+    assert len(coord["received"]) == 3
+    for u in updates:
+        assert not _leaks(u, coord["received"])
+    assert not _leaks(updates[0], [coord["mean"]])
+    # the check itself would catch a protocol that shipped one update to the coordinator
+    assert _leaks(updates[0], [(updates[0] * 2**16).round().long()])
+    assert _leaks(updates[1], [torch.cat([updates[1], torch.zeros(1, dtype=torch.float64)])])
+
+
+def test_input_errors() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        plaintext_mean([])
+    with pytest.raises(ValueError, match="weight"):
+        plaintext_mean([torch.zeros(2)], [-1.0])
