@@ -1,15 +1,19 @@
 """Multi-mouse GreedyMouse dynamics: N mice, one cat, K cheeses on one grid.
 
-Pure logic: numpy only (plus :mod:`.maps`), no Gymnasium / PettingZoo / pygame, so the
-rules can be tested on their own and the PettingZoo env
+Pure logic: numpy only (plus :mod:`.maps` and :mod:`.core`), no Gymnasium / PettingZoo /
+pygame, so the rules can be tested on their own and the PettingZoo env
 (:class:`~smpc_gym.envs.greedy_mouse.parallel.GreedyMouseParallelEnv`) stays thin.
 
-The per-step hot path works on Python ints and lists built once from the map's
-precomputed tables (``move``, ``dist``, ``next_hop``): with a handful of mice a Python
-list look-up is several times faster than a numpy call on a tiny array.
+It reuses the single env's pieces: the option checks (:class:`.core.WorldConfig`), the
+precomputed tables (:func:`.core.build_tables`: moves, BFS distances, next hops, far
+cells, local windows — as Python lists, because a Python list look-up beats a numpy call
+on a handful of mice) and the counter-based randomness (:func:`.core.uniform`). With
+``num_mice=1, num_cheese=1`` every draw uses the single env's slot, so the same seed and
+actions give exactly :class:`~smpc_gym.envs.greedy_mouse.env.GreedyMouseEnv`'s
+trajectory.
 
 Rules (the single-agent rules of ``specs/greedy_mouse.md`` with these multi-mouse
-choices; with ``num_mice=1`` and ``num_cheese=1`` they reduce exactly to the single env):
+choices; with one mouse they reduce exactly to the single env):
 
 1. Every live mouse moves (simultaneously; mice do not block each other and may share
    a cell). Moving into a wall / the edge leaves the mouse in place (``hit_wall``).
@@ -17,32 +21,41 @@ choices; with ``num_mice=1`` and ``num_cheese=1`` they reduce exactly to the sin
    the step eating: sub-step 4 is skipped for everyone (with one mouse this is the
    single env's "being eaten ends the step").
 3. Every cheese with at least one live, uneaten mouse on it is eaten: by that mouse, or,
-   when several mice reached it in the same step, by one of them drawn uniformly with
-   the world's generator (the others get nothing for it). A cheese that is eaten
-   respawns at once on a uniformly drawn free cell holding no mouse, no cat and no other
-   cheese. Cheeses are processed in index order.
+   when several mice reached it in the same step, by one of them drawn uniformly (the
+   others get nothing for it). A cheese that is eaten respawns at once on a uniformly
+   drawn free cell holding no mouse, not the cat and no other cheese. Cheeses are
+   processed in index order.
 4. The cat picks its target: the live mouse nearest by BFS distance from the cat's
    cell, ties to the lowest mouse index. It moves one cell along a shortest path to it
    (``next_hop``; ties between first steps by direction order N, NE, E, …) — or, with
-   probability ``1 - cat_speed``, stays (one ``random()`` draw per step, only when
-   ``cat_speed < 1``).
+   probability ``1 - cat_speed``, stays.
 5. Every live mouse on the cat's (new) cell is eaten.
 
 At the end of the step each eaten mouse either respawns (``respawn=True``) on a
 uniformly drawn free cell at BFS distance >= ``min_cat_distance`` from the cat that
-holds no other mouse, no cheese and not the cat, or (``respawn=False``) leaves the grid
-for good. Eaten mice respawn in index order, each avoiding the ones placed before it.
-If no cell meets all the conditions, the free cells farthest from the cat among those
-holding nothing else are used instead (only possible on tiny or crowded maps).
+holds no other mouse and no cheese, or (``respawn=False``) leaves the game for good.
+Eaten mice respawn in index order, each avoiding the ones placed before it. If no cell
+meets all the conditions, the free cells farthest from the cat among those holding
+nothing else are used instead (only possible on tiny or crowded maps).
 
 Rewards per live mouse and step: ``step_reward`` (+ ``wall_penalty`` when it hit a
-wall) + ``cheese_reward`` per cheese it ate + ``eaten_reward`` when eaten.
+wall) + ``cheese_reward`` for a cheese it ate + ``eaten_reward`` when eaten.
 
-Reset: the cat is placed uniformly on a free cell that has at least ``num_mice`` free
-cells at BFS distance >= ``min_cat_distance``; the mice on distinct cells drawn
-uniformly among those; the cheeses on distinct free cells drawn uniformly among the
-rest. So all entities start on distinct cells and every mouse starts at least
-``min_cat_distance`` from the cat.
+Reset: mouse 0 uniformly on a free cell, the cat uniformly among the cells at BFS
+distance >= ``min_cat_distance`` from it (as in the single env) — unless that cell has
+fewer than ``num_mice`` cells that far, in which case the cat is drawn uniformly among
+the cells that do and mouse 0 among the cells far from it — then the other mice on distinct cells drawn
+uniformly among the cells that far from the cat, then the cheeses on distinct free
+cells drawn uniformly among the rest. So all entities start on distinct cells and every
+mouse starts at least ``min_cat_distance`` from the cat.
+
+Randomness: episode key ``key`` (from :func:`.core.episode_key`) and the ``slot``-th
+number of step ``t`` is ``core.uniform(key, t, slot)``. Slots: the single env's slots
+(cat coin 0, cheese-0 respawn 1, mouse-0 respawn 2, reset of mouse 0 / cat / cheese 0:
+3 / 4 / 5), and for the other entities ``100 + 3k`` (respawn of cheese ``k``),
+``101 + 3i`` (respawn of mouse ``i``), ``102 + 3k`` (who eats cheese ``k``),
+``200 + 2i`` / ``201 + 2k`` (reset of mouse ``i`` / cheese ``k``), ``1000`` / ``1001``
+(reset of cat / mouse 0 when the first cat has no room).
 """
 
 from __future__ import annotations
@@ -53,13 +66,30 @@ from typing import Any
 
 import numpy as np
 
-from .core import CONFIG_FIELDS, WorldConfig, check_kwargs, local_offsets
+from .core import (
+    CAT,
+    CHEESE,
+    CONFIG_FIELDS,
+    SLOT_CAT,
+    SLOT_CHEESE,
+    SLOT_MOUSE,
+    SLOT_RESET_CAT,
+    SLOT_RESET_CHEESE,
+    SLOT_RESET_MOUSE,
+    WALL,
+    Tables,
+    WorldConfig,
+    build_tables,
+    check_kwargs,
+    local_offsets,
+    uniform,
+)
 from .maps import GridMap, Topology, load_map
 
 __all__ = ["MultiMouseConfig", "MultiMouseWorld", "StepOutcome", "local_offsets"]
 
-#: Local-observation cell codes.
-EMPTY, WALL, CHEESE, CAT, MOUSE = 0, 1, 2, 3, 4
+#: Local-observation code of another mouse (0-3 are the single env's codes).
+MOUSE = 4
 #: Channel order of the ``global`` observation (``MOUSE_OTHERS`` only with several mice).
 CH_WALL, CH_MOUSE, CH_CAT, CH_CHEESE, CH_OTHERS = 0, 1, 2, 3, 4
 
@@ -157,6 +187,12 @@ class MultiMouseConfig:
         return self._grid
 
 
+def _pick(key: int, t: int, slot: int, m: int) -> int:
+    """Uniform index in ``0 … m-1`` from ``uniform(key, t, slot)`` (as the single env)."""
+    k = int(uniform(key, t, slot) * m)
+    return k if k < m else m - 1
+
+
 @dataclass
 class StepOutcome:
     """What happened to each mouse in one :meth:`MultiMouseWorld.step` (index = mouse)."""
@@ -174,204 +210,203 @@ class MultiMouseWorld:
 
     State (all public, Python ints): ``mice[i]`` free-cell id of mouse ``i`` (once it has
     left the game, ``alive[i]`` is False and ``mice[i]`` the cell where it was eaten),
-    ``alive[i]``, ``cat``, ``cheeses[k]``. Free-cell ids index
-    ``grid.free_cells`` / ``grid.cell_index``. Positions can be set directly (tests do,
-    for hand-worked cases); the rules only require cat and cheeses on free cells.
+    ``alive[i]``, ``cat``, ``cheeses[k]``, the episode's random ``key`` and the step
+    counter ``t``. Free-cell ids index ``grid.free_cells`` / ``grid.cell_index``.
+    Positions can be set directly (tests do, for hand-worked cases).
     """
 
     def __init__(self, config: MultiMouseConfig) -> None:
-        """Precompute the Python-int tables for ``config`` (validated)."""
+        """Fetch the shared tables for ``config`` (validated) and check that it fits."""
         config.validate()
         self.config = config
         self.grid: GridMap = config.grid
         self.topology: Topology = self.grid.topology(config.directions, config.cut_corners)
-        topo = self.topology
-        n_free = self.grid.num_free
-        self.num_free = n_free
-        self._move: list[list[int]] = topo.move.tolist()
-        self._dist: list[list[int]] = topo.dist.tolist()
-        self._next_hop: list[list[int]] = topo.next_hop.tolist()
+        tab = build_tables(
+            self.grid,
+            config.directions,
+            config.cut_corners,
+            config.min_cat_distance,
+            config.lookdist,
+        )
+        self.tables: Tables = tab
+        self.num_free = tab.num_free
+        self.num_mice = config.num_mice
+        self.max_dist = tab.max_dist
         self.free_rc: list[tuple[int, int]] = [(int(r), int(c)) for r, c in self.grid.free_cells]
-        self.max_dist = int(topo.dist.max())
-        # Cells far enough from each cell for a mouse to start / respawn there.
+        self._move = tab.move_l
+        self._dist = tab.dist_l
+        self._hop = tab.next_hop_l
+        self._far = tab.far_l
+        self._far_rank = tab.far_rank_l
+        # Local window as free-cell ids (F = wall / off-grid sentinel), so that one
+        # fancy-index per mouse reads its window from a shared code array.
+        offs = local_offsets(config.lookdist)
+        self._window = np.full((tab.num_free, len(offs)), tab.num_free, dtype=np.intp)
+        ci, (h, w) = self.grid.cell_index, self.grid.walls.shape
+        for cell, (r, c) in enumerate(self.free_rc):
+            for j, (dr, dc) in enumerate(offs):
+                if 0 <= r + dr < h and 0 <= c + dc < w and ci[r + dr, c + dc] >= 0:
+                    self._window[cell, j] = ci[r + dr, c + dc]
+        self._codes_base = np.zeros(tab.num_free + 1, dtype=np.int64)
+        self._codes_base[-1] = WALL
+        self._walls8 = tab.wall8_l
         mcd = config.min_cat_distance
-        far = topo.dist >= mcd
-        self._far_count = far.sum(axis=1)
-        self._cat_starts = np.flatnonzero(self._far_count >= config.num_mice)
-        if self._cat_starts.size == 0:
+        self._cat_starts = np.flatnonzero(tab.far_count >= config.num_mice).tolist()
+        if not self._cat_starts:
             raise ValueError(
                 f"num_mice={config.num_mice} do not fit on map {self.grid.name!r} with "
                 f"min_cat_distance={mcd}: no cell has {config.num_mice} free cells at BFS "
-                f"distance >= {mcd} (at most {int(self._far_count.max())}); use fewer mice "
+                f"distance >= {mcd} (at most {int(tab.far_count.max())}); use fewer mice "
                 "or a smaller min_cat_distance"
             )
-        self._far: list[list[int]] = [np.flatnonzero(row).tolist() for row in far]
-        self._all_cells: list[int] = list(range(n_free))
-        self._local_nbrs = self._local_neighbour_table(config.lookdist)
-        self._walls8: list[list[int]] = [self.neighbour_walls(s) for s in range(n_free)]
-        self.num_mice = config.num_mice
+        self._cheese_rewards = (float(config.cheese_reward), float(config.eaten_reward))
         self.mice: list[int] = [0] * config.num_mice
         self.alive: list[bool] = [True] * config.num_mice
         self.cat = 0
         self.cheeses: list[int] = [0] * config.num_cheese
-
-    # ---------------------------------------------------------------- tables
-    def _local_neighbour_table(self, lookdist: int) -> np.ndarray:
-        """``(F, k)`` int: free-cell id of each local cell, ``F`` (a wall sentinel) else."""
-        h, w = self.grid.height, self.grid.width
-        ci = self.grid.cell_index
-        offs = local_offsets(lookdist)
-        table = np.full((self.num_free, len(offs)), self.num_free, dtype=np.intp)
-        for s, (r, c) in enumerate(self.free_rc):
-            for j, (dr, dc) in enumerate(offs):
-                rr, cc = r + dr, c + dc
-                if 0 <= rr < h and 0 <= cc < w and ci[rr, cc] >= 0:
-                    table[s, j] = ci[rr, cc]
-        return table
-
-    def neighbour_walls(self, cell: int) -> list[int]:
-        """1/0 wall mask of the 8 neighbours of ``cell`` in direction order N, NE, … NW."""
-        h, w = self.grid.height, self.grid.width
-        r, c = self.free_rc[cell]
-        out = []
-        for dr, dc in (
-            (-1, 0),
-            (-1, 1),
-            (0, 1),
-            (1, 1),
-            (1, 0),
-            (1, -1),
-            (0, -1),
-            (-1, -1),
-        ):
-            rr, cc = r + dr, c + dc
-            out.append(int(not (0 <= rr < h and 0 <= cc < w) or bool(self.grid.walls[rr, cc])))
-        return out
+        self.key = 0
+        self.t = 0
 
     def dist(self, a: int, b: int) -> int:
         """BFS distance between free cells ``a`` and ``b``."""
         return self._dist[a][b]
 
     # ---------------------------------------------------------------- sampling
-    @staticmethod
-    def _uniform_index(rng: np.random.Generator, m: int) -> int:
-        """A uniform index in ``0 … m-1`` (one ``random()`` draw: cheaper than ``integers``)."""
-        k = int(rng.random() * m)
-        return k if k < m else m - 1
+    def _pick_free(self, t: int, slot: int, taken: set[int]) -> int:
+        """Uniform free cell not in ``taken`` (the single env's ``_pick_excluding_*``)."""
+        k = _pick(self.key, t, slot, self.num_free - len(taken))
+        for x in sorted(taken):
+            if k >= x:
+                k += 1
+        return k
 
-    def _draw_from(self, rng: np.random.Generator, cells: list[int], taken: set[int]) -> int:
-        """A uniform element of ``cells`` not in ``taken`` (-1 if there is none).
+    def _pick_far(self, t: int, slot: int, taken: set[int]) -> int:
+        """Uniform cell at distance >= min_cat_distance from the cat, not in ``taken``.
 
-        Rejection sampling first (the taken set is small), then an exact draw.
+        -1 if there is none. Same draw as the single env's mouse respawn.
         """
-        m = len(cells)
-        for _ in range(16):
-            c = cells[self._uniform_index(rng, m)]
-            if c not in taken:
-                return c
-        options = [c for c in cells if c not in taken]
-        if not options:
+        far = self._far[self.cat]
+        d = self._dist[self.cat]
+        mcd = self.config.min_cat_distance
+        rank = self._far_rank[self.cat]
+        skip = sorted(rank[x] for x in taken if d[x] >= mcd)
+        m = len(far) - len(skip)
+        if m <= 0:
             return -1
-        return options[self._uniform_index(rng, len(options))]
+        k = _pick(self.key, t, slot, m)
+        for r in skip:
+            if k >= r:
+                k += 1
+        return far[k]
 
-    def _draw_cell(self, rng: np.random.Generator, taken: set[int]) -> int:
-        """A uniform free cell not in ``taken``."""
-        return self._draw_from(rng, self._all_cells, taken)
-
-    def _draw_respawn(self, rng: np.random.Generator, taken: set[int]) -> int:
-        """A respawn cell: >= min_cat_distance from the cat, not in ``taken``."""
-        cell = self._draw_from(rng, self._far[self.cat], taken)
+    def _respawn_cell(self, t: int, slot: int, taken: set[int]) -> int:
+        cell = self._pick_far(t, slot, taken)
         if cell >= 0:
             return cell
         # Tiny / crowded map: the farthest free cells holding nothing else.
         d = self._dist[self.cat]
-        rest = [c for c in self._all_cells if c != self.cat and c not in taken]
+        rest = [c for c in range(self.num_free) if c != self.cat and c not in taken]
         if not rest:
-            rest = [c for c in self._all_cells if c != self.cat]
+            rest = [c for c in range(self.num_free) if c != self.cat]
         best = max(d[c] for c in rest)
         options = [c for c in rest if d[c] == best]
-        return options[self._uniform_index(rng, len(options))]
+        return options[_pick(self.key, t, slot, len(options))]
 
-    def reset(self, rng: np.random.Generator) -> None:
-        """Place the cat, the mice and the cheeses (see the module docstring)."""
+    def reset(self, key: int) -> None:
+        """Place mice, cat and cheeses for a new episode with random key ``key``."""
         cfg = self.config
-        self.cat = int(self._cat_starts[int(rng.integers(self._cat_starts.size))])
-        far = self._far[self.cat]
-        picks = rng.choice(len(far), size=cfg.num_mice, replace=False)
-        self.mice = [far[int(p)] for p in picks]
-        self.alive = [True] * cfg.num_mice
-        taken = set(self.mice)
-        taken.add(self.cat)
-        rest = [c for c in self._all_cells if c not in taken]
-        picks = rng.choice(len(rest), size=cfg.num_cheese, replace=False)
-        self.cheeses = [rest[int(p)] for p in picks]
+        self.key = key
+        self.t = 0
+        n = self.num_free
+        need = cfg.num_mice
+        far_l = self._far
+        mouse0 = _pick(key, 0, SLOT_RESET_MOUSE, n)  # the single env's draws ...
+        far = far_l[mouse0]
+        cat = far[_pick(key, 0, SLOT_RESET_CAT, len(far))]
+        if len(far_l[cat]) < need:  # ... unless that cat has no room for all the mice
+            cat = self._cat_starts[_pick(key, 0, 1000, len(self._cat_starts))]
+            far = far_l[cat]
+            mouse0 = far[_pick(key, 0, 1001, len(far))]
+        self.cat = cat
+        self.mice = [mouse0]
+        self.alive = [True] * need
+        taken = {mouse0, cat}
+        for i in range(1, need):
+            cell = self._pick_far(0, 200 + 2 * i, taken)
+            self.mice.append(cell)
+            taken.add(cell)
+        self.cheeses = []
+        for k in range(cfg.num_cheese):
+            cell = self._pick_free(0, SLOT_RESET_CHEESE if k == 0 else 201 + 2 * k, taken)
+            self.cheeses.append(cell)
+            taken.add(cell)
 
     # ---------------------------------------------------------------- dynamics
-    def step(self, actions: list[int], rng: np.random.Generator) -> StepOutcome:
+    def step(self, actions: list[int]) -> StepOutcome:
         """Advance one step. ``actions[i]`` is mouse ``i``'s action (ignored if not alive)."""
         cfg = self.config
+        self.t = t = self.t + 1
         n = self.num_mice
         mice, alive, move = self.mice, self.alive, self._move
+        r_step, r_wall = cfg.step_reward, cfg.step_reward + cfg.wall_penalty
         rewards = [0.0] * n
         eaten = [False] * n
         hit_wall = [False] * n
         got = [0] * n
         live = [i for i in range(n) if alive[i]]
         cat = self.cat
-        # 1. mice move
+        # 1. mice move; 2. mice that walked onto the cat are eaten
+        cat_ate = False
         for i in live:
             src = mice[i]
             dst = move[src][actions[i]]
             if dst == src:
                 hit_wall[i] = True
-                rewards[i] = cfg.step_reward + cfg.wall_penalty
+                rewards[i] = r_wall
             else:
                 mice[i] = dst
-                rewards[i] = cfg.step_reward
-        # 2. mice that walked onto the cat
-        cat_ate = False
-        for i in live:
-            if mice[i] == cat:
-                eaten[i] = True
-                cat_ate = True
+                rewards[i] = r_step
+            if dst == cat:
+                eaten[i] = cat_ate = True
         # 3. cheese
-        for k in range(len(self.cheeses)):
-            cell = self.cheeses[k]
+        cheeses = self.cheeses
+        for k, cell in enumerate(cheeses):
             on = [i for i in live if mice[i] == cell and not eaten[i]]
             if not on:
                 continue
-            winner = on[0] if len(on) == 1 else on[self._uniform_index(rng, len(on))]
-            got[winner] += 1
+            winner = on[0] if len(on) == 1 else on[_pick(self.key, t, 102 + 3 * k, len(on))]
+            got[winner] = 1
             rewards[winner] += cfg.cheese_reward
             taken = {mice[i] for i in live}
             taken.add(cat)
-            taken.update(self.cheeses)
-            self.cheeses[k] = self._draw_cell(rng, taken)
-        # 4. cat
+            taken.update(cheeses)
+            cheeses[k] = self._pick_free(t, SLOT_CHEESE if k == 0 else 100 + 3 * k, taken)
+        # 4. cat; 5. the cat reaches mice
         target = -1
         if not cat_ate:
-            chasing = [i for i in live if not eaten[i]]
-            if chasing:
-                d = self._dist[cat]
-                target = min(chasing, key=lambda i: (d[mice[i]], i))
-                if cfg.cat_speed >= 1.0 or rng.random() < cfg.cat_speed:
-                    cat = self._next_hop[cat][mice[target]]
+            d = self._dist[cat]
+            best = -1
+            for i in live:
+                if best < 0 or d[mice[i]] < best:
+                    target, best = i, d[mice[i]]
+            if target >= 0:
+                speed = cfg.cat_speed
+                if speed >= 1.0 or uniform(self.key, t, SLOT_CAT) < speed:
+                    cat = self._hop[cat][mice[target]]
                     self.cat = cat
-            # 5. the cat reaches mice
-            for i in chasing:
-                if mice[i] == cat:
-                    eaten[i] = True
+                for i in live:
+                    if mice[i] == cat:
+                        eaten[i] = True
         # eaten mice: reward, then respawn or leave
         if any(eaten):
             taken = {mice[i] for i in live if not eaten[i]}
-            taken.add(cat)
-            taken.update(self.cheeses)
+            taken.update(cheeses)
             for i in live:
                 if not eaten[i]:
                     continue
                 rewards[i] += cfg.eaten_reward
                 if cfg.respawn:
-                    mice[i] = self._draw_respawn(rng, taken)
+                    mice[i] = self._respawn_cell(t, SLOT_MOUSE if i == 0 else 101 + 3 * i, taken)
                     taken.add(mice[i])
                 else:
                     alive[i] = False  # stays on the cell where it was eaten, off the game
@@ -379,24 +414,31 @@ class MultiMouseWorld:
 
     # ---------------------------------------------------------------- observations
     def cell_codes(self) -> np.ndarray:
-        """``(F + 1,)`` int64 local codes of every free cell (+ a wall sentinel at ``F``).
+        """``(F + 1,)`` int64 local-observation code of every free cell, + 1 (wall) at ``F``.
 
-        Priority when several entities share a cell: cat > cheese > other mouse.
+        Codes 0 empty, 2 cheese, 3 cat, 4 a live mouse (only with several mice; a mouse
+        never sees its own cell). Priority on a shared cell: cat > cheese > mouse.
         """
-        codes = np.zeros(self.num_free + 1, dtype=np.int64)
-        codes[-1] = WALL
+        codes = self._codes_base.copy()
         if self.num_mice > 1:
-            for i in range(self.num_mice):
-                if self.alive[i]:
-                    codes[self.mice[i]] = MOUSE
-        for c in self.cheeses:
-            codes[c] = CHEESE
+            alive = self.alive
+            for j, cell in enumerate(self.mice):
+                if alive[j]:
+                    codes[cell] = MOUSE
+        for cell in self.cheeses:
+            codes[cell] = CHEESE
         codes[self.cat] = CAT
         return codes
 
-    def local_obs(self, i: int, codes: np.ndarray) -> np.ndarray:
-        """Local observation of mouse ``i`` given :meth:`cell_codes`."""
-        return codes[self._local_nbrs[self.mice[i]]]
+    def local_obs(self, i: int, codes: np.ndarray | None = None) -> np.ndarray:
+        """Local observation of mouse ``i`` (pass :meth:`cell_codes` to share it).
+
+        The window's cells in :func:`local_offsets` order, coded 0 empty, 1 wall (or
+        off the grid), 2 cheese, 3 cat, 4 another mouse.
+        """
+        if codes is None:
+            codes = self.cell_codes()
+        return codes[self._window[self.mice[i]]]
 
     def global_obs(self, i: int) -> np.ndarray:
         """``(C, H, W)`` uint8 one-hot planes seen by mouse ``i``.

@@ -9,6 +9,7 @@ from gymnasium import logger, spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from .core import episode_key, new_base
 from .multi_core import MultiMouseConfig, MultiMouseWorld, local_offsets
 
 
@@ -64,8 +65,8 @@ class GreedyMouseParallelEnv(ParallelEnv):
        single env's "being eaten ends the step".
     3. A cheese reached by a live, uneaten mouse is eaten by it and respawns on a
        random free cell holding no mouse, no cat and no other cheese. **Two or more
-       mice on the same cheese**: one of them, drawn uniformly with the env's seeded
-       generator, eats it (+``cheese_reward``); the others get nothing for it.
+       mice on the same cheese**: one of them, drawn uniformly (seeded, see below),
+       eats it (+``cheese_reward``); the others get nothing for it.
     4. The cat chases the **nearest live mouse by BFS distance** (ties: the lowest
        mouse index) and moves one cell along a shortest path (ties between first steps
        by direction order N, NE, E, SE, S, SW, W, NW); with probability ``1 - cat_speed``
@@ -83,9 +84,18 @@ class GreedyMouseParallelEnv(ParallelEnv):
     out-score surviving without cheese; use ``step_reward=0`` for the episodic variant.
 
     ## Starting state
-    The cat on a random free cell, the mice on distinct random free cells at BFS
-    distance ``>= min_cat_distance`` (default 3) from it, the cheeses on distinct random
-    free cells holding nothing else — all from the generator seeded by ``reset(seed=…)``.
+    ``mouse_0`` on a random free cell and the cat on a random cell at BFS distance
+    ``>= min_cat_distance`` (default 3) from it (exactly as the single env), the other
+    mice on distinct random cells that far from the cat, the cheeses on distinct random
+    free cells holding nothing else.
+
+    ## Seeding and randomness
+    The single env's scheme: ``reset(seed=s)`` seeds ``self.np_random`` and draws the
+    world's random base from it; unseeded resets count episodes under that base; every
+    random event is a hash of the episode key, the step and an event slot
+    (``smpc_gym.envs.greedy_mouse.core``). With ``num_mice=1, num_cheese=1`` every event
+    uses the single env's slot, so the same seed and actions give exactly
+    ``GreedyMouseEnv``'s trajectory (observations, rewards, infos).
 
     ## Episode end
     ``respawn=True`` (default): no mouse is ever terminated; all are truncated after
@@ -165,7 +175,9 @@ class GreedyMouseParallelEnv(ParallelEnv):
         self.action_spaces = self._act_spaces
         self.state_space = spaces.Box(0, 1, (3 + n, h, w), np.uint8)
         self._n_actions = self.config.directions
-        self._rng: np.random.Generator | None = None
+        self.np_random: np.random.Generator | None = None
+        self._base: int | None = None  # world random base, drawn from np_random on seeding
+        self._episode = 0
         self._window: Any = None
         self._has_reset = False
         self.num_moves = 0
@@ -196,10 +208,18 @@ class GreedyMouseParallelEnv(ParallelEnv):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        """Start an episode; ``seed`` seeds the env's generator (kept across resets)."""
-        if seed is not None or self._rng is None:
-            self._rng, _ = seeding.np_random(seed)
-        self.world.reset(self._rng)
+        """Start an episode; ``seed`` seeds the env's randomness (kept across resets).
+
+        As in the single env: a seeded reset draws the world's random base from
+        ``self.np_random``; later unseeded resets count episodes 1, 2, … under that base.
+        """
+        if seed is not None or self._base is None:
+            self.np_random, _ = seeding.np_random(seed)
+            self._base = new_base(self.np_random)
+            self._episode = 0
+        else:
+            self._episode += 1
+        self.world.reset(episode_key(self._base, self._episode))
         self.agents = self.possible_agents[:]
         self.num_moves = 0
         self._totals = self._zero_totals()
@@ -230,7 +250,7 @@ class GreedyMouseParallelEnv(ParallelEnv):
                 "step() called after the episode ended (no live agents); call env.reset()"
             )
         act_list = self._check_actions(actions)
-        out = self.world.step(act_list, self._rng)  # type: ignore[arg-type]
+        out = self.world.step(act_list)
         self.num_moves += 1
         self._target = out.cat_target
         truncate = self.num_moves >= self.max_cycles
