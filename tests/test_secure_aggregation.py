@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 import torch
 
+from smpc_gym.federated.fedavg import fedavg
+from smpc_gym.federated.repository import ModelRepository
+from smpc_gym.federated.rounds import RoundAbandoned, RoundsConfig, run_federated
 from smpc_gym.federated.secure_agg import (
     COORDINATOR,
     plaintext_allreduce_mean,
@@ -111,3 +118,69 @@ def test_input_errors() -> None:
         plaintext_mean([])
     with pytest.raises(ValueError, match="weight"):
         plaintext_mean([torch.zeros(2)], [-1.0])
+
+
+# ----------------------------------------------------------------------------- full rounds
+
+_TEMPLATE = {"w": torch.zeros(6, 5), "b": torch.zeros(5)}
+
+
+def _target(hid: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(500 + hid)
+    return {k: torch.randn(v.shape, generator=g) for k, v in _TEMPLATE.items()}
+
+
+def _local_step(hid, state, round_, gen):
+    """A holder's 'training': move halfway to its private target; holder 2 dies in round 2
+    when KILL_HOLDER_2 is set (SIGKILL, no clean-up)."""
+    if hid == 2 and round_ == 2 and os.environ.get("KILL_HOLDER_2") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    t = _target(hid)
+    return {k: v + 0.5 * (t[k] - v) for k, v in state.items()}, float(hid)
+
+
+def _reference(rounds_holders: list[list[int]]) -> dict[str, torch.Tensor]:
+    state = {k: v.clone() for k, v in _TEMPLATE.items()}
+    for holders in rounds_holders:
+        news = [_local_step(h, state, 0, None)[0] for h in holders]
+        state = fedavg(news, [float(h) for h in holders])
+    return state
+
+
+@pytest.mark.timeout(240)
+def test_killed_holder_abandon_keeps_the_repository_intact(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KILL_HOLDER_2", "1")
+    # (plain aggregation here: the fault handling does not depend on it, and this covers it)
+    cfg = RoundsConfig(
+        holders=3, rounds=3, timeout_s=20, on_holder_failure="abandon", aggregation="plain"
+    )
+    t0 = time.monotonic()
+    with pytest.raises(
+        RoundAbandoned, match=r"round 2 abandoned: party 2 was killed by signal SIGKILL"
+    ):
+        run_federated(_local_step, _TEMPLATE, cfg, tmp_path)
+    assert time.monotonic() - t0 < 20 + 60  # timeout + process start-up: never a hang
+    repo = ModelRepository(tmp_path)
+    assert repo.rounds() == [0, 1]  # round 2 was never written
+    got = repo.load()  # verified against its SHA-256
+    ref = _reference([[1, 2, 3]])
+    for k in ref:
+        assert (got[k] - ref[k]).abs().max() <= 1e-4
+
+
+@pytest.mark.timeout(300)
+def test_killed_holder_drop_finishes_without_it_and_matches_fedavg(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KILL_HOLDER_2", "1")
+    cfg = RoundsConfig(holders=3, rounds=3, timeout_s=20, on_holder_failure="drop")
+    res = run_federated(_local_step, _TEMPLATE, cfg, tmp_path)
+    assert res.rounds_done == 3 and res.holders == [1, 3] and res.dropped == [2]
+    assert "party 2 was killed" in res.failures[0]
+    assert [m["holders"] for m in res.metrics[1:]] == [[1, 2, 3], [1, 3], [1, 3]]
+    # secure aggregation over the rounds equals plaintext FedAvg within fixed-point error
+    ref = _reference([[1, 2, 3], [1, 3], [1, 3]])
+    for k in ref:
+        assert (res.state[k] - ref[k]).abs().max() <= 1e-4
+    repo = ModelRepository(tmp_path)
+    for r in repo.rounds():
+        repo.load(r)  # every stored round verifies
+    assert res.privacy[1]["rounds"] == 3 and res.privacy[2]["rounds"] == 1
