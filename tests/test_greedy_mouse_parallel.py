@@ -8,7 +8,14 @@ from collections import deque
 import numpy as np
 import pettingzoo
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
+from pettingzoo.test import (
+    api_test,
+    max_cycles_test,
+    parallel_api_test,
+    parallel_seed_test,
+    render_test,
+)
+from pettingzoo.test.state_test import state_test
 
 import smpc_gym
 from smpc_gym import greedy_mouse_v0
@@ -78,6 +85,15 @@ def test_pettingzoo_checkers_pass(kwargs):
 @pytest.mark.parametrize("kwargs", [{}, {"respawn": False, "num_mice": 3}])
 def test_render_test_passes(kwargs):
     render_test(lambda render_mode=None: greedy_mouse_v0.env(render_mode=render_mode, **kwargs))
+
+
+def test_pettingzoo_max_cycles_and_state_checkers_pass():
+    max_cycles_test(greedy_mouse_v0)  # max_cycles=4 through both constructors
+    state_test(greedy_mouse_v0.env(num_mice=3), greedy_mouse_v0.parallel_env(num_mice=3))
+    state_test(
+        greedy_mouse_v0.env(num_mice=2, respawn=False),
+        greedy_mouse_v0.parallel_env(num_mice=2, respawn=False),
+    )
 
 
 def test_pettingzoo_make_parallel_and_aec():
