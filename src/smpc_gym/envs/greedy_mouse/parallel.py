@@ -42,14 +42,17 @@ class GreedyMouseParallelEnv(ParallelEnv):
       SW, S, SE). Codes 0 empty, 1 wall (also outside the grid), 2 cheese, 3 cat, and —
       with more than one mouse — 4 another mouse. Priority on a shared cell:
       cat > cheese > mouse. Space ``MultiDiscrete([4 or 5] * k)``, ``k = (2L+1)^2 - 1``.
+      With one mouse ``core.local_state_id`` maps it to a tabular state id; with
+      several, use base 5 (``sum(obs[j] * 5**j)``).
     * ``"global"``: ``Box(0, 1, (C, H, W), uint8)`` one-hot planes wall, this mouse,
       cat, cheese (all cheeses), and with more than one mouse a fifth plane of the
       other live mice (``C = 4`` or ``5``).
     * ``"features"``: ``Box(-1, 1, (14,) or (17,), float32)``: the cat's and the
-      nearest cheese's offsets ``(d_row/H, d_col/W)``, the BFS distances to the cat and
+      nearest cheese's (BFS; ties: lowest cheese index) offsets ``(d_row/H, d_col/W)``, the BFS distances to the cat and
       to the nearest cheese divided by the map's largest BFS distance, the wall mask of
       the 8 neighbours (N, NE, … NW; outside counts as wall), and with several mice the
-      nearest other live mouse's ``(d_row/H, d_col/W, dist/D)`` (``(0, 0, 1)`` if none).
+      nearest other live mouse's ``(d_row/H, d_col/W, dist/D)`` (ties: lowest index;
+      ``(0, 0, 1)`` if none).
 
     Other mice are visible (code 4 / fifth plane / features tail) but do not block
     movement; several mice may share a cell.
@@ -85,9 +88,11 @@ class GreedyMouseParallelEnv(ParallelEnv):
 
     ## Starting state
     ``mouse_0`` on a random free cell and the cat on a random cell at BFS distance
-    ``>= min_cat_distance`` (default 3) from it (exactly as the single env), the other
-    mice on distinct random cells that far from the cat, the cheeses on distinct random
-    free cells holding nothing else.
+    ``>= min_cat_distance`` (default 3) from it (exactly as the single env; if that cat
+    cell has too few cells that far for all the mice, the cat is redrawn among the cells
+    with room and ``mouse_0`` among the cells far from it), the other mice on distinct
+    random cells that far from the cat, the cheeses on distinct random free cells
+    holding nothing else.
 
     ## Seeding and randomness
     The single env's scheme: ``reset(seed=s)`` seeds ``self.np_random`` and draws the
@@ -126,7 +131,10 @@ class GreedyMouseParallelEnv(ParallelEnv):
     ## Rendering
     ``render_mode`` ``"human"`` (pygame window), ``"rgb_array"`` (``uint8 (H, W, 3)``;
     mice numbered), ``"ansi"`` (text grid: ``#`` wall, ``m`` mouse, ``c`` cat, ``o``
-    cheese) — with a panel/line of per-mouse cheese and eaten counts and the step.
+    cheese), each with two text lines: the step and each mouse's cheese count, then
+    each mouse's times eaten (in index order). The renderer numbers the mice it draws
+    0, 1, …; once some mice have left (``respawn=False``) the second line lists which
+    mice are still on the board, in that order. ``close()`` is idempotent.
 
     ## Version history
     * v0: initial version.
