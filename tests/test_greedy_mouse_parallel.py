@@ -609,3 +609,52 @@ def test_aec_env_plays_the_same_game_as_the_parallel_env():
             np.testing.assert_array_equal(aec.observe(a), obs[a])
         np.testing.assert_array_equal(aec.state(), par.state())
     assert n_terminated >= 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_mice": 2, "num_cheese": 1},
+        {"num_mice": 5, "num_cheese": 3, "directions": 4},
+        {"num_mice": 3, "num_cheese": 2, "respawn": False, "wall_penalty": -3.0},
+        {"num_mice": 4, "num_cheese": 1, "cat_speed": 0.5, "min_cat_distance": 5},
+    ],
+)
+def test_invariants_under_random_play(kwargs):
+    env = greedy_mouse_v0.parallel_env(max_cycles=250, **kwargs)
+    cfg = env.unwrapped.config
+    world = env.unwrapped.world
+    ci = world.grid.cell_index
+    rng = np.random.default_rng(3)
+    for seed in range(3):
+        _, infos = env.reset(seed=seed)
+        returns = dict.fromkeys(env.agents, 0.0)
+        cat = infos["mouse_0"]["cat"]
+        while env.agents:
+            acts = {a: int(rng.integers(cfg.directions)) for a in env.agents}
+            _, rew, term, _, infos = env.step(acts)
+            for a, info in infos.items():
+                expected = (
+                    cfg.step_reward
+                    + cfg.wall_penalty * info["hit_wall"]
+                    + cfg.cheese_reward * info["cheese_eaten"]
+                    + cfg.eaten_reward * info["eaten"]
+                )
+                assert rew[a] == pytest.approx(expected)
+                returns[a] += rew[a]
+                assert info["episode_return"] == pytest.approx(returns[a])
+                assert term[a] == (info["eaten"] and not cfg.respawn)
+            new_cat = infos[next(iter(infos))]["cat"]
+            assert world.dist(ci[cat], ci[new_cat]) <= 1  # the cat moves at most one cell
+            cat = new_cat
+            cheeses = infos[next(iter(infos))]["cheese"]
+            live = infos[next(iter(infos))]["mice"]
+            assert len(set(cheeses)) == cfg.num_cheese
+            assert not set(cheeses) & set(live.values())  # a mouse on a cheese ate it
+            assert cat not in live.values()  # a mouse on the cat was eaten
+            assert set(live) == {
+                a for a in infos if not term[a]
+            }  # eaten mice left only if respawn=False
+            for info in infos.values():
+                if info["eaten"] and cfg.respawn:
+                    assert world.dist(ci[cat], ci[info["mouse"]]) >= cfg.min_cat_distance
