@@ -220,6 +220,8 @@ class GreedyMouseParallelEnv(ParallelEnv):
 
         As in the single env: a seeded reset draws the world's random base from
         ``self.np_random``; later unseeded resets count episodes 1, 2, … under that base.
+        ``options`` is accepted for API compatibility and ignored (unlike the single env,
+        positions cannot be pinned; PettingZoo's checker passes arbitrary options).
         """
         if seed is not None or self._base is None:
             self.np_random, _ = seeding.np_random(seed)
