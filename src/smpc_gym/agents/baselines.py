@@ -128,9 +128,12 @@ class _Baseline(Algorithm):
 
     # -- training = running the fixed policy ------------------------------------------
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
-        """Run the policy until ``env_steps >= total_steps``, logging ``episode_return``
-        (mean over episodes finished since the last row; NaN if none) and per-env
-        rates every ``log_every`` steps. No learning happens."""
+        """Run the policy until ``env_steps >= total_steps``, logging every ``log_every``
+        steps ``episode_return`` (mean over episodes finished since the last row; NaN if
+        none) and ``episodes``, plus GreedyMouse: ``cheese_per_1000_steps``,
+        ``deaths_per_1000_steps``; SupplyChain: ``reward_per_step``, ``total_reward``
+        (= ``episode_return``), ``total_ncr``, ``total_wastage_units`` (both players,
+        per episode; the names MADDPG/NDS use). No learning happens."""
         if self.env_name == "supply_chain":
             self._run_supply_chain(total_steps, hooks)
         else:
@@ -188,25 +191,41 @@ class _Baseline(Algorithm):
 
         env = supply_chain_v0.parallel_env(**self.env_kwargs)
         obs, _ = env.reset(seed=self.seed + self.env_steps)
-        ep_return = 0.0
-        window: dict[str, Any] = {"returns": [], "reward": 0.0, "steps": 0}
+        ep_return, ep_waste = 0.0, 0.0
+
+        def fresh() -> dict[str, Any]:
+            return {"returns": [], "ncr": [], "waste": [], "reward": 0.0, "steps": 0}
+
+        window = fresh()
         try:
             while self.env_steps < total_steps:
-                obs, rewards, _, _, _ = env.step(self.act(obs))
+                obs, rewards, _, _, infos = env.step(self.act(obs))
                 self.env_steps += 1
                 step_reward = float(sum(rewards.values()))
                 ep_return += step_reward
+                ep_waste += sum(float(i.get("units_wasted", 0.0)) for i in infos.values())
                 window["reward"] += step_reward
                 window["steps"] += 1
                 if not env.agents:
                     window["returns"].append(ep_return)
+                    window["ncr"].append(sum(float(i["ncr"]) for i in infos.values()))
+                    window["waste"].append(ep_waste)
                     self.episodes_done += 1
-                    ep_return = 0.0
+                    ep_return, ep_waste = 0.0, 0.0
                     obs, _ = env.reset()
                 if self.env_steps % self.config.log_every == 0 or self.env_steps >= total_steps:
-                    per_step = window["reward"] / max(window["steps"], 1)
-                    self._log(hooks, window, {"reward_per_step": per_step})
-                    window = {"returns": [], "reward": 0.0, "steps": 0}
+                    done = bool(window["returns"])
+                    extra = {
+                        "reward_per_step": window["reward"] / max(window["steps"], 1),
+                        # the names MADDPG/NDS log, so their curves plot side by side
+                        "total_reward": float(np.mean(window["returns"])) if done else math.nan,
+                        "total_ncr": float(np.mean(window["ncr"])) if done else math.nan,
+                        "total_wastage_units": float(np.mean(window["waste"]))
+                        if done
+                        else math.nan,
+                    }
+                    self._log(hooks, window, extra)
+                    window = fresh()
         finally:
             env.close()
 

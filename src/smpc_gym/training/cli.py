@@ -66,6 +66,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--eval-epsilon", type=float, help="exploration during evaluation")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV only")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--list", action="store_true", help="list algorithms and exit")
     launch = p.add_argument_group("multi-process launch (secure algorithms)")
     launch.add_argument("--rank", type=int, help="this party's rank")
@@ -144,6 +145,12 @@ def cmd_train(argv: Sequence[str]) -> int:
             print(f"{name:16s} {envs}")
         return 0
     launch = _launch(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads: bad value {args.threads}; expected an int >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.resume and args.out and not (args.algo or args.env):
         run = None
         out = Path(args.out)

@@ -26,16 +26,28 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def resolve_metric(header: Sequence[str], metric: str) -> str | None:
+    """The column for ``metric``: an exact match, else the one column named
+    ``<prefix>/<metric>`` (algorithms may namespace their metrics, e.g.
+    ``train/episode_return``)."""
+    if metric in header:
+        return metric
+    matches = [h for h in header if h.endswith("/" + metric)]
+    return matches[0] if len(matches) == 1 else None
+
+
 def load_curve(run_dir: str | Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of ``metric`` from a run's ``metrics.csv`` (NaN rows dropped)."""
+    """``(steps, values)`` of ``metric`` from a run's ``metrics.csv`` (NaN rows dropped;
+    see :func:`resolve_metric` for how the column is found)."""
     header, rows = read_metrics(Path(run_dir) / "metrics.csv")
     if not rows:
         raise ConfigError(f"{run_dir}: no metrics.csv rows to plot")
-    if metric not in header:
+    column = resolve_metric(header, metric)
+    if column is None:
         valid = [h for h in header if h not in ("step", "wall_time")]
         raise ConfigError(f"{run_dir}: no metric {metric!r}; it has: {', '.join(valid)}")
     steps = np.array([r["step"] for r in rows], dtype=np.float64)
-    values = np.array([r[metric] for r in rows], dtype=np.float64)
+    values = np.array([r[column] for r in rows], dtype=np.float64)
     keep = ~np.isnan(values)
     return steps[keep], values[keep]
 
