@@ -199,10 +199,10 @@ class StepOutcome:
 
     rewards: list[float]
     eaten: list[bool]
-    cheese_eaten: list[int]  # cheeses eaten by the mouse this step (0 or more)
+    cheese_eaten: list[int]  # 1 if the mouse ate a cheese this step, else 0
     hit_wall: list[bool]
     cat_ate: bool  # a mouse was eaten in sub-step 2 and the cat did not move
-    cat_target: int  # index of the mouse the cat chased, -1 when it did not move
+    cat_target: int  # index of the mouse the cat chased; -1 if it ate (or none is live)
 
 
 class MultiMouseWorld:
@@ -259,7 +259,6 @@ class MultiMouseWorld:
                 f"distance >= {mcd} (at most {int(tab.far_count.max())}); use fewer mice "
                 "or a smaller min_cat_distance"
             )
-        self._cheese_rewards = (float(config.cheese_reward), float(config.eaten_reward))
         self.mice: list[int] = [0] * config.num_mice
         self.alive: list[bool] = [True] * config.num_mice
         self.cat = 0
