@@ -1,0 +1,407 @@
+"""Encrypted MLPs with hand-written forward and backward passes on CrypTen shares.
+
+CrypTen's own route (``crypten.nn`` modules + CrypTen autograd) evaluates one network at a
+time and builds an autograd graph of many small secure ops. For MADDPG we know the whole
+computation in advance, so this module does it by hand, on arithmetic shares
+(``MPCTensor``), with three cost-saving rules:
+
+* **Stacking.** A :class:`SharedMLP` holds ``P`` networks of identical shape as one
+  tensor per layer (weights ``[P, in, out]``, biases ``[P, 1, out]``), and
+  :func:`forward_stacked` concatenates several of them (e.g. both players' actors *and*
+  their target actors) so that each layer is **one** batched Beaver matmul and each ReLU
+  layer **one** secure comparison for all of them: the round count of one network, for the
+  price (bytes) of all.
+* **Fused Beaver products.** :func:`beaver_many` opens the masked operands of several
+  independent products (e.g. ``dW = Hᵀ·dZ`` and ``dH = dZ·Wᵀ`` of the same layer) in a
+  single communication round.
+* **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
+  in the cache and multiplies the gradient in the backward pass (no second comparison);
+  ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
+
+Nothing here reveals anything: every input, weight, intermediate and gradient stays
+secret-shared. Truncation after a fixed-point product is CrypTen's local 2-party
+truncation (no communication).
+
+Layout convention: inputs are ``[P, B, in]`` (network ``p`` sees row block ``p``),
+outputs ``[P, B, out]``. Plaintext ``torch.nn.Linear`` weights (``[out, in]``) are
+transposed on import and export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from smpc_gym.secure._crypten import crypten_module
+
+__all__ = [
+    "OUT_ACTS",
+    "MLPCache",
+    "SharedMLP",
+    "backward_stacked",
+    "beaver_many",
+    "forward_stacked",
+    "relu_mask",
+    "sigmoid",
+]
+
+#: Output activations a :class:`SharedMLP` supports.
+OUT_ACTS = ("identity", "sigmoid")
+
+
+def _crypten() -> Any:
+    return crypten_module()
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
+    """Several independent secure products ``x op y`` in **one** communication round.
+
+    Each element of ``ops`` is ``(op, x, y)`` with ``op`` in ``{"mul", "matmul"}`` and
+    ``x``, ``y`` fixed-point ``MPCTensor``s. For each product a Beaver triple
+    ``(a, b, c = a op b)`` comes from the configured provider (TFP or TTP); all masked
+    operands ``x − a`` and ``y − b`` are opened together with one
+    ``reveal_batch``, then ``z = c + ε op b + a op δ + ε op δ`` is computed locally and
+    truncated locally (2-party truncation). Same result as CrypTen's ``x.mul(y)`` /
+    ``x.matmul(y)``, one round instead of ``len(ops)``.
+
+    Returns:
+        The products, in the order of ``ops``, as ``MPCTensor``s.
+    """
+    crypten = _crypten()
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+    from crypten.mpc.primitives.beaver import IgnoreEncodings
+
+    if not ops:
+        return []
+    provider = crypten.mpc.get_default_provider()
+    triples = []
+    masked = []
+    for op, x, y in ops:
+        if op not in ("mul", "matmul"):
+            raise ValueError(f"beaver_many supports 'mul' and 'matmul', got {op!r}")
+        xs, ys = x._tensor, y._tensor
+        a, b, c = provider.generate_additive_triple(xs.size(), ys.size(), op, device=xs.device)
+        triples.append((a, b, c))
+        with IgnoreEncodings([a, b, xs, ys]):
+            masked += [xs - a, ys - b]
+    opened = ArithmeticSharedTensor.reveal_batch(masked)
+    out = []
+    for k, (op, x, y) in enumerate(ops):
+        a, b, c = triples[k]
+        eps, delta = opened[2 * k], opened[2 * k + 1]
+        fn = getattr(torch, op)
+        c.share += fn(eps, b.share) + fn(a.share, delta)
+        c += fn(eps, delta)  # public term: added by party 0 only
+        sx, sy = x._tensor.encoder.scale, y._tensor.encoder.scale
+        if sx > 1 and sy > 1:
+            c.encoder = x._tensor.encoder
+            c.div_(sx)  # local truncation (world size 2)
+        else:  # a 0/1 mask (scale 1) times a fixed-point value: no truncation
+            c.encoder = x._tensor.encoder if sx > 1 else y._tensor.encoder
+        res = x.shallow_copy()
+        res._tensor = c
+        out.append(res)
+    return out
+
+
+def relu_mask(z: Any) -> Any:
+    """``[z > 0]`` as an arithmetic share of 0/1 (one secure comparison, ~8 rounds).
+
+    Computed as ``1 − [z < 0]`` with CrypTen's ``_ltz`` (``z = 0`` counts as active,
+    which differs from ``torch.relu`` only in a measure-zero set of fixed-point values
+    whose output is 0 either way).
+    """
+    return 1 - z._ltz()
+
+
+def sigmoid(z: Any) -> Any:
+    """Secure logistic function ``σ(z)`` (CrypTen's exp + Newton-reciprocal method).
+
+    Accurate to about 1e-4 over the range an actor's pre-activation takes; costs one
+    comparison (for ``σ(−|z|)``) plus ~14 multiplication rounds on a small ``[P, B, 2]``
+    tensor. The derivative in the backward pass is ``σ(1 − σ)`` from the cached value.
+    """
+    crypten = _crypten()
+    with crypten.cfg.temp_override({"functions.sigmoid_tanh_method": "reciprocal"}):
+        return z.sigmoid()
+
+
+# ----------------------------------------------------------------------------- the MLP
+
+
+@dataclass
+class MLPCache:
+    """What the forward pass keeps for the backward pass.
+
+    Attributes:
+        inputs: the input of every linear layer (``[P, B, in_l]``).
+        masks: the ReLU masks ``[z_l > 0]`` of the hidden layers.
+        out: the network output (``σ(z)`` for a sigmoid output).
+    """
+
+    inputs: list[Any] = field(default_factory=list)
+    masks: list[Any] = field(default_factory=list)
+    out: Any = None
+
+
+class SharedMLP:
+    """``P`` secret-shared MLPs of identical shape: Linear → ReLU → … → Linear → out_act.
+
+    Args:
+        weights: per layer, an ``MPCTensor`` ``[P, in, out]``.
+        biases: per layer, an ``MPCTensor`` ``[P, 1, out]``.
+        out_act: ``"identity"`` (critics) or ``"sigmoid"`` (actors; actions in unit
+            scale, the caller multiplies by public action caps where it needs env units).
+    """
+
+    def __init__(self, weights: list[Any], biases: list[Any], out_act: str = "identity"):
+        if out_act not in OUT_ACTS:
+            raise ValueError(f"out_act must be one of {OUT_ACTS}, got {out_act!r}")
+        if len(weights) != len(biases) or not weights:
+            raise ValueError(
+                f"need one bias per weight and at least one layer, got {len(weights)} "
+                f"weights and {len(biases)} biases"
+            )
+        self.weights = list(weights)
+        self.biases = list(biases)
+        self.out_act = out_act
+
+    # -- construction / export ---------------------------------------------------------
+    @classmethod
+    def from_plain(
+        cls,
+        nets: Sequence[nn.Module] | None,
+        owners: Sequence[int],
+        shapes: Sequence[tuple[int, int]],
+        out_act: str = "identity",
+        rank: int | None = None,
+    ) -> SharedMLP:
+        """Secret-share plaintext networks, network ``p`` contributed by party ``owners[p]``.
+
+        In party ``r`` only the networks with ``owners[p] == r`` are read (others may be
+        ``None`` in ``nets``); every party must call this with the same ``owners`` and
+        ``shapes`` (``(in, out)`` per linear layer).
+        """
+        crypten = _crypten()
+        rank = crypten.communicator.get().get_rank() if rank is None else rank
+        per_net_w: list[list[Any]] = []
+        per_net_b: list[list[Any]] = []
+        for p, owner in enumerate(owners):
+            mine = owner == rank
+            linears = (
+                [m for m in nets[p].modules() if isinstance(m, nn.Linear)]
+                if mine and nets is not None
+                else None
+            )
+            if linears is not None and len(linears) != len(shapes):
+                raise ValueError(
+                    f"network {p} has {len(linears)} linear layers, expected {len(shapes)}"
+                )
+            ws, bs = [], []
+            for k, (din, dout) in enumerate(shapes):
+                if linears is not None:
+                    w = linears[k].weight.detach().t().contiguous().float()
+                    b = linears[k].bias.detach().reshape(1, dout).float()
+                    if tuple(w.shape) != (din, dout):
+                        raise ValueError(
+                            f"network {p} layer {k} is {tuple(w.shape)}, expected {(din, dout)}"
+                        )
+                else:
+                    w, b = torch.zeros(din, dout), torch.zeros(1, dout)
+                ws.append(crypten.cryptensor(w, src=owner))
+                bs.append(crypten.cryptensor(b, src=owner))
+            per_net_w.append(ws)
+            per_net_b.append(bs)
+        weights = [crypten.stack([w[k] for w in per_net_w]) for k in range(len(shapes))]
+        biases = [crypten.stack([b[k] for b in per_net_b]) for k in range(len(shapes))]
+        return cls(weights, biases, out_act)
+
+    def parameters(self) -> list[Any]:
+        """``[W_1, b_1, W_2, b_2, …]`` (shares)."""
+        out = []
+        for w, b in zip(self.weights, self.biases, strict=True):
+            out += [w, b]
+        return out
+
+    def set_parameters(self, params: Sequence[Any]) -> None:
+        """Replace the parameters (same order as :meth:`parameters`)."""
+        self.weights = list(params[0::2])
+        self.biases = list(params[1::2])
+
+    def clone(self) -> SharedMLP:
+        """A copy with cloned shares (e.g. a target network)."""
+        return SharedMLP(
+            [w.clone() for w in self.weights], [b.clone() for b in self.biases], self.out_act
+        )
+
+    @property
+    def n_nets(self) -> int:
+        """``P``, the number of stacked networks."""
+        return int(self.weights[0].size(0))
+
+    def reveal_net(self, p: int, dst: int | None) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Reveal network ``p``'s ``(weight [out, in], bias [out])`` per layer to ``dst``.
+
+        Returns the plaintext in party ``dst`` (or in every party if ``dst`` is None) and
+        ``None`` elsewhere. Only for the end of training, when the config allows it.
+        """
+        crypten = _crypten()
+        rank = crypten.communicator.get().get_rank()
+        out = []
+        for w, b in zip(self.weights, self.biases, strict=True):
+            wp = w[p].get_plain_text(dst=dst)
+            bp = b[p].get_plain_text(dst=dst)
+            out.append((wp.t().contiguous(), bp.reshape(-1)))
+        return out if dst is None or dst == rank else None
+
+    def shares(self) -> list[torch.Tensor]:
+        """This party's raw int64 shares of every parameter (for checkpoints)."""
+        return [p.share.clone() for p in self.parameters()]
+
+    def load_shares(self, shares: Sequence[torch.Tensor]) -> None:
+        """Overwrite this party's shares (the other party must load its matching file)."""
+        params = self.parameters()
+        if len(shares) != len(params):
+            raise ValueError(f"expected {len(params)} share tensors, got {len(shares)}")
+        for p, s in zip(params, shares, strict=True):
+            if tuple(p.share.shape) != tuple(s.shape):
+                raise ValueError(f"share shape {tuple(s.shape)} != {tuple(p.share.shape)}")
+            p.share = s.clone()
+
+    # -- compute ------------------------------------------------------------------------
+    def forward(self, x: Any) -> tuple[Any, MLPCache]:
+        """Forward pass of all ``P`` networks on ``x [P, B, in]``; see :func:`forward_stacked`."""
+        outs, caches = forward_stacked([self], [x])
+        return outs[0], caches[0]
+
+
+def _cat(tensors: Sequence[Any], dim: int = 0) -> Any:
+    return tensors[0] if len(tensors) == 1 else _crypten().cat(list(tensors), dim=dim)
+
+
+def _split(t: Any, sizes: Sequence[int], dim: int = 0) -> list[Any]:
+    if len(sizes) == 1:
+        return [t]
+    out, start = [], 0
+    for s in sizes:
+        idx = [slice(None)] * dim + [slice(start, start + s)]
+        out.append(t[tuple(idx)])
+        start += s
+    return out
+
+
+def forward_stacked(mlps: Sequence[SharedMLP], xs: Sequence[Any]) -> tuple[list[Any], list[MLPCache]]:
+    """Forward several :class:`SharedMLP` of equal layer shapes as one stack.
+
+    ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``. Each layer costs one Beaver matmul round
+    and each hidden ReLU one comparison + one multiplication for *all* networks together.
+
+    Returns:
+        ``(outputs, caches)``, one per MLP.
+    """
+    acts = {m.out_act for m in mlps}
+    if len(acts) != 1:
+        raise ValueError(f"stacked MLPs must share the output activation, got {sorted(acts)}")
+    sizes = [m.n_nets for m in mlps]
+    n_layers = len(mlps[0].weights)
+    h = _cat(xs)
+    cache = MLPCache()
+    for k in range(n_layers):
+        w = _cat([m.weights[k] for m in mlps])
+        b = _cat([m.biases[k] for m in mlps])
+        cache.inputs.append(h)
+        z = h.matmul(w) + b
+        if k < n_layers - 1:
+            mask = relu_mask(z)
+            cache.masks.append(mask)
+            h = beaver_many([("mul", z, mask)])[0]
+        else:
+            h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
+    cache.out = h
+    outs = _split(h, sizes)
+    caches = [
+        MLPCache(
+            inputs=[_split(t, sizes)[j] for t in cache.inputs],
+            masks=[_split(t, sizes)[j] for t in cache.masks],
+            out=outs[j],
+        )
+        for j in range(len(mlps))
+    ]
+    return outs, caches
+
+
+def backward_stacked(
+    mlps: Sequence[SharedMLP],
+    caches: Sequence[MLPCache],
+    grad_outs: Sequence[Any],
+    weight_grads: bool = True,
+    input_cols: slice | Sequence[slice] | None = None,
+) -> tuple[list[list[Any]] | None, Any]:
+    """Backward pass of several stacked MLPs (same stacking as :func:`forward_stacked`).
+
+    Args:
+        mlps, caches: as returned by / given to :func:`forward_stacked`.
+        grad_outs: ``∂L/∂output`` per MLP, ``[P_k, B, out]`` (for a sigmoid output this is
+            the gradient w.r.t. ``σ(z)``; the ``σ(1 − σ)`` factor is applied here).
+        weight_grads: compute parameter gradients (False: only the input gradient, as in
+            the actor update, which back-propagates through a critic it does not train).
+        input_cols: if given, also return ``∂L/∂x[..., cols]`` (only those input columns
+            are multiplied out). A sequence gives one slice per stacked network (all of
+            equal width) — e.g. each player's own action columns of its critic input.
+
+    Returns:
+        ``(grads, input_grad)``: per MLP the list of gradients in :meth:`SharedMLP.parameters`
+        order (or ``None``), and the input gradient ``[P, B, |cols|]`` (or ``None``).
+        Each layer costs one round for ``dW`` and ``dH`` together (:func:`beaver_many`) plus
+        one round for the ReLU mask.
+    """
+    sizes = [m.n_nets for m in mlps]
+    n_layers = len(mlps[0].weights)
+    inputs = [_cat([c.inputs[k] for c in caches]) for k in range(n_layers)]
+    masks = [_cat([c.masks[k] for c in caches]) for k in range(n_layers - 1)]
+    dz = _cat(list(grad_outs))
+    if mlps[0].out_act == "sigmoid":
+        s = _cat([c.out for c in caches])
+        ds = s - s.square()  # σ(1 − σ)
+        dz = beaver_many([("mul", dz, ds)])[0]
+    dws: list[Any] = [None] * n_layers
+    dbs: list[Any] = [None] * n_layers
+    input_grad = None
+    for k in reversed(range(n_layers)):
+        w = _cat([m.weights[k] for m in mlps])
+        ops = []
+        if weight_grads:
+            ops.append(("matmul", inputs[k].transpose(1, 2), dz))
+            dbs[k] = dz.sum(1, keepdim=True)
+        if k > 0:
+            ops.append(("matmul", dz, w.transpose(1, 2)))
+        elif input_cols is not None:
+            if isinstance(input_cols, slice):
+                wc = w[:, input_cols, :]
+            else:
+                per = _split(w, [1] * w.size(0))
+                wc = _cat([per[p][:, cols, :] for p, cols in enumerate(input_cols)])
+            ops.append(("matmul", dz, wc.transpose(1, 2)))
+        res = beaver_many(ops)
+        if weight_grads:
+            dws[k] = res.pop(0)
+        if k > 0:
+            dz = beaver_many([("mul", res[0], masks[k - 1])])[0]
+        elif input_cols is not None:
+            input_grad = res[0]
+    grads = None
+    if weight_grads:
+        grads = []
+        for j in range(len(mlps)):
+            g = []
+            for k in range(n_layers):
+                g += [_split(dws[k], sizes)[j], _split(dbs[k], sizes)[j]]
+            grads.append(g)
+    return grads, input_grad
