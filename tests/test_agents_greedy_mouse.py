@@ -43,8 +43,21 @@ FAST_CONFIGS = {
         "target_update_every": 50,
         "log_every": 100,
     },
-    "sb3_dqn": {"learning_starts": 50, "batch_size": 16, "buffer_size": 500, "net_arch": (16,), "log_every": 100},
-    "sb3_ppo": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "net_arch": (16,), "log_every": 100},
+    "sb3_dqn": {
+        "learning_starts": 50,
+        "batch_size": 16,
+        "buffer_size": 500,
+        "net_arch": (16,),
+        "log_every": 100,
+    },
+    "sb3_ppo": {
+        "n_envs": 2,
+        "n_steps": 64,
+        "batch_size": 64,
+        "n_epochs": 1,
+        "net_arch": (16,),
+        "log_every": 100,
+    },
 }
 ENV_KWARGS = {
     "tabular_q": {"obs_mode": "local"},
@@ -141,17 +154,44 @@ def test_replay_buffer_wraps_and_round_trips():
 def test_tabular_terminal_transition_does_not_bootstrap():
     q = np.zeros((4, 2))
     q[3] = [10.0, 5.0]  # the next state's values
-    td_update(q, np.array([0]), np.array([1]), np.array([-100.0]), np.array([3]), np.array([True]), 0.5, 0.9)
+    td_update(
+        q,
+        np.array([0]),
+        np.array([1]),
+        np.array([-100.0]),
+        np.array([3]),
+        np.array([True]),
+        0.5,
+        0.9,
+    )
     assert q[0, 1] == pytest.approx(0.5 * -100.0)  # target = r only
     # the same transition truncated/non-terminal bootstraps: r + γ max Q[s']
-    td_update(q, np.array([1]), np.array([0]), np.array([-1.0]), np.array([3]), np.array([False]), 0.5, 0.9)
+    td_update(
+        q,
+        np.array([1]),
+        np.array([0]),
+        np.array([-1.0]),
+        np.array([3]),
+        np.array([False]),
+        0.5,
+        0.9,
+    )
     assert q[1, 0] == pytest.approx(0.5 * (-1.0 + 0.9 * 10.0))
 
 
 def test_tabular_repeated_pairs_act_like_sequential_updates():
     q = np.zeros((2, 2))
     n = 3
-    td_update(q, np.zeros(n, int), np.zeros(n, int), np.full(n, 8.0), np.ones(n, int), np.ones(n, bool), 0.5, 0.9)
+    td_update(
+        q,
+        np.zeros(n, int),
+        np.zeros(n, int),
+        np.full(n, 8.0),
+        np.ones(n, int),
+        np.ones(n, bool),
+        0.5,
+        0.9,
+    )
     seq = 0.0
     for _ in range(n):
         seq += 0.5 * (8.0 - seq)
@@ -181,7 +221,9 @@ def test_dqn_target_network_updates_on_schedule():
     assert any(not torch.equal(before[k], online[k]) for k in before)
     learner.step(worlds)  # crosses 200 env steps
     assert learner.env_steps >= 200
-    assert all(torch.equal(learner.target.state_dict()[k], learner.q.state_dict()[k]) for k in before)
+    assert all(
+        torch.equal(learner.target.state_dict()[k], learner.q.state_dict()[k]) for k in before
+    )
     worlds.close()
 
 

@@ -29,6 +29,11 @@ class Config:
         q_init: initial value of every table entry.
         num_envs: worlds of the vector env stepped together in training.
         log_every: env steps between training-metric rows.
+        eval_epsilon: ε used by the runner's evaluation (``smpc_gym.training.evaluate``
+            reads this field; recorded in ``eval.json``). A greedy tabular policy on the
+            8-cell local view gets stuck in deterministic loops (e.g. walking into a wall
+            leaves the observation unchanged), so it is evaluated with a little
+            exploration, as the spec allows.
     """
 
     alpha: float = 0.1
@@ -38,6 +43,7 @@ class Config:
     q_init: float = 0.0
     num_envs: int = 16
     log_every: int = 10_000
+    eval_epsilon: float = 0.05
 
     def __post_init__(self) -> None:
         _check_tabular_config(self)

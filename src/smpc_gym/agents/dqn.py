@@ -64,7 +64,7 @@ class Config:
     """
 
     num_envs: int = 8
-    hidden: Sequence[int] = (128, 128)
+    hidden: tuple[int, ...] = (128, 128)
     lr: float = 5e-4
     gamma: float = 0.99
     buffer_size: int = 100_000

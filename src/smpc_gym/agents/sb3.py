@@ -191,7 +191,7 @@ class DQNConfig:
     exploration_initial_eps: float = 1.0
     exploration_final_eps: float = 0.05
     max_grad_norm: float = 10.0
-    net_arch: Sequence[int] = (128, 128)
+    net_arch: tuple[int, ...] = (128, 128)
     log_every: int = 5_000
 
     def __post_init__(self) -> None:
@@ -280,7 +280,7 @@ class PPOConfig:
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    net_arch: Sequence[int] = (64, 64)
+    net_arch: tuple[int, ...] = (64, 64)
     log_every: int = 5_000
 
     def __post_init__(self) -> None:

@@ -48,9 +48,14 @@ class Config:
         q_init: initial value of every Q-table entry.
         num_envs: worlds of the vector env stepped together in training.
         log_every: env steps between training-metric rows.
+        eval_epsilon: ε used by the runner's evaluation (``smpc_gym.training.evaluate``
+            reads this field; recorded in ``eval.json``). A greedy tabular policy on the
+            8-cell local view gets stuck in deterministic loops (e.g. walking into a wall
+            leaves the observation unchanged), so it is evaluated with a little
+            exploration, as the spec allows.
     """
 
-    alpha: float = 0.1
+    alpha: float = 0.05
     gamma: float = 0.9
     eps_start: float = 1.0
     eps_end: float = 0.05
@@ -58,6 +63,7 @@ class Config:
     q_init: float = 0.0
     num_envs: int = 16
     log_every: int = 10_000
+    eval_epsilon: float = 0.05
 
     def __post_init__(self) -> None:
         _check_tabular_config(self)
@@ -78,6 +84,8 @@ def _check_tabular_config(cfg: Any) -> None:
         raise ValueError(f"num_envs must be >= 1, got {cfg.num_envs!r}")
     if cfg.log_every < 1:
         raise ValueError(f"log_every must be >= 1, got {cfg.log_every!r}")
+    if not 0.0 <= cfg.eval_epsilon <= 1.0:
+        raise ValueError(f"eval_epsilon must be in [0, 1], got {cfg.eval_epsilon!r}")
 
 
 def td_update(
