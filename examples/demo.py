@@ -90,12 +90,18 @@ def main() -> None:
     torch.set_num_threads(1)
     s = QUICK if args.quick else FULL
     out = Path(args.out)
-    quiet = ["--quiet"] if args.quick else []
+    quiet = ["--quiet", "--no-tensorboard"] if args.quick else []
 
     # 1. GreedyMouse: tabular Q-learning against the two baselines.
     mouse_len = ["--set", f"env.max_episode_steps={s['mouse_len']}"]
     mouse: dict[str, dict] = {}
-    for algo, steps in (("tabular_q", s["mouse_steps"]), ("random", 2000), ("heuristic", 2000)):
+    baseline_steps = min(2000, s["mouse_steps"])
+    runs = (
+        ("tabular_q", s["mouse_steps"]),
+        ("random", baseline_steps),
+        ("heuristic", baseline_steps),
+    )
+    for algo, steps in runs:
         extra = [*mouse_len, *quiet]
         if algo == "tabular_q":
             extra += ["--set", f"log_every={max(1000, s['mouse_steps'] // 50)}"]
