@@ -122,7 +122,12 @@ def main() -> None:
         )
 
     # 4. curves + table
-    curves = plot_runs([out / a for a in mouse], out=out / "curves_greedy_mouse.png", window=3)
+    curves = plot_runs(
+        [out / "tabular_q"],
+        out=out / "curves_greedy_mouse.png",
+        window=3,
+        baselines=[out / "random", out / "heuristic"],
+    )
     plot_runs(
         [out / f"{a}-chain" for a in chain],
         metrics=["total_ncr", "total_reward"],

@@ -205,6 +205,9 @@ def test_plot_subcommand_writes_png(capsys, tiny_runs, tmp_path) -> None:
     code = main(["plot", *map(str, tiny_runs), "--out", str(out), "--smooth", "2"])
     assert code == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out.unlink()
+    code = main(["plot", str(tiny_runs[0]), "--baseline", str(tiny_runs[1]), "--out", str(out)])
+    assert code == 0 and out.is_file()
     err = _error(capsys, ["plot", str(tiny_runs[0]), "--metric", "nope", "--out", str(out)])
     assert "episode_return" in err  # lists the metrics it has
 

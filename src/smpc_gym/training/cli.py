@@ -77,7 +77,10 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def _plot_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=f"{PROG} plot", description="Learning curves of runs (PNG).")
-    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("runs", nargs="*", help="run folders")
+    p.add_argument(
+        "--baseline", action="append", default=[], help="run drawn as a dashed mean line"
+    )
     p.add_argument("--metric", action="append", help="metric column (repeatable)")
     p.add_argument("--out", default="learning_curves.png", help="PNG path")
     p.add_argument("--smooth", type=int, default=1, help="moving-average window (rows)")
@@ -227,7 +230,9 @@ def cmd_plot(argv: Sequence[str]) -> int:
     from smpc_gym.training.plot import DEFAULT_METRIC, plot_runs
 
     args = _plot_parser().parse_args(argv)
-    for r in args.runs:
+    if not args.runs and not args.baseline:
+        raise UsageError("plot: give at least one run folder")
+    for r in [*args.runs, *args.baseline]:
         if not (Path(r) / "metrics.csv").is_file():
             raise ConfigError(f"{r} is not a run folder (no metrics.csv)")
     if args.smooth < 1:
@@ -238,6 +243,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
         out=args.out,
         window=args.smooth,
         title=args.title,
+        baselines=args.baseline,
     )
     print(path)
     return 0

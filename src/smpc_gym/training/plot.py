@@ -59,6 +59,7 @@ def plot_runs(
     window: int = 1,
     labels: Sequence[str] | None = None,
     title: str | None = None,
+    baselines: Sequence[str | Path] = (),
 ) -> Path:
     """Draw ``metrics`` of ``run_dirs`` (one panel per metric, side by side) into a PNG.
 
@@ -69,6 +70,8 @@ def plot_runs(
         window: moving-average window in rows (1 = raw).
         labels: legend labels (default: the run folder names).
         title: figure title.
+        baselines: runs drawn as dashed horizontal lines at the mean of their metric
+            (for non-learning baselines, whose runs are usually much shorter).
 
     Returns:
         The path written.
@@ -78,16 +81,21 @@ def plot_runs(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not run_dirs:
+    if not run_dirs and not baselines:
         raise ConfigError("plot: give at least one run folder")
     labels = list(labels) if labels is not None else [Path(r).name for r in run_dirs]
     if len(labels) != len(run_dirs):
         raise ConfigError(f"plot: {len(labels)} labels for {len(run_dirs)} runs")
     curves = {m: [load_curve(r, m) for r in run_dirs] for m in metrics}
+    flat = {m: [float(np.mean(load_curve(r, m)[1])) for r in baselines] for m in metrics}
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for (x, y), label in zip(curves[metric], labels, strict=True):
             ax.plot(x, smooth(y, window), label=label, linewidth=1.5)
+        for i, (value, run) in enumerate(zip(flat[metric], baselines, strict=True)):
+            color = f"C{(len(run_dirs) + i) % 10}"
+            label = f"{Path(run).name} (mean)"
+            ax.axhline(value, linestyle="--", linewidth=1.2, color=color, label=label)
         ax.set_xlabel("env steps")
         ax.set_ylabel(metric if window <= 1 else f"{metric} (mean of {window} rows)")
         ax.grid(alpha=0.3)
