@@ -37,6 +37,7 @@ import functools
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import time
@@ -356,15 +357,18 @@ def _party_main(
     try:
         if is_ttp:
             run_ttp_dealer(config)
-            conn.send(("ok", None))
+            conn.send_bytes(pickle.dumps(("ok", None)))
         else:
             crypten = _init_crypten(config, int(config.rank))  # type: ignore[arg-type]
             result = fn(PartyContext(config, crypten), *args)
-            conn.send(("ok", result))
+            # Plain pickle (tensors by value): multiprocessing's pickler would pass tensors
+            # through shared memory, which breaks once this process has exited.
+            conn.send_bytes(pickle.dumps(("ok", result)))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the launcher
         cause = exc.__cause__ if isinstance(exc, PartyError) and exc.__cause__ else exc
         with contextlib.suppress(Exception):
-            conn.send(("err", f"{type(cause).__name__}: {cause}", traceback.format_exc()))
+            msg = ("err", f"{type(cause).__name__}: {cause}", traceback.format_exc())
+            conn.send_bytes(pickle.dumps(msg))
         conn.close()
         os._exit(1)  # skip the teardown: the launcher terminates the group
     conn.close()
@@ -465,7 +469,7 @@ def launch_local(
             for r in list(pending):
                 if conns[r].poll():
                     try:
-                        msg = conns[r].recv()
+                        msg = pickle.loads(conns[r].recv_bytes())
                     except (EOFError, OSError):
                         msg = None
                     if msg is not None and msg[0] == "ok":
