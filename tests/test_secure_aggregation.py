@@ -19,6 +19,7 @@ from smpc_gym.federated.secure_agg import (
     secure_mean,
     secure_sum,
     secure_weighted_mean,
+    zero_share,
 )
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
@@ -61,7 +62,9 @@ def _aggregate(ctx):
     wmean = secure_weighted_mean(ctx, mine, None if mine is None else _weight(ctx.rank), numel=D)
     everyone = secure_sum(ctx, mine, numel=D, dst=None)
     plain = plaintext_allreduce_mean(ctx, mine, n, numel=D)
+    zeros = zero_share(ctx, 1000)
     return {
+        "zero_share": zeros,
         "mean": mean,
         "wmean": wmean,
         "everyone": everyone,
@@ -102,6 +105,14 @@ def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_h
         torch.testing.assert_close(o["plain"].double(), ref, atol=1e-5, rtol=1e-5)
         if rank != COORDINATOR:
             assert o["mean"] is None and o["wmean"] is None  # only the coordinator learns it
+    # the masks: the parties' zero shares cancel in the int64 ring, and each looks uniform
+    zs = torch.stack([o["zero_share"] for o in out])
+    assert torch.equal(zs.sum(0), torch.zeros(1000, dtype=torch.int64))  # wraps mod 2^64
+    for z in zs:
+        top = (z >> 60) & 0xF  # top 4 bits: ~uniform over 16 values
+        counts = torch.bincount(top, minlength=16).double()
+        chi2 = float(((counts - 1000 / 16) ** 2 / (1000 / 16)).sum())
+        assert chi2 < 45  # 15 d.o.f.: p < 1e-4 under uniformity
     # The coordinator never holds an individual holder's update in the clear: everything it
     # received is the (encoded) aggregate, never one update.
     assert len(coord["received"]) == 3
