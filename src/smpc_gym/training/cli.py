@@ -144,7 +144,7 @@ def cmd_train(argv: Sequence[str]) -> int:
             try:
                 envs = ", ".join(get_algorithm(name).envs)
             except ImportError:
-                envs = "(not installed)"
+                envs = "(module not available)"
             print(f"{name:16s} {envs}")
         return 0
     launch = _launch(args)
