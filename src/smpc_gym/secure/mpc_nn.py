@@ -258,7 +258,8 @@ class SharedMLP:
         for w, b in zip(self.weights, self.biases, strict=True):
             wp = w[p].get_plain_text(dst=dst)
             bp = b[p].get_plain_text(dst=dst)
-            out.append((wp.t().contiguous(), bp.reshape(-1)))
+            if dst is None or dst == rank:
+                out.append((wp.t().contiguous(), bp.reshape(-1)))
         return out if dst is None or dst == rank else None
 
     def shares(self) -> list[torch.Tensor]:

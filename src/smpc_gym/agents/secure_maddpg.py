@@ -1,0 +1,1032 @@
+"""Secure MADDPG: the EDE update of :mod:`smpc_gym.agents.maddpg` under two-party CrypTen.
+
+Reads top to bottom: :class:`Config`, who-sees-what (:class:`PlayerView` and the world
+simulator :func:`serve_world`), the secure networks (:class:`SecureNets`), the secure
+update (:func:`secure_update`, line-by-line twin of :func:`maddpg.maddpg_update`), the
+party process (:class:`Party`, :func:`party_main`) and the runner-facing algorithm
+(:class:`SecureMADDPG`).
+
+Who holds what (``docs/readme/secure_maddpg.md`` has the full threat model):
+
+* Player ``i`` is party ``i``, a separate OS process (CrypTen over ``torch.distributed``).
+  It holds its own observations, actions, rewards and replay columns in the clear, and
+  reaches the game only through a :class:`PlayerView`, which carries *its* action to the
+  world simulator and *its* observation/reward/info back — nothing else ever arrives.
+* All network weights (both actors, both critics, their targets) and the optimiser states
+  are secret-shared from start to end; each party checkpoints its own shares.
+* Revealed: player i's action to player i only (``get_plain_text(dst=i)``); minibatch
+  indices are never sent at all — both parties draw them from the sampler seeded with the
+  run's (public) seed; with ``reveal_losses`` the scalar losses to both parties; with
+  ``reveal_final_weights="owner"`` each player's own actor and critic to that player at
+  the end. Every reveal goes through :meth:`Party.reveal`, which records it.
+
+The world simulator (:func:`serve_world`) stands in for the physical supply chain: it is
+a third process owned by neither party that steps the game with both players' actions and
+answers each player with its own part only. In a deployment each player's side of the
+world is its own business (its stock, its customers); the simulator exists so the two
+parties never need each other's actions in the clear to run an episode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue as queue_mod
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from smpc_gym.agents import maddpg
+from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.common.ou_noise import OUNoise
+
+AGENTS = maddpg.AGENTS
+N_FEATURES = maddpg.N_FEATURES
+ACTION_DIM = maddpg.ACTION_DIM
+N_PLAYERS = len(AGENTS)
+_AUTHKEY = b"smpc-gym-world"  # the simulator's channel key (not a secret: a local stand-in)
+
+
+# ---------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Config(maddpg.Config):
+    """Secure MADDPG hyper-parameters: every field of :class:`maddpg.Config` plus:
+
+    Attributes:
+        reveal_losses: reveal the scalar critic/actor losses to both players for logging
+            (also used to detect fixed-point wrap-around: a huge or NaN loss stops the run).
+        reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
+            the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
+        provider: Beaver-triple provider, ``"TFP"`` (player 0 generates them and is trusted
+            for it) or ``"TTP"`` (a separate dealer process).
+        timeout_s: a party that dies or hangs makes the other fail within this time.
+        critic_grad_scale: public loss scale ``c`` of the critic gradients (fixed point,
+            see :mod:`smpc_gym.secure.optim`).
+        actor_grad_scale: the same for the actor gradients (which are much smaller).
+        adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
+        adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
+            (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
+        pretrain_steps: plaintext MADDPG steps on *simulated, public* data before the
+            secure phase (the paper's pipeline; 0 = start secure from scratch). Both
+            parties run the same deterministic pre-training and secret-share the result.
+        pretrain_env: env parameter overrides for the simulated game (e.g. a different
+            ``demand_intercept``); the private game uses the run's env parameters.
+        checkpoint_every: env steps between per-party share checkpoints (0: whenever the
+            runner asks, i.e. ``hooks.should_checkpoint``).
+        share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
+            under the runner, else a temporary folder).
+        world_address: ``HOST:PORT`` of the world simulator for multi-machine runs (""
+            = the rendezvous host, rendezvous port + 1; rank 0 starts it).
+    """
+
+    reveal_losses: bool = True
+    reveal_final_weights: str = "owner"
+    provider: str = "TFP"
+    timeout_s: float = 120.0
+    critic_grad_scale: float = 2.0**6
+    actor_grad_scale: float = 2.0**10
+    adam_nr_iters: int = 3
+    adam_refresh_every: int = 1
+    pretrain_steps: int = 0
+    pretrain_env: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 0
+    share_dir: str = ""
+    world_address: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reveal_final_weights not in ("owner", "none"):
+            raise ValueError(
+                f"reveal_final_weights must be 'owner' or 'none', got {self.reveal_final_weights!r}"
+            )
+        self.provider = str(self.provider).upper()
+        if self.provider not in ("TFP", "TTP"):
+            raise ValueError(f"provider must be 'TFP' or 'TTP', got {self.provider!r}")
+        if self.n_envs != 1:
+            raise ValueError(f"secure_maddpg steps one world (n_envs=1), got n_envs={self.n_envs}")
+        if self.timeout_s <= 0 or self.critic_grad_scale <= 0 or self.actor_grad_scale <= 0:
+            raise ValueError(
+                "timeout_s, critic_grad_scale and actor_grad_scale must be > 0, got "
+                f"{self.timeout_s}, {self.critic_grad_scale}, {self.actor_grad_scale}"
+            )
+        if self.pretrain_steps < 0 or self.checkpoint_every < 0:
+            raise ValueError(
+                f"pretrain_steps and checkpoint_every must be >= 0, got {self.pretrain_steps}, "
+                f"{self.checkpoint_every}"
+            )
+
+    def plain(self) -> maddpg.Config:
+        """The plaintext :class:`maddpg.Config` with the same shared fields."""
+        names = {f.name for f in dataclasses.fields(maddpg.Config)}
+        return maddpg.Config(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+
+class FixedPointOverflow(RuntimeError):
+    """A revealed loss was huge or NaN: the fixed-point ring wrapped around."""
+
+
+# ---------------------------------------------------------------------------------------
+# Who sees what: the per-player view of the (simulated) world
+# ---------------------------------------------------------------------------------------
+def _episode_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence([int(seed), 7, int(episode)]).generate_state(1)[0])
+
+
+def serve_world(env_kwargs: Mapping[str, Any], seed: int, address: tuple[str, int]) -> None:
+    """The world simulator: a process that belongs to neither player.
+
+    Accepts one connection per player (each says which player it is), then loops: both
+    players send ``("reset", episode)`` or ``("step", own_action)``; the game is reset
+    (seeded from ``seed`` and the episode number) or stepped with both actions; each
+    player receives only its own ``(obs, reward, terminated, truncated, info)``. Exits
+    when both players send ``("close",)`` or a connection drops.
+    """
+    from smpc_gym import supply_chain_v0
+
+    env = supply_chain_v0.parallel_env(**dict(env_kwargs))
+    with multiprocessing.connection.Listener(address, authkey=_AUTHKEY) as listener:
+        conns: dict[int, Any] = {}
+        while len(conns) < N_PLAYERS:
+            c = listener.accept()
+            hello = c.recv()
+            conns[int(hello[1])] = c
+        try:
+            while True:
+                msgs = {i: conns[i].recv() for i in range(N_PLAYERS)}
+                kinds = {m[0] for m in msgs.values()}
+                if kinds == {"close"}:
+                    break
+                if len(kinds) != 1:
+                    raise RuntimeError(f"players out of step: {msgs}")
+                kind = kinds.pop()
+                if kind == "reset":
+                    obs, infos = env.reset(seed=_episode_seed(seed, msgs[0][1]))
+                    for i, a in enumerate(AGENTS):
+                        conns[i].send((obs[a], infos.get(a, {})))
+                elif kind == "step":
+                    acts = {a: np.asarray(msgs[i][1], np.float32) for i, a in enumerate(AGENTS)}
+                    obs, rew, term, trunc, infos = env.step(acts)
+                    for i, a in enumerate(AGENTS):
+                        conns[i].send(
+                            (obs[a], float(rew[a]), bool(term[a]), bool(trunc[a]), infos[a])
+                        )
+                else:
+                    raise RuntimeError(f"unknown world request {kind!r}")
+        except (EOFError, OSError):
+            pass
+        finally:
+            for c in conns.values():
+                c.close()
+            env.close()
+
+
+class PlayerView:
+    """One player's window on the world: its own observation, reward and info only.
+
+    The view holds no environment object and no reference to the other player: it sends
+    this player's action to the world simulator and receives this player's part of the
+    result. :attr:`received` keeps every message that arrived (tests check it carries
+    nothing of the other player).
+    """
+
+    def __init__(self, address: tuple[str, int], player: int, timeout_s: float = 60.0):
+        if player not in range(N_PLAYERS):
+            raise ValueError(f"player must be 0 or 1, got {player!r}")
+        self.player = int(player)
+        self.agent = AGENTS[self.player]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._conn = multiprocessing.connection.Client(address, authkey=_AUTHKEY)
+                break
+            except (ConnectionRefusedError, FileNotFoundError, OSError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"player {player}: no world simulator at {address} after {timeout_s}s"
+                    ) from None
+                time.sleep(0.1)
+        self._conn.send(("hello", self.player))
+        self.timeout_s = timeout_s
+        self.received: list[Any] = []
+
+    def _recv(self) -> Any:
+        if not self._conn.poll(self.timeout_s):
+            raise TimeoutError(f"player {self.player}: the world simulator did not answer")
+        msg = self._conn.recv()
+        self.received.append(msg)
+        return msg
+
+    def reset(self, episode: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start episode number ``episode``; returns this player's ``(obs, info)``."""
+        self._conn.send(("reset", int(episode)))
+        return self._recv()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Send this player's action; returns its ``(obs, reward, terminated, truncated, info)``."""
+        self._conn.send(("step", np.asarray(action, np.float32)))
+        return self._recv()
+
+    def close(self) -> None:
+        """Tell the simulator this player is done."""
+        with contextlib.suppress(OSError):
+            self._conn.send(("close",))
+            self._conn.close()
+
+
+def start_world(
+    env_kwargs: Mapping[str, Any], seed: int, address: tuple[str, int] | None = None
+) -> tuple[Any, tuple[str, int]]:
+    """Start :func:`serve_world` in a new process; returns ``(process, address)``."""
+    from smpc_gym.secure.runtime import free_port
+
+    address = address or ("127.0.0.1", free_port())
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(
+        target=serve_world, args=(dict(env_kwargs), int(seed), address), daemon=True,
+        name="smpc-world",
+    )
+    proc.start()
+    return proc, address
+
+
+# ---------------------------------------------------------------------------------------
+# Secure networks
+# ---------------------------------------------------------------------------------------
+def _shapes(in_dim: int, hidden: int, out_dim: int) -> list[tuple[int, int]]:
+    return [(in_dim, hidden), (hidden, hidden), (hidden, out_dim)]
+
+
+@dataclass
+class SecureNets:
+    """Both players' actors, critics and targets as stacked :class:`SharedMLP` (P = 2)."""
+
+    actors: Any
+    critics: Any
+    target_actors: Any
+    target_critics: Any
+
+    @classmethod
+    def share(
+        cls, actors: Sequence[Any], critics: Sequence[Any], hidden: int, rank: int
+    ) -> SecureNets:
+        """Secret-share plaintext networks; network i is read only in party i."""
+        from smpc_gym.secure.mpc_nn import SharedMLP
+
+        sh = maddpg.DataSharing("ede")
+        owners = list(range(N_PLAYERS))
+        a = SharedMLP.from_plain(
+            actors, owners, _shapes(sh.actor_in_dim, hidden, ACTION_DIM), "sigmoid", rank
+        )
+        c = SharedMLP.from_plain(critics, owners, _shapes(sh.critic_in_dim, hidden, 1), rank=rank)
+        return cls(actors=a, critics=c, target_actors=a.clone(), target_critics=c.clone())
+
+    def modules(self) -> dict[str, Any]:
+        """Name → :class:`SharedMLP`."""
+        return {
+            "actors": self.actors,
+            "critics": self.critics,
+            "target_actors": self.target_actors,
+            "target_critics": self.target_critics,
+        }
+
+
+def make_optimisers(cfg: Config) -> tuple[Any, Any]:
+    """(actor optimiser, critic optimiser) on shares, each stepping both players at once."""
+    from smpc_gym.secure.optim import SecureAdam, SecureSGD
+
+    def make(lr: float, scale: float) -> Any:
+        if cfg.optimizer == "adam":
+            return SecureAdam(
+                lr, eps=cfg.adam_eps, grad_scale=scale, nr_iters=cfg.adam_nr_iters,
+                refresh_every=cfg.adam_refresh_every,
+            )
+        return SecureSGD(lr, momentum=cfg.momentum, grad_scale=scale)
+
+    return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
+
+
+def share_batch(crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor,
+                batch_size: int) -> dict[str, Any]:
+    """Secret-share both players' columns of a minibatch (each party inputs its own).
+
+    Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
+    tensor and shares it with ``src=i``; the other party contributes a placeholder of the
+    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input).
+    """
+    parts = []
+    for i in range(N_PLAYERS):
+        if i == rank:
+            x = torch.cat(
+                [own.obs, own.next_obs, own.action * inv_high, own.reward, own.done], dim=1
+            )
+        else:
+            x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM + 2)
+        parts.append(crypten.cryptensor(x, src=i))
+    f = N_FEATURES
+    s = crypten.cat([p[:, 0:f] for p in parts], dim=1)
+    s2 = crypten.cat([p[:, f : 2 * f] for p in parts], dim=1)
+    a = crypten.cat([p[:, 2 * f : 2 * f + ACTION_DIM] for p in parts], dim=1)
+    r = crypten.stack([p[:, 2 * f + ACTION_DIM : 2 * f + ACTION_DIM + 1] for p in parts])
+    d = crypten.stack([p[:, 2 * f + ACTION_DIM + 1 :] for p in parts])
+    return {"obs": s, "next_obs": s2, "action": a, "reward": r, "done": d}
+
+
+def _soft_update(target: Any, online: Any, tau: float) -> None:
+    from smpc_gym.secure.optim import flatten_cat, mul_public, unflatten_like
+
+    tp, op = target.parameters(), online.parameters()
+    new = mul_public(flatten_cat(tp), 1.0 - tau) + mul_public(flatten_cat(op), tau)
+    target.set_parameters(unflatten_like(new, tp))
+
+
+def secure_update(
+    crypten: Any, nets: SecureNets, opts: tuple[Any, Any], b: Mapping[str, Any], cfg: Config
+) -> dict[str, Any]:
+    """One MADDPG update of both players under MPC, in :func:`maddpg.maddpg_update`'s order.
+
+    ``b`` is :func:`share_batch`'s output. Both players' work is stacked (P = 2):
+
+    A. actors(s) and target actors(s') in one stacked forward pass (the actors' outputs
+       and cache are reused by the actor update: the actors have not changed yet);
+    B. critics([s, a]) and target critics([s', a'₀, a'₁]) in one stacked pass;
+       ``y = r + γ(1 − d)Q'``; backward of ``MSE`` (loss-scaled) and the critic step;
+    C. the updated critics on ``[s, a with player i's action replaced by actor_i(s)]``,
+       backward of ``−mean Q`` to each player's own action columns only, through the
+       cached actor pass, and the actor step;
+    D. soft target updates (local linear operations on shares).
+
+    Returns:
+        Shares of the per-player losses ``critic_loss`` ``[P]`` and ``actor_loss`` ``[P]``
+        (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
+    """
+    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked
+    from smpc_gym.secure.optim import mul_public
+
+    actor_opt, critic_opt = opts
+    P, B = N_PLAYERS, int(b["obs"].size(0))
+    s, s2, a = b["obs"], b["next_obs"], b["action"]
+    rep = [crypten.stack([t] * P) for t in (s, s2)]
+
+    # A. actors(s) and target actors(s')
+    (a_cur, a_next), (actor_cache, _) = forward_stacked(
+        [nets.actors, nets.target_actors], rep
+    )
+
+    # B. critic update
+    x = crypten.cat([s, a], dim=1)
+    x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
+    (q, q2), (critic_cache, _) = forward_stacked(
+        [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
+    )
+    (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
+    y = b["reward"] + mul_public(not_done_q2, cfg.gamma)
+    diff = q - y
+    out: dict[str, Any] = {}
+    if cfg.reveal_losses:
+        out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
+    dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
+    grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
+    nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
+
+    # C. actor update through the updated critics
+    own = [
+        crypten.cat([s, a_cur[0], a[:, 2:4]], dim=1),
+        crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
+    ]
+    (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
+    if cfg.reveal_losses:
+        out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
+    dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
+    f2 = 2 * N_FEATURES
+    _, d_act = backward_stacked(
+        [nets.critics], [qa_cache], [dqa], weight_grads=False,
+        input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
+    )
+    agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
+    nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
+
+    # D. targets
+    _soft_update(nets.target_actors, nets.actors, cfg.tau)
+    _soft_update(nets.target_critics, nets.critics, cfg.tau)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The party process
+# ---------------------------------------------------------------------------------------
+def _seeds(seed: int) -> np.ndarray:
+    """The same split as :class:`maddpg.MADDPG` (so both start from identical weights)."""
+    return np.random.SeedSequence(int(seed)).generate_state(8)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def share_file(share_dir: str | Path, rank: int, step: int) -> Path:
+    """Where party ``rank`` keeps its shares at env step ``step``."""
+    return Path(share_dir) / f"party{rank}" / f"shares-{int(step):012d}.pt"
+
+
+class Party:
+    """Player ``rank``'s process state: shares of all networks, its own plaintext data.
+
+    Args:
+        crypten: the initialised CrypTen module (from the runtime's ``PartyContext``).
+        rank: 0 or 1 (= player index).
+        cfg: the run's :class:`Config`.
+        env_kwargs: the private game's parameters (for the action caps and pre-training).
+        seed: the run's public seed.
+        init_nets: optional plaintext ``(actors, critics)`` to start from (only entry
+            ``rank`` of each is read); default: the same init as plaintext MADDPG.
+    """
+
+    def __init__(
+        self,
+        crypten: Any,
+        rank: int,
+        cfg: Config,
+        env_kwargs: Mapping[str, Any],
+        seed: int,
+        init_nets: tuple[Sequence[Any], Sequence[Any]] | None = None,
+        action_high: Sequence[torch.Tensor] | None = None,
+    ) -> None:
+        self.crypten = crypten
+        self.rank = int(rank)
+        self.cfg = cfg
+        self.seed = int(seed)
+        seeds = _seeds(seed)
+        sh = maddpg.DataSharing("ede")
+        high = list(action_high) if action_high is not None else maddpg.action_caps(env_kwargs)
+        self.high = high[self.rank]
+        self.inv_high = 1.0 / self.high
+        if init_nets is None:
+            init_nets = self._initial_plain_nets(env_kwargs, seeds, high)
+        actors, critics = init_nets
+        self.nets = SecureNets.share(actors, critics, cfg.hidden, self.rank)
+        self.opts = make_optimisers(cfg)
+        self.replay = maddpg.PlayerReplay(cfg.buffer_size)
+        self.noise = OUNoise(
+            ACTION_DIM, cfg.ou_theta, cfg.ou_sigma,
+            torch.Generator().manual_seed(int(seeds[2 + self.rank])),
+        )
+        self.sampler = torch.Generator().manual_seed(int(seeds[4]))
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self.reveal_log: list[dict[str, Any]] = []
+
+    def _initial_plain_nets(
+        self, env_kwargs: Mapping[str, Any], seeds: np.ndarray, high: Sequence[torch.Tensor]
+    ) -> tuple[list[Any], list[Any]]:
+        cfg = self.cfg
+        if cfg.pretrain_steps > 0:
+            # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
+            # (one torch thread, seeded generators), so both parties get the same networks.
+            sim = maddpg.MADDPG(cfg.plain(), {**dict(env_kwargs), **cfg.pretrain_env}, self.seed)
+            sim.train(cfg.pretrain_steps, NullHooks())
+            return list(sim.nets.actors), list(sim.nets.critics)
+        sh = maddpg.DataSharing("ede")
+        actors: list[Any] = [None] * N_PLAYERS
+        critics: list[Any] = [None] * N_PLAYERS
+        i = self.rank  # only this player's networks are created here
+        gen = torch.Generator().manual_seed(int(seeds[i]))
+        actors[i] = maddpg.make_actor(sh.actor_in_dim, cfg.hidden, high[i], gen)
+        critics[i] = maddpg.make_critic(sh.critic_in_dim, cfg.hidden, gen)
+        return actors, critics
+
+    # -- reveals (every plaintext output of the protocol goes through here) --------------
+    def reveal(self, x: Any, dst: int | None, what: str) -> torch.Tensor | None:
+        """``x.get_plain_text(dst)``, recorded in :attr:`reveal_log` (None if not for us)."""
+        value = x.get_plain_text(dst=dst)
+        mine = dst is None or dst == self.rank
+        self.reveal_log.append({"what": what, "dst": dst, "received": mine})
+        return value if mine else None
+
+    # -- acting -------------------------------------------------------------------------
+    def secure_act(self, own_obs: np.ndarray) -> torch.Tensor:
+        """Both actors on the shared 10 features; returns this player's action in [0, 1]²."""
+        from smpc_gym.secure.mpc_nn import forward_stacked
+
+        c = self.crypten
+        feats = []
+        for i in range(N_PLAYERS):
+            x = torch.as_tensor(own_obs, dtype=torch.float32).reshape(1, N_FEATURES)
+            feats.append(c.cryptensor(x if i == self.rank else torch.zeros_like(x), src=i))
+        s = c.cat(feats, dim=1)
+        (a,), _ = forward_stacked([self.nets.actors], [c.stack([s] * N_PLAYERS)])
+        mine = None
+        for i in range(N_PLAYERS):
+            v = self.reveal(a[i], dst=i, what=f"action_{i}")
+            if v is not None:
+                mine = v.reshape(ACTION_DIM)
+        assert mine is not None
+        return mine
+
+    # -- updating -------------------------------------------------------------------------
+    def update(self, indices: torch.Tensor) -> dict[str, float]:
+        """One secure update on the rows ``indices`` of both players' buffers."""
+        own = self.replay.get(indices)
+        b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
+        losses = secure_update(self.crypten, self.nets, self.opts, b, self.cfg)
+        self.updates += 1
+        out: dict[str, float] = {}
+        for k, v in losses.items():
+            plain = self.reveal(v, dst=None, what=k)
+            assert plain is not None
+            for i in range(N_PLAYERS):
+                val = float(plain[i])
+                if not math.isfinite(val) or abs(val) > 1e6:
+                    raise FixedPointOverflow(
+                        f"{k}_{i} = {val} after update {self.updates}: the fixed-point ring "
+                        "wrapped around (lower critic_grad_scale/actor_grad_scale or the "
+                        "learning rates); the last checkpoint is intact"
+                    )
+                out[f"{k}_{i}"] = val
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """This party's share checkpoint: its shares, its own data, counters."""
+        actor_opt, critic_opt = self.opts
+        return {
+            "rank": self.rank,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "nets": {k: m.shares() for k, m in self.nets.modules().items()},
+            "actor_opt": actor_opt.state_shares(),
+            "critic_opt": critic_opt.state_shares(),
+            "replay": self.replay.state_dict(),
+            "noise": self.noise.state_dict(),
+            "sampler": self.sampler.get_state(),
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state` (the other party must load its file of the same step)."""
+        if int(state["rank"]) != self.rank:
+            raise ValueError(f"share file of party {state['rank']} given to party {self.rank}")
+        self.env_steps = int(state["env_steps"])
+        self.episodes = int(state["episodes"])
+        self.updates = int(state["updates"])
+        for k, m in self.nets.modules().items():
+            m.load_shares(state["nets"][k])
+        actor_opt, critic_opt = self.opts
+        actor_opt.load_state_shares(state["actor_opt"], self.nets.actors.weights[0])
+        critic_opt.load_state_shares(state["critic_opt"], self.nets.critics.weights[0])
+        self.replay.load_state_dict(state["replay"])
+        self.noise.load_state_dict(state["noise"])
+        self.sampler.set_state(state["sampler"])
+
+    def save(self, share_dir: str | Path) -> Path:
+        """Atomically write :meth:`state` to :func:`share_file`."""
+        path = share_file(share_dir, self.rank, self.env_steps)
+        _atomic_save(self.state(), path)
+        return path
+
+    def final_weights(self) -> dict[str, Any] | None:
+        """Reveal each player's own actor and critic to it (``reveal_final_weights="owner"``)."""
+        if self.cfg.reveal_final_weights != "owner":
+            return None
+        mine: dict[str, Any] = {}
+        for name in ("actors", "critics"):
+            mlp = getattr(self.nets, name)
+            for i in range(N_PLAYERS):
+                layers = None
+                with _RevealRecorder(self, f"{name[:-1]}_{i}_weights", dst=i):
+                    layers = mlp.reveal_net(i, dst=i)
+                if layers is not None:
+                    # numpy, not tensors: torch shares tensors sent between processes
+                    # through shared memory that dies with this process
+                    mine[name[:-1]] = [(w.numpy().copy(), b.numpy().copy()) for w, b in layers]
+        return mine
+
+
+class _RevealRecorder:
+    def __init__(self, party: Party, what: str, dst: int) -> None:
+        self.party, self.what, self.dst = party, what, dst
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        self.party.reveal_log.append(
+            {"what": self.what, "dst": self.dst, "received": self.dst == self.party.rank}
+        )
+
+
+@dataclass
+class PartyJob:
+    """Everything a party process needs (picklable)."""
+
+    cfg: Config
+    env_kwargs: dict[str, Any]
+    seed: int
+    total_steps: int
+    world_address: tuple[str, int]
+    share_dir: str
+    resume_step: int | None
+    checkpoint_every: int
+    reports: Any = None  # a multiprocessing queue to the launcher (local launch)
+
+
+def _plain_actor(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], high: torch.Tensor,
+                 hidden: int) -> torch.nn.Module:
+    actor = maddpg.make_actor(2 * N_FEATURES, hidden, high, torch.Generator().manual_seed(0))
+    linears = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, (w, b) in zip(linears, layers, strict=True):
+            lin.weight.copy_(torch.as_tensor(w))
+            lin.bias.copy_(torch.as_tensor(b))
+    return actor
+
+
+def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
+    """The training loop of one party (run by the runtime in each party process).
+
+    Both parties run this in lockstep: secure act → own env step through the
+    :class:`PlayerView` → store own columns → (once a batch is there) one secure update
+    with indices from the shared sampler → per-party share checkpoint every
+    ``job.checkpoint_every`` steps. Reports log rows and checkpoints through ``reporter``
+    (or ``job.reports``, a queue to the launcher).
+    """
+    torch.set_num_threads(1)
+    cfg, rank = job.cfg, ctx.rank
+    party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
+    if job.resume_step is not None:
+        party.load(torch.load(share_file(job.share_dir, rank, job.resume_step),
+                              weights_only=True))
+        if party.env_steps != job.resume_step:
+            raise RuntimeError(f"share file says step {party.env_steps}, expected {job.resume_step}")
+    report = reporter or _QueueReporter(job.reports, rank)
+    view = PlayerView(job.world_address, rank, timeout_s=cfg.timeout_s)
+    plain_cfg = cfg.plain()
+    timing = {"update_s": 0.0, "updates": 0, "bytes": 0, "rounds": 0, "step_s": 0.0, "steps": 0}
+    window: list[dict[str, float]] = []
+    losses: dict[str, list[float]] = {}
+    next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
+    try:
+        obs, _ = view.reset(party.episodes)
+        party.noise.reset()
+        ep = {"reward": 0.0, "wastage_units": 0.0, "wastage_cost": 0.0}
+        while party.env_steps < job.total_steps:
+            t0 = time.perf_counter()
+            unit = party.secure_act(obs)
+            action = unit * party.high + party.noise.sample()[0] * party.high
+            action = torch.minimum(torch.clamp(action, min=0.0), party.high)
+            next_obs, reward, term, trunc, info = view.step(action.numpy())
+            waste = float(info.get("waste_cost", 0.0))
+            r_train = (reward - waste) if plain_cfg.train_reward == "ncr" else reward
+            ended = bool(term or trunc)
+            done = float(term or (trunc and cfg.done_on_truncation))
+            party.replay.add(
+                torch.as_tensor(obs, dtype=torch.float32)[None],
+                torch.as_tensor(next_obs, dtype=torch.float32)[None],
+                action[None], torch.tensor([r_train * cfg.reward_scale]), torch.tensor([done]),
+            )
+            ep["reward"] += reward
+            ep["wastage_units"] += float(info.get("units_wasted", 0.0))
+            ep["wastage_cost"] += waste
+            party.env_steps += 1
+            timing["step_s"] += time.perf_counter() - t0
+            timing["steps"] += 1
+            if ended:
+                ep["ncr"] = ep["reward"] - ep["wastage_cost"]
+                window.append({f"{k}_{rank}": v for k, v in ep.items()})
+                party.episodes += 1
+                ep = {"reward": 0.0, "wastage_units": 0.0, "wastage_cost": 0.0}
+                obs, _ = view.reset(party.episodes)
+                party.noise.reset()
+            else:
+                obs = next_obs
+            size = party.replay.size
+            if size >= max(cfg.batch_size, cfg.learning_starts):
+                idx = maddpg.sample_indices(size, cfg.batch_size, party.sampler)
+                ctx.reset_comm_stats()
+                t1 = time.perf_counter()
+                stats = party.update(idx)
+                timing["update_s"] += time.perf_counter() - t1
+                st = ctx.comm_stats()
+                timing["bytes"] += st["bytes"]
+                timing["rounds"] += st["rounds"]
+                timing["updates"] += 1
+                for k, v in stats.items():
+                    losses.setdefault(k, []).append(v)
+            if party.env_steps >= next_log or party.env_steps >= job.total_steps:
+                row = _log_row(party, window, losses, timing, rank)
+                report.log(party.env_steps, row)
+                window, losses = [], {}
+                next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
+            if report.want_checkpoint(party.env_steps, job.checkpoint_every):
+                party.save(job.share_dir)
+                report.checkpointed(party.env_steps)
+        final = party.final_weights()
+    finally:
+        view.close()
+    return {
+        "rank": rank,
+        "env_steps": party.env_steps,
+        "episodes": party.episodes,
+        "updates": party.updates,
+        "final": final,
+        "timing": timing,
+        "reveal_log": party.reveal_log,
+    }
+
+
+def _log_row(party: Party, window: list[dict[str, float]], losses: Mapping[str, list[float]],
+             timing: Mapping[str, float], rank: int) -> dict[str, float]:
+    row: dict[str, float] = {"episodes": float(party.episodes), "updates": float(party.updates)}
+    if window:
+        for key in window[0]:
+            row[key] = float(np.mean([e[key] for e in window]))
+    for k, v in losses.items():
+        row[k] = float(np.mean(v))
+    if timing["updates"]:
+        n = timing["updates"]
+        row["secure_update_s"] = timing["update_s"] / n
+        row[f"bytes_per_update_{rank}"] = timing["bytes"] / n
+        row["rounds_per_update"] = timing["rounds"] / n
+    if timing["steps"]:
+        row["secure_act_step_s"] = timing["step_s"] / timing["steps"]
+    return row
+
+
+class _QueueReporter:
+    """Party side of the local launch: log rows and checkpoints go to the launcher."""
+
+    def __init__(self, q: Any, rank: int) -> None:
+        self.q, self.rank = q, rank
+
+    def log(self, step: int, row: Mapping[str, float]) -> None:
+        if self.q is not None:
+            self.q.put(("log", self.rank, int(step), dict(row)))
+
+    def want_checkpoint(self, step: int, every: int) -> bool:
+        return every > 0 and step % every == 0
+
+    def checkpointed(self, step: int) -> None:
+        if self.q is not None:
+            self.q.put(("ckpt", self.rank, int(step), None))
+
+
+class _DirectReporter:
+    """Party side of a multi-machine launch: this process is the party and the runner."""
+
+    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks) -> None:
+        self.algo, self.hooks = algo, hooks
+
+    def log(self, step: int, row: Mapping[str, float]) -> None:
+        self.algo.env_steps = int(step)
+        self.hooks.log(step, row)
+
+    def want_checkpoint(self, step: int, every: int) -> bool:
+        if every > 0:
+            return step % every == 0
+        return bool(self.hooks.should_checkpoint(step))
+
+    def checkpointed(self, step: int) -> None:
+        self.algo.env_steps = int(step)
+        self.algo.share_step = int(step)
+        self.hooks.checkpoint(step)
+
+
+# ---------------------------------------------------------------------------------------
+# The algorithm the runner sees
+# ---------------------------------------------------------------------------------------
+class SecureMADDPG(Algorithm):
+    """MADDPG on EDE-shaped networks with every update and action under two-party CrypTen.
+
+    ``train`` spawns the two party processes (and the world simulator, and CrypTen's TTP
+    dealer with ``provider: TTP``) unless the runner passed ``--rank`` (then this process
+    *is* that party and meets the other at ``--rendezvous``). The party processes do all
+    the work; this object only relays their log rows and checkpoints to the runner. Its
+    checkpoint (``state_dict``) records the env step and where the per-party share files
+    are; each party saves and loads its own shares. ``act`` uses the owners' revealed
+    actors (``reveal_final_weights: owner``).
+    """
+
+    name: ClassVar[str] = "secure_maddpg"
+    envs: ClassVar[tuple[str, ...]] = ("supply_chain",)
+    Config: ClassVar[type] = Config
+
+    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+        super().__init__(config, env_kwargs, seed)
+        self.share_dir = str(config.share_dir)
+        self.share_step: int | None = None
+        self.episodes = 0
+        self.updates = 0
+        self.actors: dict[int, Any] = {}
+        self.last_results: list[dict[str, Any]] = []
+        self.high = maddpg.action_caps(self.env_kwargs)
+
+    # -- acting ---------------------------------------------------------------------------
+    def act(self, obs: Any, deterministic: bool = True) -> dict[str, np.ndarray]:
+        """Greedy actions from the owners' revealed actors (local runs after training)."""
+        missing = [AGENTS[i] for i in range(N_PLAYERS) if i not in self.actors]
+        if missing:
+            raise RuntimeError(
+                f"no plaintext actor for {missing}: weights are revealed only to their owner "
+                "at the end of training and only with reveal_final_weights='owner' (a "
+                "multi-machine party holds only its own actor)"
+            )
+        feats = torch.cat(
+            [torch.as_tensor(np.asarray(obs[a]), dtype=torch.float32) for a in AGENTS]
+        )[None]
+        out = {}
+        with torch.no_grad():
+            for i, a in enumerate(AGENTS):
+                out[a] = self.actors[i](feats)[0].numpy().astype(np.float32)
+        return out
+
+    # -- training -------------------------------------------------------------------------
+    def _share_dir(self, hooks: TrainHooks) -> str:
+        if not self.share_dir:
+            run_dir = getattr(hooks, "run_dir", None)
+            self.share_dir = (
+                str(Path(run_dir) / "party_shares") if run_dir is not None
+                else tempfile.mkdtemp(prefix="secure_maddpg_shares_")
+            )
+        return self.share_dir
+
+    def _job(self, total_steps: int, hooks: TrainHooks, world: tuple[str, int],
+             reports: Any) -> PartyJob:
+        every = self.config.checkpoint_every or int(getattr(hooks, "checkpoint_every", 0) or 0)
+        return PartyJob(
+            cfg=self.config, env_kwargs=dict(self.env_kwargs), seed=self.seed,
+            total_steps=int(total_steps), world_address=world,
+            share_dir=self._share_dir(hooks), resume_step=self.share_step,
+            checkpoint_every=every, reports=reports,
+        )
+
+    def train(self, total_steps: int, hooks: TrainHooks) -> None:
+        """Run both parties until ``env_steps >= total_steps`` (see the class docstring)."""
+        from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
+
+        cfg = self.config
+        opts = dict(self.launch_options)
+        if "rank" in opts:
+            pc = PartyConfig.from_env(
+                world_size=int(opts.get("world_size", N_PLAYERS)), rank=int(opts["rank"]),
+                rendezvous=opts.get("rendezvous"), timeout_s=cfg.timeout_s,
+                provider=cfg.provider,
+            )
+            if pc.world_size != N_PLAYERS:
+                raise ValueError(f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}")
+            world = self._world_address(pc.rendezvous)
+            proc = None
+            if pc.rank == 0:
+                proc, world = start_world(self.env_kwargs, self.seed, world)
+            try:
+                job = self._job(total_steps, hooks, world, None)
+                res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
+            finally:
+                if proc is not None:
+                    proc.join(5)
+                    if proc.is_alive():
+                        proc.terminate()
+            self._absorb([res])
+            return
+
+        proc, world = start_world(self.env_kwargs, self.seed)
+        ctx = multiprocessing.get_context("spawn")
+        reports = ctx.Queue()
+        job = self._job(total_steps, hooks, world, reports)
+        pcfg = PartyConfig(world_size=N_PLAYERS, timeout_s=cfg.timeout_s, provider=cfg.provider)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        relay = threading.Thread(
+            target=self._relay, args=(reports, hooks, stop, errors), daemon=True
+        )
+        relay.start()
+        try:
+            results = launch_local(party_main, N_PLAYERS, (job,), config=pcfg)
+        finally:
+            stop.set()
+            relay.join()
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(5)
+        if errors:
+            raise errors[0]
+        self._absorb(results)
+
+    def _world_address(self, rendezvous: str | None) -> tuple[str, int]:
+        if self.config.world_address:
+            host, port = self.config.world_address.rsplit(":", 1)
+            return host, int(port)
+        if not rendezvous or not rendezvous.startswith("tcp://"):
+            raise ValueError(
+                "multi-machine secure_maddpg needs --rendezvous tcp://HOST:PORT (the world "
+                "simulator listens on PORT+1) or world_address=HOST:PORT"
+            )
+        host, port = rendezvous[len("tcp://"):].rsplit(":", 1)
+        return host, int(port) + 1
+
+    def _relay(self, q: Any, hooks: TrainHooks, stop: threading.Event,
+               errors: list[BaseException]) -> None:
+        """Launcher thread: merge both parties' rows per step; checkpoint when both saved."""
+        rows: dict[int, dict[int, dict[str, float]]] = {}
+        ckpts: dict[int, set[int]] = {}
+        while True:
+            try:
+                kind, rank, step, payload = q.get(timeout=0.2)
+            except queue_mod.Empty:
+                if stop.is_set():
+                    return
+                continue
+            try:
+                if kind == "log":
+                    rows.setdefault(step, {})[rank] = payload
+                    if len(rows[step]) == N_PLAYERS:
+                        merged = self._merge(rows.pop(step))
+                        self.episodes = int(merged.get("episodes", self.episodes))
+                        self.updates = int(merged.get("updates", self.updates))
+                        self.env_steps = step
+                        hooks.log(step, merged)
+                elif kind == "ckpt":
+                    ckpts.setdefault(step, set()).add(rank)
+                    if len(ckpts[step]) == N_PLAYERS:
+                        ckpts.pop(step)
+                        self.env_steps = step
+                        self.share_step = step
+                        hooks.checkpoint(step)
+            except BaseException as exc:  # noqa: BLE001 - surfaced after the parties stop
+                errors.append(exc)
+
+    @staticmethod
+    def _merge(per_rank: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for rank in sorted(per_rank):
+            for k, v in per_rank[rank].items():
+                if k in ("secure_update_s", "secure_act_step_s", "rounds_per_update"):
+                    merged[k] = max(merged.get(k, 0.0), v)
+                else:
+                    merged.setdefault(k, v)
+        if "reward_0" in merged and "reward_1" in merged:
+            merged["total_reward"] = merged["reward_0"] + merged["reward_1"]
+            merged["total_ncr"] = merged["ncr_0"] + merged["ncr_1"]
+        return merged
+
+    def _absorb(self, results: Sequence[Mapping[str, Any]]) -> None:
+        self.last_results = list(results)
+        for res in results:
+            self.env_steps = int(res["env_steps"])
+            self.episodes = int(res["episodes"])
+            self.updates = int(res["updates"])
+            final = res.get("final")
+            if final and "actor" in final:
+                r = int(res["rank"])
+                self.actors[r] = _plain_actor(final["actor"], self.high[r], self.config.hidden)
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Env step, the share folder and step, counters, and owners' revealed actors."""
+        return {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "share_dir": self.share_dir,
+            "share_step": -1 if self.share_step is None else int(self.share_step),
+            "actors": {str(i): a.state_dict() for i, a in self.actors.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the parties reload their own share files on train)."""
+        self.env_steps = int(state["env_steps"])
+        self.episodes = int(state["episodes"])
+        self.updates = int(state["updates"])
+        self.share_dir = str(state["share_dir"])
+        step = int(state["share_step"])
+        self.share_step = None if step < 0 else step
+        self.actors = {}
+        for k, sd in dict(state.get("actors", {})).items():
+            i = int(k)
+            actor = maddpg.make_actor(
+                2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
+            )
+            actor.load_state_dict(sd)
+            self.actors[i] = actor
