@@ -651,6 +651,7 @@ class PartyJob:
     resume_step: int | None
     checkpoint_every: int
     reports: Any = None  # a multiprocessing queue to the launcher (local launch)
+    return_private: bool = False  # tests only: also return this player's own replay rows
 
 
 def _plain_actor(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], high: torch.Tensor,
@@ -754,7 +755,15 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
         "final": final,
         "timing": timing,
         "reveal_log": party.reveal_log,
+        **({"private": _own_rows(party)} if job.return_private else {}),
     }
+
+
+def _own_rows(party: Party) -> np.ndarray:
+    """This player's own replay rows (features, next features, action, reward) as numpy."""
+    d, n = party.replay.data, party.replay.size
+    cols = [d["obs"][:n], d["next_obs"][:n], d["action"][:n] * party.inv_high, d["reward"][:n]]
+    return torch.cat(cols, dim=1).numpy().copy()
 
 
 def _log_row(party: Party, window: list[dict[str, float]], losses: Mapping[str, list[float]],
