@@ -17,8 +17,9 @@ Usage::
 "reference": {"random", "heuristic"}, "curves": {algo: {"steps": [...],
 "mean_return": [...], "ci95_return": [...], "cheese_per_1000_steps": [...],
 "deaths_per_1000_steps": [...], "normalized_score": [...], "train_seconds": float}}}``.
-``--data FILE`` also writes that object to FILE; ``--plot-only FILE`` redraws the PNG
-from such a file without training.
+``--data FILE`` also writes that object to FILE; ``--plot-only FILE...`` redraws the PNG
+from such files without training (merging their curves, so algorithms can be run as
+separate processes).
 """
 
 from __future__ import annotations
@@ -176,12 +177,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("docs/img/learning_curves.png"))
     p.add_argument("--data", type=Path, help="also write the curves JSON here")
-    p.add_argument("--plot-only", type=Path, help="redraw the PNG from a --data file")
+    p.add_argument(
+        "--plot-only",
+        type=Path,
+        nargs="+",
+        help="redraw the PNG from --data file(s) (curves of several files are merged)",
+    )
     p.add_argument("--json", action="store_true", help="print the curves as one JSON object")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.plot_only:
-        data = json.loads(args.plot_only.read_text())
+        data = json.loads(args.plot_only[0].read_text())
+        for extra in args.plot_only[1:]:
+            data["curves"].update(json.loads(extra.read_text())["curves"])
     else:
         data = run_curves(args.algos, args.steps, args.eval_every, args.episodes, args.seed)
         if args.data:

@@ -152,7 +152,8 @@ class FedDQN(Algorithm):
             w.reset_stats()
         m["epsilon"] = eps
         m["rounds"] = float(self.rounds)
-        m["loss"] = float(np.nanmean([lr.last_loss for lr in self.learners]))
+        losses = [lr.last_loss for lr in self.learners if np.isfinite(lr.last_loss)]
+        m["loss"] = float(np.mean(losses)) if losses else float("nan")
         m["grad_steps"] = float(sum(lr.grad_steps for lr in self.learners))
         return m
 
