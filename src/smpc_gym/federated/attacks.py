@@ -232,7 +232,7 @@ def invert_gradient(
             g = _flat(_residual_gradient(model, torch.tanh(z), a_soft, resid, True))
             dist = 1.0 - (g @ target) / (g.norm() * tnorm + 1e-12)
             if float(dist.detach()) < best_it[0]:  # keep the best iterate, not the last
-                best_it = (float(dist), z.detach().clone(), logits.detach().clone())
+                best_it = (float(dist.detach()), z.detach().clone(), logits.detach().clone())
             if _it == config.iterations:
                 break
             dist.backward()
