@@ -62,6 +62,7 @@ class _EvalHooks:
             )
         }
         self.eval_seconds = 0.0
+        self.on_eval: Any = None
 
     def evaluate_now(self, step: int) -> None:
         from smpc_gym.training.evaluate import evaluate, normalized_score
@@ -82,6 +83,8 @@ class _EvalHooks:
             file=sys.stderr,
             flush=True,
         )
+        if self.on_eval is not None:
+            self.on_eval()
 
     def log(self, step: int, metrics: Any) -> None:
         if step >= self.next:
@@ -96,9 +99,16 @@ class _EvalHooks:
 
 
 def run_curves(
-    algos: list[str], steps: int, every: int, episodes: int, seed: int
+    algos: list[str],
+    steps: int,
+    every: int,
+    episodes: int,
+    seed: int,
+    data_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Train each algorithm and return the curves (the ``--json`` object)."""
+    """Train each algorithm and return the curves (the ``--json`` object). With
+    ``data_path`` the object so far is rewritten after every evaluation, so a long run
+    that is stopped early still leaves its partial curves."""
     from smpc_gym.training.config import build_algorithm, resolve
     from smpc_gym.training.evaluate import eval_seeds, reference_returns
 
@@ -114,6 +124,9 @@ def run_curves(
     for name in algos:
         algo = build_algorithm(resolve(name, "greedy_mouse", seed=seed, steps=steps))
         hooks = _EvalHooks(algo, every, episodes, ref)
+        out["curves"][name] = hooks.curve
+        if data_path is not None:
+            hooks.on_eval = lambda: _write(data_path, out)
         hooks.evaluate_now(0)
         t = time.perf_counter()
         algo.train(steps, hooks)
@@ -122,7 +135,16 @@ def run_curves(
         curve = dict(hooks.curve)
         curve["train_seconds"] = time.perf_counter() - t - hooks.eval_seconds
         out["curves"][name] = curve
+        if data_path is not None:
+            _write(data_path, out)
     return out
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
@@ -191,10 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         for extra in args.plot_only[1:]:
             data["curves"].update(json.loads(extra.read_text())["curves"])
     else:
-        data = run_curves(args.algos, args.steps, args.eval_every, args.episodes, args.seed)
-        if args.data:
-            args.data.parent.mkdir(parents=True, exist_ok=True)
-            args.data.write_text(json.dumps(data, indent=1) + "\n")
+        data = run_curves(
+            args.algos, args.steps, args.eval_every, args.episodes, args.seed, args.data
+        )
     plot(data, args.out)
     if args.json:
         print(json.dumps(data))

@@ -335,3 +335,16 @@ def test_fed_dqn_average_is_sample_weighted():
     expected = (0 * 1 + 1 * 1 + 2 * 2) / 4
     for v in algo.global_learner.get_weights().values():
         assert torch.allclose(v, torch.full_like(v, expected))
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_preset_resolves_and_builds(name):
+    """agents/<name>.yaml's greedy_mouse section is valid for the algorithm's Config."""
+    from smpc_gym.training.config import build_algorithm, resolve
+
+    run = resolve(name, "greedy_mouse", seed=0)
+    algo = build_algorithm(run)
+    assert algo.name == name
+    assert run.env_kwargs["obs_mode"] == (
+        "local" if name in ("tabular_q", "bandit") else "features"
+    )
