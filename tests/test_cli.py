@@ -244,3 +244,21 @@ def test_launch_flags_reach_the_algorithm(tmp_path) -> None:
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["launch"] == {"rank": 1, "world_size": 2, "rendezvous": "tcp://127.0.0.1:29500"}
     assert load_run(out).env_steps == 40
+
+
+def test_render_after_training_replays_short_episodes(tmp_path, monkeypatch) -> None:
+    from smpc_gym.training import evaluate
+
+    seen = []
+    original = evaluate.evaluate
+
+    def spy(algo, env, env_kwargs=None, **kw):
+        if kw.get("render_mode") == "human":  # the replay: record it, skip the window
+            seen.append((dict(env_kwargs or {}), kw.get("episodes")))
+            return {}
+        return original(algo, env, env_kwargs, **kw)
+
+    monkeypatch.setattr(evaluate, "evaluate", spy)
+    argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", "50", "--quiet", "--render"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--eval-episodes", "1"]) == 0
+    assert seen == [({"max_episode_steps": 200}, 3)]  # 3 episodes, cut to 200 steps

@@ -97,5 +97,8 @@ def test_ctrl_c_keeps_last_checkpoint(tmp_path, monkeypatch, capsys) -> None:
     assert load_algorithm(list_checkpoints(run)[-1][1]).env_steps == 300
     assert not (run / "model.pt").exists()
     monkeypatch.undo()
+    stale = run / "checkpoints" / ".ckpt-000000000400.pt.abc123.tmp"  # a save cut short
+    stale.write_bytes(b"partial")
     assert main(["--out", str(run), "--resume", "--quiet", "--eval-episodes", "1"]) == 0
     assert _steps(run) == [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+    assert not stale.exists()

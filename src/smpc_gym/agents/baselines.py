@@ -104,6 +104,7 @@ class _Baseline(Algorithm):
 
     envs = ENV_NAMES
     Config = BaselineConfig
+    config: BaselineConfig
 
     def __init__(self, config: BaselineConfig, env_kwargs: Mapping[str, Any], seed: int) -> None:
         super().__init__(config, env_kwargs, seed)

@@ -49,7 +49,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def evaluate_greedy_mouse(
     import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
 
     env = gym.make("GreedyMouse-v0", render_mode=render_mode, **dict(env_kwargs))
-    n_actions = int(env.action_space.n)
+    n_actions = int(cast(gym.spaces.Discrete, env.action_space).n)
     returns, total_steps, cheese, deaths = [], 0, 0, 0
     try:
         for seed in seeds:
@@ -296,7 +296,18 @@ def write_eval(path: str | Path, result: Mapping[str, Any]) -> None:
 
 
 def replay(
-    algo: Any, env: str, env_kwargs: Mapping[str, Any] | None = None, episodes: int = 3
+    algo: Any,
+    env: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    episodes: int = 3,
+    max_steps: int | None = 200,
 ) -> dict[str, Any]:
-    """Show ``episodes`` episodes of the policy in a pygame window (``render_mode="human"``)."""
-    return evaluate(algo, env, env_kwargs, episodes=episodes, render_mode="human")
+    """Show ``episodes`` episodes of the policy in a pygame window (``render_mode="human"``).
+
+    GreedyMouse episodes are cut to ``max_steps`` steps (None: the env's own limit; at
+    8 fps a full 1,000-step episode takes two minutes).
+    """
+    kwargs = dict(algo.env_kwargs if env_kwargs is None else env_kwargs)
+    if env == "greedy_mouse" and max_steps is not None:
+        kwargs["max_episode_steps"] = min(int(kwargs.get("max_episode_steps", 1000)), max_steps)
+    return evaluate(algo, env, kwargs, episodes=episodes, render_mode="human")

@@ -266,8 +266,8 @@ class RunHooks:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard not installed: CSV only
-                SummaryWriter = None  # noqa: N806
-            if SummaryWriter is not None:
+                pass
+            else:
                 self.tb = SummaryWriter(
                     log_dir=str(run_dir / "tb"),
                     purge_step=start_step + 1 if start_step > 0 else None,
@@ -382,6 +382,8 @@ def train(
         run = resumed
         if steps is not None:
             run.steps = int(steps)
+        for stale in (run_dir / "checkpoints").glob(".ckpt-*.tmp"):
+            stale.unlink(missing_ok=True)  # a save cut short by a kill
         ckpts = list_checkpoints(run_dir)
         if ckpts:
             algo = load_algorithm(ckpts[-1][1])
