@@ -18,7 +18,10 @@ compare against — and it exercises checkpoints and ``--resume`` cheaply.
   ``obs_mode="global"``, which :meth:`HeuristicAgent.env_kwargs_for` sets) and the map
   from its env kwargs (``map``, ``directions``, ``cut_corners``), i.e. the same
   information the env's own cat uses. SupplyChain: the myopic pricing benchmark of the
-  spec (price_0 = 10, price_1 = 15, both order 5 per step).
+  spec (price_0 = 10, price_1 = 15, both order 5 per step), i.e.
+  :class:`smpc_gym.envs.supply_chain.policies.MyopicPolicy`; ``random`` there uses
+  :class:`~smpc_gym.envs.supply_chain.policies.UniformRandomPolicy` with the agent's
+  generator.
 
 Both support every env (``envs = ("greedy_mouse", "supply_chain")``); which one they
 play is their Config's ``env`` field, which the runner fills from ``--env``.
@@ -34,9 +37,6 @@ from typing import Any
 import numpy as np
 
 from smpc_gym.agents.base import ENV_NAMES, Algorithm, TrainHooks, numpy_generator
-
-#: The myopic benchmark of the SupplyChain spec: (price, quantity) per player.
-MYOPIC_ACTIONS = {"player_0": (10.0, 5.0), "player_1": (15.0, 5.0)}
 
 
 @dataclass
@@ -112,13 +112,10 @@ class _Baseline(Algorithm):
         self.rng = numpy_generator(seed)
         self.episodes_done = 0
         if self.env_name == "supply_chain":
-            from smpc_gym import supply_chain_v0
+            from smpc_gym.envs.supply_chain.game import PLAYER_NAMES, SupplyChainConfig
 
-            env = supply_chain_v0.parallel_env(**self.env_kwargs)
-            self.players = list(env.possible_agents)
-            self.low = {p: np.asarray(env.action_space(p).low, np.float32) for p in self.players}
-            self.high = {p: np.asarray(env.action_space(p).high, np.float32) for p in self.players}
-            env.close()
+            self.game_config = SupplyChainConfig.from_mapping(self.env_kwargs)
+            self.players = list(PLAYER_NAMES)
         else:
             self.n_actions = int(self.env_kwargs.get("directions", 8))
 
@@ -251,13 +248,20 @@ class RandomAgent(_Baseline):
 
     name = "random"
 
+    def __init__(self, config: BaselineConfig, env_kwargs: Mapping[str, Any], seed: int) -> None:
+        super().__init__(config, env_kwargs, seed)
+        if self.env_name == "supply_chain":
+            from smpc_gym.envs.supply_chain.policies import UniformRandomPolicy
+
+            # the env package's own uniform policy, drawing from this agent's generator
+            self.policies = {
+                p: UniformRandomPolicy(p, self.rng, self.game_config) for p in self.players
+            }
+
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         """A uniform random action (``deterministic`` is ignored: this policy is random)."""
         if self.env_name == "supply_chain":
-            agents = obs.keys() if isinstance(obs, Mapping) else self.players
-            return {
-                p: self.rng.uniform(self.low[p], self.high[p]).astype(np.float32) for p in agents
-            }
+            return {p: self.policies[p](obs[p]) for p in obs}
         return int(self.rng.integers(self.n_actions))
 
 
@@ -286,7 +290,9 @@ class HeuristicAgent(_Baseline):
             )
             self.move, self.next_hop, self.dist = topo.move, topo.next_hop, topo.dist
         else:
-            self._myopic = self._myopic_actions()
+            from smpc_gym.envs.supply_chain.policies import MyopicPolicy
+
+            self.policies = {p: MyopicPolicy(p) for p in self.players}
 
     @classmethod
     def env_kwargs_for(cls, env: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,17 +302,10 @@ class HeuristicAgent(_Baseline):
             out["obs_mode"] = "global"
         return out
 
-    def _myopic_actions(self) -> dict[str, np.ndarray]:
-        return {
-            p: np.clip(np.asarray(MYOPIC_ACTIONS[p], np.float32), self.low[p], self.high[p])
-            for p in self.players
-        }
-
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         """The scripted action (GreedyMouse: jittered by ``config.noise``, see there)."""
         if self.env_name == "supply_chain":
-            agents = obs.keys() if isinstance(obs, Mapping) else self.players
-            return {p: self._myopic[p].copy() for p in agents}
+            return {p: self.policies[p](obs[p]) for p in obs}
         grid = np.asarray(obs)
         cells = []
         for channel in (1, 2, 3):  # mouse, cat, cheese
