@@ -87,7 +87,8 @@ def _leaks(secret: torch.Tensor, tensors: list[torch.Tensor]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("n_holders", [3, 10])
+# N = 10 starts 11 processes (~30 s of CPU for the imports alone): run it with `-m slow`.
+@pytest.mark.parametrize("n_holders", [3, pytest.param(10, marks=pytest.mark.slow)])
 @pytest.mark.timeout(240)
 def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_holders) -> None:
     out = launch_local(_aggregate, n_holders + 1, config=PartyConfig(n_holders + 1, timeout_s=60))
