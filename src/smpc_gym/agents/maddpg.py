@@ -257,10 +257,21 @@ class PlayerReplay:
 
     def __init__(self, capacity: int, n_features: int = N_FEATURES, action_dim: int = ACTION_DIM):
         self.capacity = int(capacity)
-        dims = {"obs": n_features, "next_obs": n_features, "action": action_dim}
-        self.data = {f: torch.zeros(self.capacity, dims.get(f, 1)) for f in self.FIELDS}
+        self.dims = {"obs": n_features, "next_obs": n_features, "action": action_dim}
+        self.data = {f: torch.zeros(0, self.dims.get(f, 1)) for f in self.FIELDS}
         self.pos = 0
         self.size = 0
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the storage (doubling, up to ``capacity``) so it holds ``rows`` rows."""
+        have = self.data["obs"].shape[0]
+        if rows <= have:
+            return
+        new = min(self.capacity, max(rows, 2 * have, 1024))
+        for f in self.FIELDS:
+            grown = torch.zeros(new, self.dims.get(f, 1))
+            grown[:have] = self.data[f]
+            self.data[f] = grown
 
     def add(
         self,
@@ -275,6 +286,7 @@ class PlayerReplay:
         rows["reward"] = reward.reshape(-1, 1)
         rows["done"] = done.reshape(-1, 1)
         n = obs.shape[0]
+        self._reserve(min(self.capacity, self.size + n))
         idx = (self.pos + torch.arange(n)) % self.capacity
         for f in self.FIELDS:
             self.data[f][idx] = rows[f].to(torch.float32)
@@ -296,6 +308,7 @@ class PlayerReplay:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.pos, self.size = int(state["pos"]), int(state["size"])
+        self._reserve(self.size)
         for f in self.FIELDS:
             self.data[f][: self.size] = state[f]
 
@@ -338,15 +351,16 @@ class Optimisers:
 def make_optimiser(params: Any, lr: float, cfg: Config) -> torch.optim.Optimizer:
     """Adam (default) or SGD with momentum, as ``cfg.optimizer`` says."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=cfg.adam_eps)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+        return torch.optim.Adam(params, lr=lr, eps=cfg.adam_eps, foreach=True)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, foreach=True)
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """``θ' ← (1 − τ)·θ' + τ·θ`` for every parameter."""
+    """``θ' ← (1 − τ)·θ' + τ·θ`` for every parameter (one fused op per list)."""
     with torch.no_grad():
-        for tp, p in zip(target.parameters(), online.parameters(), strict=True):
-            tp.mul_(1.0 - tau).add_(p, alpha=tau)
+        tps, ps = list(target.parameters()), list(online.parameters())
+        torch._foreach_mul_(tps, 1.0 - tau)
+        torch._foreach_add_(tps, ps, alpha=tau)
 
 
 def maddpg_update(

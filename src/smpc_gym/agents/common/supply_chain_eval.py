@@ -85,26 +85,27 @@ def evaluate(
     return summarize(run_episodes(policy, env_kwargs, episodes, seed))
 
 
+def per_player(policies: tuple[Callable[[np.ndarray], np.ndarray], ...]) -> BatchedPolicy:
+    """A batched policy from one ``(B, 5) -> (B, 2)`` policy per player."""
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(policies[i](obs[:, i])) for i in range(2)], axis=1)
+
+    return policy
+
+
 def random_policy(env_kwargs: Mapping[str, Any], seed: int) -> BatchedPolicy:
-    """Uniform random actions within the caps (its own seeded generator)."""
+    """The env's uniform random baseline for both players (one seeded generator)."""
+    from smpc_gym.envs.supply_chain.policies import UniformRandomPolicy
+
     fields = SupplyChainConfig.field_names()
     cfg = SupplyChainConfig.from_mapping({k: v for k, v in env_kwargs.items() if k in fields})
     rng = np.random.default_rng(int(seed))
-    high = cfg.action_high
-
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return rng.uniform(0.0, 1.0, size=(obs.shape[0], 2, 2)) * high
-
-    return policy
+    return per_player(tuple(UniformRandomPolicy(i, rng, cfg) for i in range(2)))
 
 
-def myopic_policy(
-    prices: tuple[float, float] = (10.0, 15.0), quantities: tuple[float, float] = (5.0, 5.0)
-) -> BatchedPolicy:
-    """The myopic benchmark of supply_chain.md: price_0 = 10, price_1 = 15, both order 5."""
-    act = np.array([[prices[0], quantities[0]], [prices[1], quantities[1]]])
+def myopic_policy() -> BatchedPolicy:
+    """The env's myopic benchmark: price_0 = 10, price_1 = 15, both order 5 per step."""
+    from smpc_gym.envs.supply_chain.policies import MyopicPolicy
 
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(act, (obs.shape[0], 2, 2)).copy()
-
-    return policy
+    return per_player(tuple(MyopicPolicy(i) for i in range(2)))
