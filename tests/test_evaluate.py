@@ -43,10 +43,20 @@ def test_greedy_mouse_metrics_are_consistent_with_the_rewards() -> None:
     assert deaths > 0  # a random mouse gets eaten
     # default rewards: return = 50 * cheese - 100 * deaths - steps
     assert sum(r["returns"]) == pytest.approx(50 * cheese - 100 * deaths - steps)
-    assert r["mean_survival_steps"] == pytest.approx(steps / (deaths + r["episodes"]))
+    # a life ends at each death and at each episode end not already ended by a death
+    assert steps / (deaths + r["episodes"]) <= r["mean_survival_steps"]
+    assert r["mean_survival_steps"] <= steps / max(deaths, 1)
     assert r["mean_return"] == pytest.approx(np.mean(r["returns"]))
     assert r["std_return"] == pytest.approx(np.std(r["returns"]))
     assert r["exploration"] == 0.0 and r["seeds"] == eval_seeds(4)
+
+
+def test_survival_in_the_episodic_variant_is_the_episode_length() -> None:
+    kwargs = {**GM, "respawn": False, "step_reward": 0.0}
+    r = evaluate_greedy_mouse(lambda obs: 0, kwargs, [0, 1, 2, 3])
+    # without respawn every episode is exactly one life
+    assert r["mean_survival_steps"] == pytest.approx(r["mean_episode_steps"])
+    assert r["deaths_per_1000_steps"] > 0  # a mouse that only goes north gets caught
 
 
 def test_same_seeds_same_result_and_seeds_matter() -> None:

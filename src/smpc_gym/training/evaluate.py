@@ -25,8 +25,9 @@ has one, else 0 (greedy).
 GreedyMouse only:
 ``cheese_per_1000_steps``   cheese eaten per 1,000 env steps (all episodes pooled)
 ``deaths_per_1000_steps``   times eaten per 1,000 env steps (pooled)
-``mean_survival_steps``     mean life length: total steps / (deaths + episodes), i.e.
-                            steps between respawns, the last life cut by the time limit
+``mean_survival_steps``     mean life length: total steps / lives, where a life ends at
+                            each death or at the episode's end (a life still going when
+                            the time limit cuts it counts, cut short)
 SupplyChain only:
 ``players``                 ``{player_0: {...}, player_1: {...}}``, each with
                             ``reward`` (mean reward per step), ``wastage_units`` and
@@ -120,7 +121,7 @@ def evaluate_greedy_mouse(
 
     env = gym.make("GreedyMouse-v0", render_mode=render_mode, **dict(env_kwargs))
     n_actions = int(cast(gym.spaces.Discrete, env.action_space).n)
-    returns, total_steps, cheese, deaths = [], 0, 0, 0
+    returns, total_steps, cheese, deaths, lives = [], 0, 0, 0, 0
     try:
         for seed in seeds:
             rng = np.random.default_rng(seed)
@@ -135,8 +136,11 @@ def evaluate_greedy_mouse(
                 ep_return += float(reward)
                 total_steps += 1
                 cheese += _count(info, "cheese_eaten")
-                deaths += _count(info, "eaten")
+                eaten = _count(info, "eaten")
+                deaths += eaten
+                lives += eaten
                 done = terminated or truncated
+            lives += 0 if eaten else 1  # the life still going when the episode ended
             returns.append(ep_return)
     finally:
         env.close()
@@ -146,7 +150,7 @@ def evaluate_greedy_mouse(
         mean_episode_steps=total_steps / len(seeds),
         cheese_per_1000_steps=1000.0 * cheese / steps,
         deaths_per_1000_steps=1000.0 * deaths / steps,
-        mean_survival_steps=total_steps / (deaths + len(seeds)),
+        mean_survival_steps=total_steps / max(lives, 1),
     )
     return out
 
