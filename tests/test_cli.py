@@ -74,6 +74,11 @@ def _error(capsys, argv: list[str]) -> str:
             ["not allowed with"],
         ),
         (["--algo", "random", "--env", "greedy_mouse", "--rendezvous", "h:1"], ["tcp://"]),
+        (
+            ["--algo", "random", "--env", "greedy_mouse", "--resume", "--set", "log_every=5"],
+            ["--resume continues with the run's own config.yaml"],
+        ),
+        (["--algo", "random", "--env", "greedy_mouse", "--resume"], ["not a run folder"]),
         (["plot", "/nonexistent/run"], ["not a run folder"]),
         (["eval", "/nonexistent/run"], ["not a run folder"]),
     ],

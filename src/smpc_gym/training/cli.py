@@ -154,6 +154,11 @@ def cmd_train(argv: Sequence[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.resume and (args.set or args.config):
+        raise ConfigError(
+            "--resume continues with the run's own config.yaml; --set/--config cannot change "
+            "a run midway (start a new run with --out)"
+        )
     if args.resume and args.out and not (args.algo or args.env):
         run = None
         out = Path(args.out)
