@@ -131,9 +131,9 @@ def trimmed_mean(updates: torch.Tensor, f: int) -> torch.Tensor:
 
 
 def _sq_distances(x: torch.Tensor) -> torch.Tensor:
-    # exact pairwise squared L2 distances (no Gram-matrix cancellation)
-    diff = x[:, None, :] - x[None, :, :]
-    return (diff * diff).sum(-1)
+    # exact pairwise squared L2 distances (no Gram-matrix cancellation), one row at a time
+    # so memory stays O(N·D) rather than O(N²·D)
+    return torch.stack([((x - x[i]) ** 2).sum(1) for i in range(x.shape[0])])
 
 
 def krum_scores(updates: torch.Tensor, f: int, neighbours: int | None = None) -> torch.Tensor:
