@@ -19,7 +19,7 @@ comparison (``a > b`` on shares: arithmetic→binary conversion and a carry circ
 multiplication (``c·(a-b)``, Beaver triples): ``lo = a - c(a-b)``, ``hi = b + c(a-b)``.
 The access pattern is fixed (it does not depend on the data), so the parties learn nothing
 but the revealed output. Cost: ``N(N-1)/2`` compare-exchanges per coordinate; rounds grow
-linearly in N and not at all in D. ``benchmarks/robust_aggregation.py --secure`` and
+linearly in N and not at all in D. ``benchmarks/robust_aggregation.py`` (its secure part) and
 ``tests/test_secure_robust.py`` measure it against the plaintext rule (each holder sends its
 update to the coordinator in the clear, which then sorts).
 
