@@ -118,6 +118,9 @@ class Config(FedConfig):
         )
 
 
+SecureFedDQNConfig = Config
+
+
 def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
     """One party of a segment: coordinator (rank 0) or holder ``rank - 1``."""
     from smpc_gym.federated.dp import add_gaussian_noise, privatize_local
@@ -126,13 +129,17 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
     from smpc_gym.federated.secure_agg import COORDINATOR, secure_sum, secure_weighted_mean
     from smpc_gym.secure.comm import gather_tensors
 
-    cfg: Config = job["config"]
+    cfg: Any = job["config"]
     dp = cfg.dp_config()
     template = job["global"]
     d = flatten_state(template).numel()
     global_vec = flatten_state(template).to(torch.float32)
     holder = ctx.rank - 1
-    learner = worlds = None
+    learner: Any = None
+    worlds: Any = None
+    out: Any = None
+    total: Any = None
+    mean_stats: Any = None
     if ctx.rank != COORDINATOR:
         obs_dim, num_actions = job["spaces"]
         learner = DQNLearner(cfg, obs_dim, num_actions, job["seed"] + 1000 * holder)
@@ -162,7 +169,7 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
                 total = secure_sum(ctx, samples, numel=1)  # Σ samples (= weights w/o DP)
             else:
                 mine = torch.zeros(d + 2, dtype=torch.float64)
-                if delta is not None:
+                if delta is not None and weight is not None:
                     mine = torch.cat([delta * weight, torch.tensor([weight, float(taken)])])
                 parts = gather_tensors(ctx, mine, COORDINATOR)
                 out = total = None
@@ -230,7 +237,9 @@ class SecureFedDQN(FedDQN):
     envs: ClassVar[tuple[str, ...]] = ("greedy_mouse",)
     Config: ClassVar[type] = Config
 
-    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+    def __init__(
+        self, config: SecureFedDQNConfig, env_kwargs: Mapping[str, Any], seed: int
+    ) -> None:
         super().__init__(config, env_kwargs, seed)
         self.repo_dir: str | None = None
         self.privacy: dict[int, dict[str, float]] = {}
@@ -249,7 +258,7 @@ class SecureFedDQN(FedDQN):
         from smpc_gym.federated.repository import ModelRepository
         from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
 
-        cfg: Config = self.config
+        cfg: Any = self.config
         repo_dir = self._repo_dir(hooks)
         repo = ModelRepository(repo_dir)
         if repo.latest_round() is None:
@@ -290,7 +299,7 @@ class SecureFedDQN(FedDQN):
                         f"secure_fed_dqn with holders={cfg.holders} needs --world-size {world}"
                     )
                 res = run_party(_party, pcfg, (job,))
-                results = {pcfg.rank: res}
+                results = {int(pcfg.rank or 0): res}
             else:
                 results = dict(enumerate(launch_local(_party, world, (job,), config=pcfg)))
             for r, res in results.items():
@@ -311,7 +320,8 @@ class SecureFedDQN(FedDQN):
     def _account(self) -> None:
         from smpc_gym.federated.dp import PrivacyAccountant
 
-        acc = PrivacyAccountant(self.config.dp_config(), range(self.config.holders))
+        cfg: Any = self.config
+        acc = PrivacyAccountant(cfg.dp_config(), range(cfg.holders))
         for _ in range(self.rounds):
             acc.step()
         self.privacy = acc.report()

@@ -168,7 +168,7 @@ def _party(
             out = secure_weighted_mean(ctx, delta, weight, numel=d)
         else:
             mine = torch.zeros(d + 1, dtype=torch.float64)
-            if delta is not None:
+            if delta is not None and weight is not None:
                 mine = torch.cat([delta * weight, torch.tensor([weight], dtype=torch.float64)])
             parts = gather_tensors(ctx, mine, COORDINATOR)  # every update in the clear
             if parts is not None:

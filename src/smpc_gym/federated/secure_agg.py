@@ -220,7 +220,7 @@ def secure_weighted_mean(
         raise ValueError("pass both update and weight, or neither (coordinator)")
     if weight is not None and not weight >= 0:
         raise ValueError(f"weight must be >= 0, got {weight!r}")
-    if update is not None:
+    if update is not None and weight is not None:
         w = torch.tensor([float(weight)], dtype=torch.float64)
         s = secure_sum(ctx, torch.cat([update.detach().to(torch.float64) * w, w]), dst=dst)
     else:
