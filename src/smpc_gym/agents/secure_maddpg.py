@@ -676,6 +676,9 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     """
     torch.set_num_threads(1)
     cfg, rank = job.cfg, ctx.rank
+    pid_file = Path(job.share_dir) / f"party{rank}" / "pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))  # for operators (and the kill test)
     party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
     if job.resume_step is not None:
         party.load(torch.load(share_file(job.share_dir, rank, job.resume_step),
@@ -689,6 +692,7 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     window: list[dict[str, float]] = []
     losses: dict[str, list[float]] = {}
     next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
+    saved = party.env_steps
     try:
         obs, _ = view.reset(party.episodes)
         party.noise.reset()
@@ -744,6 +748,10 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
             if report.want_checkpoint(party.env_steps, job.checkpoint_every):
                 party.save(job.share_dir)
                 report.checkpointed(party.env_steps)
+                saved = party.env_steps
+        if saved != party.env_steps:  # the runner's final checkpoint needs shares of this step
+            party.save(job.share_dir)
+            report.checkpointed(party.env_steps)
         final = party.final_weights()
     finally:
         view.close()
