@@ -68,25 +68,25 @@ def run(steps: int, seeds: list[int], eval_episodes: int, eval_seed: int, log: A
     t0 = time.perf_counter()
     env_kwargs: dict[str, Any] = {}
     results: dict[str, dict[str, Any]] = {}
-    train_seconds: dict[str, float] = {}
-    for cls in (MADDPG, NDS):
-        per_seed = []
-        train_seconds[cls.name] = 0.0
-        for seed in seeds:
+    per_seed: dict[str, list[dict[str, float]]] = {"maddpg": [], "nds": []}
+    train_seconds = {"maddpg": 0.0, "nds": 0.0}
+    for seed in seeds:  # seed-major, so a partial log already compares like with like
+        for cls in (MADDPG, NDS):
             algo = cls(cls.Config(), env_kwargs, seed)
             t = time.perf_counter()
             algo.train(steps, NullHooks())
             dt = time.perf_counter() - t
             train_seconds[cls.name] += dt
             m = _means(run_episodes(algo.policy, env_kwargs, eval_episodes, eval_seed))
-            per_seed.append(m)
+            per_seed[cls.name].append(m)
             log(
                 f"  {cls.name:7s} seed {seed}: total NCR {m['total_ncr']:8.1f}  wastage "
                 f"{m['wastage_units']:6.1f} units  ({dt:.0f} s, {steps / dt:.0f} steps/s)"
             )
-        res = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
-        res["total_ncr_per_seed"] = [m["total_ncr"] for m in per_seed]
-        results[cls.name] = res
+    for name, ms in per_seed.items():
+        res: dict[str, Any] = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
+        res["total_ncr_per_seed"] = [m["total_ncr"] for m in ms]
+        results[name] = res
     for name, pol in (
         ("random", random_policy(env_kwargs, eval_seed + 1)),
         ("myopic", myopic_policy()),
@@ -147,7 +147,7 @@ def print_table(out: dict) -> None:
             label,
             *(f"{r[k]:.1f}" for k in (*METRICS, "total_ncr", "total_reward")),
         )
-    console = Console()
+    console = Console(width=140)
     console.print(table)
     c = out["ede_vs_nds"]
     console.print(
