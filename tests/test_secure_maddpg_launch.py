@@ -21,6 +21,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from smpc_gym.secure.runtime import free_port
 
 PY = sys.executable
@@ -56,12 +58,15 @@ def test_two_separately_started_processes_tcp(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [PY, "-c", PARTY_SCRIPT, str(r), rendezvous, str(tmp_path), json.dumps(TINY)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
         for r in (0, 1)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     for r, res in enumerate(results):
@@ -90,7 +95,10 @@ def test_killed_party_fails_the_other_in_time_and_resume_continues(tmp_path: Pat
     cfg = {**TINY, "timeout_s": 20}
     launcher = subprocess.Popen(
         [PY, "-c", RUN_SCRIPT, str(run_dir), "0", json.dumps(cfg), "400"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     shares = run_dir / "party_shares"
     deadline = time.monotonic() + 240
@@ -111,7 +119,10 @@ def test_killed_party_fails_the_other_in_time_and_resume_continues(tmp_path: Pat
 
     resumed = subprocess.Popen(
         [PY, "-c", RUN_SCRIPT, str(run_dir), "1", json.dumps(cfg), str(step + 4)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     try:
         out, err = resumed.communicate(timeout=900)

@@ -70,9 +70,11 @@ def _install_recorder(comm, store: dict) -> None:
     wrap("gather", lambda a, k, out: add(out[1 - rank]) if len(out) > 1 else None)
     wrap(
         "broadcast",
-        lambda a, k, out: [add(t) for t in (out if isinstance(out, list) else [out])]
-        if (a[1] if len(a) > 1 else k.get("src")) != rank
-        else None,
+        lambda a, k, out: (
+            [add(t) for t in (out if isinstance(out, list) else [out])]
+            if (a[1] if len(a) > 1 else k.get("src")) != rank
+            else None
+        ),
     )
     wrap("recv", lambda a, k, out: add(a[0]))
 
@@ -105,8 +107,15 @@ def _run(tmp_path):
     proc, address = sm.start_world({}, 5)
     try:
         job = sm.PartyJob(
-            cfg=cfg, env_kwargs={}, seed=5, total_steps=12, world_address=address,
-            share_dir=str(tmp_path), resume_step=None, checkpoint_every=0, reports=None,
+            cfg=cfg,
+            env_kwargs={},
+            seed=5,
+            total_steps=12,
+            world_address=address,
+            share_dir=str(tmp_path),
+            resume_step=None,
+            checkpoint_every=0,
+            reports=None,
             return_private=True,
         )
         return launch_local(_party, 2, (job,), config=PartyConfig(world_size=2, timeout_s=60))
@@ -176,9 +185,7 @@ def test_player_view_carries_only_own_part() -> None:
             assert isinstance(reward, float) and isinstance(info, dict)
             assert all(not isinstance(v, dict) for v in info.values())  # no nested per-agent dicts
             # the view has no handle on the environment or the other player
-            assert not any(
-                hasattr(views[i], n) for n in ("env", "game", "parallel_env", "other")
-            )
+            assert not any(hasattr(views[i], n) for n in ("env", "game", "parallel_env", "other"))
             assert len(views[i].received) == 2
         for v in views:
             v.close()

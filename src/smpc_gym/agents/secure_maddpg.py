@@ -255,7 +255,9 @@ def start_world(
     address = address or ("127.0.0.1", free_port())
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(
-        target=serve_world, args=(dict(env_kwargs), int(seed), address), daemon=True,
+        target=serve_world,
+        args=(dict(env_kwargs), int(seed), address),
+        daemon=True,
         name="smpc-world",
     )
     proc.start()
@@ -310,7 +312,10 @@ def make_optimisers(cfg: Config) -> tuple[Any, Any]:
     def make(lr: float, scale: float) -> Any:
         if cfg.optimizer == "adam":
             return SecureAdam(
-                lr, eps=cfg.adam_eps, grad_scale=scale, nr_iters=cfg.adam_nr_iters,
+                lr,
+                eps=cfg.adam_eps,
+                grad_scale=scale,
+                nr_iters=cfg.adam_nr_iters,
                 refresh_every=cfg.adam_refresh_every,
             )
         return SecureSGD(lr, momentum=cfg.momentum, grad_scale=scale)
@@ -318,8 +323,9 @@ def make_optimisers(cfg: Config) -> tuple[Any, Any]:
     return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
 
 
-def share_batch(crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor,
-                batch_size: int) -> dict[str, Any]:
+def share_batch(
+    crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor, batch_size: int
+) -> dict[str, Any]:
     """Secret-share both players' columns of a minibatch (each party inputs its own).
 
     Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
@@ -381,9 +387,7 @@ def secure_update(
     rep = [crypten.stack([t] * P) for t in (s, s2)]
 
     # A. actors(s) and target actors(s')
-    (a_cur, a_next), (actor_cache, _) = forward_stacked(
-        [nets.actors, nets.target_actors], rep
-    )
+    (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
 
     # B. critic update
     x = crypten.cat([s, a], dim=1)
@@ -412,7 +416,10 @@ def secure_update(
     dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
     f2 = 2 * N_FEATURES
     _, d_act = backward_stacked(
-        [nets.critics], [qa_cache], [dqa], weight_grads=False,
+        [nets.critics],
+        [qa_cache],
+        [dqa],
+        weight_grads=False,
         input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
     )
     agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
@@ -479,7 +486,6 @@ class Party:
         self.cfg = cfg
         self.seed = int(seed)
         seeds = _seeds(seed)
-        sh = maddpg.DataSharing("ede")
         high = list(action_high) if action_high is not None else maddpg.action_caps(env_kwargs)
         self.high = high[self.rank]
         self.inv_high = 1.0 / self.high
@@ -490,7 +496,9 @@ class Party:
         self.opts = make_optimisers(cfg)
         self.replay = maddpg.PlayerReplay(cfg.buffer_size)
         self.noise = OUNoise(
-            ACTION_DIM, cfg.ou_theta, cfg.ou_sigma,
+            ACTION_DIM,
+            cfg.ou_theta,
+            cfg.ou_sigma,
             torch.Generator().manual_seed(int(seeds[2 + self.rank])),
         )
         self.sampler = torch.Generator().manual_seed(int(seeds[4]))
@@ -654,8 +662,9 @@ class PartyJob:
     return_private: bool = False  # tests only: also return this player's own replay rows
 
 
-def _plain_actor(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], high: torch.Tensor,
-                 hidden: int) -> torch.nn.Module:
+def _plain_actor(
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], high: torch.Tensor, hidden: int
+) -> torch.nn.Module:
     actor = maddpg.make_actor(2 * N_FEATURES, hidden, high, torch.Generator().manual_seed(0))
     linears = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
@@ -681,10 +690,11 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     pid_file.write_text(str(os.getpid()))  # for operators (and the kill test)
     party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
     if job.resume_step is not None:
-        party.load(torch.load(share_file(job.share_dir, rank, job.resume_step),
-                              weights_only=True))
+        party.load(torch.load(share_file(job.share_dir, rank, job.resume_step), weights_only=True))
         if party.env_steps != job.resume_step:
-            raise RuntimeError(f"share file says step {party.env_steps}, expected {job.resume_step}")
+            raise RuntimeError(
+                f"share file says step {party.env_steps}, expected {job.resume_step}"
+            )
     report = reporter or _QueueReporter(job.reports, rank)
     view = PlayerView(job.world_address, rank, timeout_s=cfg.timeout_s)
     plain_cfg = cfg.plain()
@@ -710,7 +720,9 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
             party.replay.add(
                 torch.as_tensor(obs, dtype=torch.float32)[None],
                 torch.as_tensor(next_obs, dtype=torch.float32)[None],
-                action[None], torch.tensor([r_train * cfg.reward_scale]), torch.tensor([done]),
+                action[None],
+                torch.tensor([r_train * cfg.reward_scale]),
+                torch.tensor([done]),
             )
             ep["reward"] += reward
             ep["wastage_units"] += float(info.get("units_wasted", 0.0))
@@ -774,8 +786,13 @@ def _own_rows(party: Party) -> np.ndarray:
     return torch.cat(cols, dim=1).numpy().copy()
 
 
-def _log_row(party: Party, window: list[dict[str, float]], losses: Mapping[str, list[float]],
-             timing: Mapping[str, float], rank: int) -> dict[str, float]:
+def _log_row(
+    party: Party,
+    window: list[dict[str, float]],
+    losses: Mapping[str, list[float]],
+    timing: Mapping[str, float],
+    rank: int,
+) -> dict[str, float]:
     row: dict[str, float] = {"episodes": float(party.episodes), "updates": float(party.updates)}
     if window:
         for key in window[0]:
@@ -884,19 +901,26 @@ class SecureMADDPG(Algorithm):
         if not self.share_dir:
             run_dir = getattr(hooks, "run_dir", None)
             self.share_dir = (
-                str(Path(run_dir) / "party_shares") if run_dir is not None
+                str(Path(run_dir) / "party_shares")
+                if run_dir is not None
                 else tempfile.mkdtemp(prefix="secure_maddpg_shares_")
             )
         return self.share_dir
 
-    def _job(self, total_steps: int, hooks: TrainHooks, world: tuple[str, int],
-             reports: Any) -> PartyJob:
+    def _job(
+        self, total_steps: int, hooks: TrainHooks, world: tuple[str, int], reports: Any
+    ) -> PartyJob:
         every = self.config.checkpoint_every or int(getattr(hooks, "checkpoint_every", 0) or 0)
         return PartyJob(
-            cfg=self.config, env_kwargs=dict(self.env_kwargs), seed=self.seed,
-            total_steps=int(total_steps), world_address=world,
-            share_dir=self._share_dir(hooks), resume_step=self.share_step,
-            checkpoint_every=every, reports=reports,
+            cfg=self.config,
+            env_kwargs=dict(self.env_kwargs),
+            seed=self.seed,
+            total_steps=int(total_steps),
+            world_address=world,
+            share_dir=self._share_dir(hooks),
+            resume_step=self.share_step,
+            checkpoint_every=every,
+            reports=reports,
         )
 
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
@@ -907,12 +931,16 @@ class SecureMADDPG(Algorithm):
         opts = dict(self.launch_options)
         if "rank" in opts:
             pc = PartyConfig.from_env(
-                world_size=int(opts.get("world_size", N_PLAYERS)), rank=int(opts["rank"]),
-                rendezvous=opts.get("rendezvous"), timeout_s=cfg.timeout_s,
+                world_size=int(opts.get("world_size", N_PLAYERS)),
+                rank=int(opts["rank"]),
+                rendezvous=opts.get("rendezvous"),
+                timeout_s=cfg.timeout_s,
                 provider=cfg.provider,
             )
             if pc.world_size != N_PLAYERS:
-                raise ValueError(f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}")
+                raise ValueError(
+                    f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}"
+                )
             world = self._world_address(pc.rendezvous)
             proc = None
             if pc.rank == 0:
@@ -960,11 +988,12 @@ class SecureMADDPG(Algorithm):
                 "multi-machine secure_maddpg needs --rendezvous tcp://HOST:PORT (the world "
                 "simulator listens on PORT+1) or world_address=HOST:PORT"
             )
-        host, port = rendezvous[len("tcp://"):].rsplit(":", 1)
+        host, port = rendezvous[len("tcp://") :].rsplit(":", 1)
         return host, int(port) + 1
 
-    def _relay(self, q: Any, hooks: TrainHooks, stop: threading.Event,
-               errors: list[BaseException]) -> None:
+    def _relay(
+        self, q: Any, hooks: TrainHooks, stop: threading.Event, errors: list[BaseException]
+    ) -> None:
         """Launcher thread: merge both parties' rows per step; checkpoint when both saved."""
         rows: dict[int, dict[int, dict[str, float]]] = {}
         ckpts: dict[int, set[int]] = {}

@@ -298,7 +298,9 @@ def _split(t: Any, sizes: Sequence[int], dim: int = 0) -> list[Any]:
     return out
 
 
-def forward_stacked(mlps: Sequence[SharedMLP], xs: Sequence[Any]) -> tuple[list[Any], list[MLPCache]]:
+def forward_stacked(
+    mlps: Sequence[SharedMLP], xs: Sequence[Any]
+) -> tuple[list[Any], list[MLPCache]]:
     """Forward several :class:`SharedMLP` of equal layer shapes as one stack.
 
     ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``. Each layer costs one Beaver matmul round
