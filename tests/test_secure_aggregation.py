@@ -180,6 +180,7 @@ def test_killed_holder_abandon_keeps_the_repository_intact(tmp_path, monkeypatch
         assert (got[k] - ref[k]).abs().max() <= 1e-4
 
 
+@pytest.mark.slow  # two process groups (4 + 3 processes); `abandon` above is the fast check
 @pytest.mark.timeout(300)
 def test_killed_holder_drop_finishes_without_it_and_matches_fedavg(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KILL_HOLDER_2", "1")
