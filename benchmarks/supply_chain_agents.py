@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--steps", type=int, default=20_000, help="env steps per training run (paper: 396000)"
+        "--steps", type=int, default=10_000, help="env steps per training run (paper: 396000)"
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
