@@ -83,7 +83,8 @@ RUN_SCRIPT = textwrap.dedent(
     run = RunConfig(algo="secure_maddpg", env="supply_chain", env_preset="default",
                     env_kwargs={}, config=cfg, seed=4, steps=int(sys.argv[4]))
     res = train(None if resume else run, run_dir, resume=resume, quiet=True,
-                checkpoint_every=10, tensorboard=False, eval_episodes=1)
+                checkpoint_every=10, tensorboard=False, eval_episodes=1,
+                steps=int(sys.argv[4]) if resume else None)
     print(json.dumps({"ok": True}))
     """
 )
