@@ -249,6 +249,17 @@ def test_launch_flags_reach_the_algorithm(tmp_path) -> None:
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["launch"] == {"rank": 1, "world_size": 2, "rendezvous": "tcp://127.0.0.1:29500"}
     assert load_run(out).env_steps == 40
+    # one party of a multi-party launch cannot evaluate the joint policy: no eval.json
+    assert not (out / "eval.json").exists()
+
+
+def test_party_launch_says_why_it_does_not_evaluate(tmp_path, capsys) -> None:
+    argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", "20", "--no-tensorboard"]
+    argv += ["--out", str(tmp_path / "r"), "--rank", "0", "--world-size", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no evaluation: rank 0 of a multi-party launch" in out
+    assert not (tmp_path / "r" / "eval.json").exists()
 
 
 def test_render_after_training_replays_short_episodes(tmp_path, monkeypatch) -> None:

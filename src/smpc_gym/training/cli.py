@@ -66,7 +66,13 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--eval-epsilon", type=float, help="exploration during evaluation")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV only")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the agents' small networks and batches run "
+        "fastest on one thread, and party processes share the cores)",
+    )
     p.add_argument("--list", action="store_true", help="list algorithms and exit")
     launch = p.add_argument_group("multi-process launch (secure algorithms)")
     launch.add_argument("--rank", type=int, help="this party's rank")
@@ -148,7 +154,7 @@ def cmd_train(argv: Sequence[str]) -> int:
             print(f"{name:16s} {envs}")
         return 0
     launch = _launch(args)
-    if args.threads is not None:
+    if args.threads is not None:  # always set (default 1); None only when called as a library
         if args.threads < 1:
             raise ConfigError(f"--threads: bad value {args.threads}; expected an int >= 1")
         import torch
@@ -214,6 +220,8 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 
 def _summary_line(result: dict[str, Any]) -> str:
+    if not result.get("evaluated", True):
+        return f"no evaluation: {result['reason']}"
     parts = [
         f"eval over {result['episodes']} episodes: mean return {result['mean_return']:.2f}"
         f" ± {result['std_return']:.2f}"

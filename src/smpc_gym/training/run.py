@@ -430,6 +430,19 @@ def train(
         hooks.close()
     save_algorithm(algo, run_dir / "model.pt")
 
+    if "rank" in run.launch:
+        # One party of a multi-machine launch holds only its own share of the policy
+        # (at most its own player's actor): a joint evaluation needs every party, so
+        # none is written here. Evaluate after collecting the owners' weights locally.
+        result = {
+            "evaluated": False,
+            "reason": f"rank {run.launch['rank']} of a multi-party launch holds only its own "
+            "part of the policy; no joint evaluation is possible in one party",
+        }
+        (run_dir / "eval.json").unlink(missing_ok=True)
+        if not quiet:
+            print(f"no evaluation: {result['reason']}")
+        return result
     result = evaluate(algo, run.env, run.env_kwargs, episodes=eval_episodes, epsilon=eval_epsilon)
     write_eval(run_dir / "eval.json", result)
     if render:
