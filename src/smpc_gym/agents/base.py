@@ -95,7 +95,7 @@ class Algorithm(abc.ABC):
     def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         if not dataclasses.is_dataclass(config):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__} config")
-        self.config = config
+        self.config: Any = config  # the subclass's Config (a dataclass instance)
         self.env_kwargs = dict(env_kwargs)
         self.seed = int(seed)
         self.env_steps = 0

@@ -141,6 +141,8 @@ class ScaleToCaps(nn.Module):
         super().__init__()
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32).clone())
 
+    high: torch.Tensor  # a registered buffer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x · high``."""
         return x * self.high
@@ -358,7 +360,8 @@ def make_optimiser(params: Any, lr: float, cfg: Config) -> torch.optim.Optimizer
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``θ' ← (1 − τ)·θ' + τ·θ`` for every parameter (one fused op per list)."""
     with torch.no_grad():
-        tps, ps = list(target.parameters()), list(online.parameters())
+        tps: list[torch.Tensor] = list(target.parameters())
+        ps: list[torch.Tensor] = list(online.parameters())
         torch._foreach_mul_(tps, 1.0 - tau)
         torch._foreach_add_(tps, ps, alpha=tau)
 
@@ -509,7 +512,7 @@ class MADDPG(Algorithm):
     Config: ClassVar[type] = Config
     sharing_mode: ClassVar[str] = "ede"
 
-    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+    def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         super().__init__(config, env_kwargs, seed)
         cfg = self.config
         self.sharing = DataSharing(self.sharing_mode)
@@ -520,7 +523,8 @@ class MADDPG(Algorithm):
         self.env_rng = np.random.default_rng(int(seeds[5]))
         high = action_caps(self.env_kwargs)
 
-        actors, critics = [], []
+        actors: list[nn.Module] = []
+        critics: list[nn.Module] = []
         for i in range(len(AGENTS)):
             actors.append(make_actor(self.sharing.actor_in_dim, cfg.hidden, high[i], init_gens[i]))
             critics.append(make_critic(self.sharing.critic_in_dim, cfg.hidden, init_gens[i]))
@@ -607,9 +611,9 @@ class MADDPG(Algorithm):
                 reward = result.reward
                 if cfg.train_reward == "ncr":
                     reward = reward - result.waste_cost
-                reward = torch.from_numpy(reward * cfg.reward_scale).float()
+                reward_t = torch.from_numpy(reward * cfg.reward_scale).float()
                 for i in range(len(AGENTS)):
-                    self.replay[i].add(feats[i], next_obs[i], actions[i], reward[:, i], done)
+                    self.replay[i].add(feats[i], next_obs[i], actions[i], reward_t[:, i], done)
                 if bool(ended.any()):
                     for nz in self.noise:
                         nz.reset(ended)
@@ -675,7 +679,7 @@ class MADDPG(Algorithm):
         self.env_steps = int(state["env_steps"])
         self.episodes = int(state["episodes"])
         self.updates = int(state["updates"])
-        for mods, key in (
+        pairs: tuple[tuple[Sequence[Any], str], ...] = (
             (n.actors, "actors"),
             (n.critics, "critics"),
             (n.target_actors, "target_actors"),
@@ -684,7 +688,8 @@ class MADDPG(Algorithm):
             (self.opts.critics, "critic_opts"),
             (self.replay, "replay"),
             (self.noise, "noise"),
-        ):
+        )
+        for mods, key in pairs:
             for m, s in zip(mods, state[key], strict=True):
                 m.load_state_dict(s)
         self.sampler.set_state(state["sampler"])

@@ -352,7 +352,7 @@ def evaluate_policy(
         for _ in range(cfg.eval_steps):
             a = np.asarray(policy(worlds.obs), dtype=np.int64)
             explore = rng.random(a.shape[0]) < cfg.eval_epsilon
-            a[explore] = rng.integers(0, num_actions, int(explore.sum()))
+            a[explore] = rng.integers(0, num_actions, int(np.count_nonzero(explore)))
             tr = worlds.step(a)
             total += float(np.sum(tr.rewards))
             steps += len(tr)

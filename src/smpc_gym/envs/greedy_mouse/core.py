@@ -326,9 +326,9 @@ def build_tables(
     far_count = far_mask.sum(axis=1).astype(np.int64)
     far = np.zeros((n_free, n_free), dtype=np.int64)
     far_l: list[list[int]] = []
-    for c in range(n_free):
-        cells = np.flatnonzero(far_mask[c])
-        far[c, : cells.size] = cells
+    for src in range(n_free):
+        cells = np.flatnonzero(far_mask[src])
+        far[src, : cells.size] = cells
         far_l.append(cells.tolist())
     far_rank = np.cumsum(far_mask, axis=1) - 1
 
@@ -362,9 +362,9 @@ def build_tables(
         combo = np.repeat(local_base[:, None, None, :], k + 1, axis=1)
         combo = np.repeat(combo, k + 1, axis=2)
         combo = np.concatenate([combo, np.zeros((*combo.shape[:3], 1), np.int64)], axis=3)
-        j = np.arange(k + 1)
-        combo[:, j, :, j] = CHEESE
-        combo[:, :, j, j] = CAT
+        slots = np.arange(k + 1)
+        combo[:, slots, :, slots] = CHEESE
+        combo[:, :, slots, slots] = CAT
         local_combo = np.ascontiguousarray(combo[..., :k].reshape(-1, k))
     tables = Tables(
         grid=grid,

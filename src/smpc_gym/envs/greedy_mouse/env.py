@@ -179,7 +179,7 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
         self._world = core.World(self._tables, self.config)
         self._pos = [tuple(p) for p in self._grid.free_cells.tolist()]
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(directions)
+        self.action_space = spaces.Discrete(directions)  # type: ignore[assignment]
         self._num_actions = int(directions)
         h, w = self._grid.walls.shape
         if obs_mode == "local":

@@ -171,8 +171,9 @@ def _load_cached(key: str, text: str) -> GridMap:
     return parse_map(text, name=key)
 
 
-def load_map(map: str | Path = "classic") -> GridMap:  # noqa: A002 - mirrors the env kwarg
-    """Load a built-in map by name (``"classic"``, ``"maze41"``) or a map file by path.
+def load_map(map: str | Path | GridMap = "classic") -> GridMap:  # noqa: A002 - env kwarg
+    """Load a built-in map by name (``"classic"``, ``"maze41"``) or a map file by path
+    (a :class:`GridMap` is returned as it is).
 
     Parsed maps (and their shortest-path tables) are cached by name and content, so
     many envs on the same map share one table.
@@ -180,7 +181,9 @@ def load_map(map: str | Path = "classic") -> GridMap:  # noqa: A002 - mirrors th
     if isinstance(map, GridMap):
         return map
     if not isinstance(map, (str, Path)):
-        raise TypeError(f"map must be a built-in name or a file path, got {type(map).__name__}")
+        raise TypeError(  # type: ignore[unreachable]
+            f"map must be a built-in name or a file path, got {type(map).__name__}"
+        )
     names = builtin_maps()
     if isinstance(map, str) and map in names:
         root = resources.files("smpc_gym.envs.greedy_mouse") / "maps"
