@@ -7,7 +7,7 @@ export SDL_VIDEODRIVER ?= dummy
 export SDL_AUDIODRIVER ?= dummy
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-slow demo bench lint clean
+.PHONY: setup test test-slow demo bench bench-learning lint clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,23 @@ test-slow: setup
 demo: setup
 	$(PY) examples/demo.py
 
+# Cost benchmarks (minutes): environments, training speed, secure aggregation, secure MADDPG.
 bench: setup
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/supply_chain_speed.py
+	$(PY) benchmarks/training_speed.py --quick
+	$(PY) benchmarks/secure_aggregation.py
+	$(PY) benchmarks/secure_maddpg.py --updates 2
+
+# What learning and privacy cost and buy (an hour or more on 2 cores): the README's tables.
+bench-learning: setup
+	$(PY) benchmarks/learning_curves.py
+	$(PY) benchmarks/supply_chain_agents.py
+	$(PY) benchmarks/secure_fed_dqn.py
+	$(PY) benchmarks/secure_fed_dqn_dp_curves.py
+	$(PY) benchmarks/privacy_attack.py
+	$(PY) benchmarks/robust_aggregation.py
+	$(PY) benchmarks/pate.py
 
 lint: setup
 	$(PY) -m ruff check src tests benchmarks examples train.py
