@@ -537,15 +537,16 @@ class Party:
     # -- acting -------------------------------------------------------------------------
     def secure_act(self, own_obs: np.ndarray) -> torch.Tensor:
         """Both actors on the shared 10 features; returns this player's action in [0, 1]²."""
-        from smpc_gym.secure.mpc_nn import forward_stacked
+        from smpc_gym.secure.mpc_nn import fast_dispatch, forward_stacked
 
         c = self.crypten
         feats = []
-        for i in range(N_PLAYERS):
-            x = torch.as_tensor(own_obs, dtype=torch.float32).reshape(1, N_FEATURES)
-            feats.append(c.cryptensor(x if i == self.rank else torch.zeros_like(x), src=i))
-        s = c.cat(feats, dim=1)
-        (a,), _ = forward_stacked([self.nets.actors], [c.stack([s] * N_PLAYERS)])
+        with fast_dispatch():
+            for i in range(N_PLAYERS):
+                x = torch.as_tensor(own_obs, dtype=torch.float32).reshape(1, N_FEATURES)
+                feats.append(c.cryptensor(x if i == self.rank else torch.zeros_like(x), src=i))
+            s = c.cat(feats, dim=1)
+            (a,), _ = forward_stacked([self.nets.actors], [c.stack([s] * N_PLAYERS)])
         mine = None
         for i in range(N_PLAYERS):
             v = self.reveal(a[i], dst=i, what=f"action_{i}")
@@ -557,9 +558,12 @@ class Party:
     # -- updating -------------------------------------------------------------------------
     def update(self, indices: torch.Tensor) -> dict[str, float]:
         """One secure update on the rows ``indices`` of both players' buffers."""
+        from smpc_gym.secure.mpc_nn import fast_dispatch
+
         own = self.replay.get(indices)
-        b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
-        losses = secure_update(self.crypten, self.nets, self.opts, b, self.cfg)
+        with fast_dispatch():
+            b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
+            losses = secure_update(self.crypten, self.nets, self.opts, b, self.cfg)
         self.updates += 1
         out: dict[str, float] = {}
         for k, v in losses.items():

@@ -31,7 +31,9 @@ transposed on import and export.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +48,12 @@ __all__ = [
     "SharedMLP",
     "backward_stacked",
     "beaver_many",
+    "fast_dispatch",
     "forward_stacked",
     "ltz_packed",
     "relu_mask",
     "sigmoid",
+    "wrap_shares",
 ]
 
 #: Output activations a :class:`SharedMLP` supports.
@@ -63,15 +67,100 @@ def _crypten() -> Any:
 # ----------------------------------------------------------------------------- primitives
 
 
+class _NoValidation:
+    """Stand-in for ``crypten.debug``'s config: ``debug.validation_mode`` is a plain False."""
+
+    class debug:  # noqa: N801 - mirrors the config path ``cfg.debug.validation_mode``
+        validation_mode = False
+
+
+@contextmanager
+def fast_dispatch() -> Iterator[None]:
+    """Skip CrypTen's per-attribute debug check while the block runs (results unchanged).
+
+    Every attribute access on a ``CrypTensor`` goes through ``validate_attribute``, which
+    reads ``cfg.debug.validation_mode`` from CrypTen's OmegaConf config — two OmegaConf
+    lookups, ~30 µs, thousands of times per MADDPG update (a fifth of its time in the
+    profile). When validation mode is off (the default) this block points that check at
+    a constant ``False`` and restores CrypTen's config afterwards; when it is on, nothing
+    changes. Only the check is skipped; every computation is the same.
+    """
+    crypten = _crypten()
+    debug = sys.modules.get("crypten.debug")
+    if debug is None or crypten.cfg.debug.validation_mode:
+        yield
+        return
+    saved = debug.cfg
+    debug.cfg = _NoValidation
+    try:
+        yield
+    finally:
+        debug.cfg = saved
+
+
+def wrap_shares(share: torch.Tensor, encoder: Any) -> Any:
+    """An arithmetic ``MPCTensor`` around this party's raw ``share`` (local, no PRZS).
+
+    CrypTen's ``shallow_copy`` / ``MPCTensor.from_shares`` first build an empty shared
+    tensor (a zero-sharing draw and several config lookups, ~0.5 ms) and then replace
+    it; this builds the wrapper directly. ``encoder`` fixes the fixed-point scale.
+    """
+    from crypten.cryptensor import CrypTensor
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives.arithmetic import SENTINEL, ArithmeticSharedTensor
+    from crypten.mpc.ptype import ptype
+
+    ast = ArithmeticSharedTensor(src=SENTINEL)
+    ast.share = share
+    ast.encoder = encoder
+    res = MPCTensor.__new__(MPCTensor)
+    CrypTensor.__init__(res)
+    res._tensor = ast
+    res.ptype = ptype.arithmetic
+    return res
+
+
+def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: int) -> tuple:
+    """A Beaver matmul triple ``(a, b, c = a @ b)`` as arithmetic shares.
+
+    With the ``TFP`` provider this does what CrypTen's ``TrustedFirstParty`` does (party 0
+    draws ``a``, ``b`` from its local generator, computes ``c`` and shares all three
+    with ``src=0``, no communication), except that ``c`` is computed with the float64
+    limb matmul (:func:`smpc_gym.secure.ring.ring_matmul`, exact) and only by party 0
+    (CrypTen computes it in every party and discards it in all but party 0). Any other
+    provider (``TTP``: the dealer process) is asked as usual.
+    """
+    from crypten.common.rng import generate_random_ring_element
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+
+    from smpc_gym.secure.ring import ring_matmul
+
+    if not isinstance(provider, TrustedFirstParty):
+        return provider.generate_additive_triple(size0, size1, "matmul")
+    if rank == 0:
+        a = generate_random_ring_element(size0)
+        b = generate_random_ring_element(size1)
+        c = ring_matmul(a, b)
+        return tuple(ArithmeticSharedTensor(t, precision=0, src=0) for t in (a, b, c))
+    out_size = torch.broadcast_shapes(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
+    return tuple(
+        ArithmeticSharedTensor(None, size=sz, precision=0, src=0) for sz in (size0, size1, out_size)
+    )
+
+
 def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     """Several independent secure products ``x op y`` in **one** communication round.
 
     Each element of ``ops`` is ``(op, x, y)`` with ``op`` in ``{"mul", "matmul"}`` and
     ``x``, ``y`` fixed-point ``MPCTensor``s. For each product a Beaver triple
     ``(a, b, c = a op b)`` comes from the configured provider (TFP or TTP); all masked
-    operands ``x − a`` and ``y − b`` are opened together with one
-    ``reveal_batch``, then ``z = c + ε op b + a op δ + ε op δ`` is computed locally and
-    truncated locally (2-party truncation). Same result as CrypTen's ``x.mul(y)`` /
+    operands ``ε = x − a`` and ``δ = y − b`` are opened together with one
+    ``reveal_batch``, then party ``r`` computes its share of
+    ``z = c + ε op (b + δ) + a op δ`` locally — two local products instead of CrypTen's
+    three, the public ``ε op δ`` folded into party 0's ``b + δ`` — and truncates locally
+    (2-party truncation). Matmuls use :func:`smpc_gym.secure.ring.ring_matmul` (exact
+    ring products through float64 BLAS). Same result as CrypTen's ``x.mul(y)`` /
     ``x.matmul(y)``, one round instead of ``len(ops)``.
 
     Returns:
@@ -81,16 +170,22 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
     from crypten.mpc.primitives.beaver import IgnoreEncodings
 
+    from smpc_gym.secure.ring import ring_matmul
+
     if not ops:
         return []
     provider = crypten.mpc.get_default_provider()
+    rank = crypten.communicator.get().get_rank()
     triples = []
     masked = []
     for op, x, y in ops:
         if op not in ("mul", "matmul"):
             raise ValueError(f"beaver_many supports 'mul' and 'matmul', got {op!r}")
         xs, ys = x._tensor, y._tensor
-        a, b, c = provider.generate_additive_triple(xs.size(), ys.size(), op, device=xs.device)
+        if op == "matmul":
+            a, b, c = _matmul_triple(provider, xs.size(), ys.size(), rank)
+        else:
+            a, b, c = provider.generate_additive_triple(xs.size(), ys.size(), op)
         triples.append((a, b, c))
         with IgnoreEncodings([a, b, xs, ys]):
             masked += [xs - a, ys - b]
@@ -99,18 +194,16 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     for k, (op, x, y) in enumerate(ops):
         a, b, c = triples[k]
         eps, delta = opened[2 * k], opened[2 * k + 1]
-        fn = getattr(torch, op)
-        c.share += fn(eps, b.share) + fn(a.share, delta)
-        c += fn(eps, delta)  # public term: added by party 0 only
+        fn = ring_matmul if op == "matmul" else torch.mul
+        b_plus = b.share + delta if rank == 0 else b.share  # party 0 carries ε op δ
+        c.share = c.share + fn(eps, b_plus) + fn(a.share, delta)
         sx, sy = x._tensor.encoder.scale, y._tensor.encoder.scale
         if sx > 1 and sy > 1:
             c.encoder = x._tensor.encoder
             c.div_(sx)  # local truncation (world size 2)
         else:  # a 0/1 mask (scale 1) times a fixed-point value: no truncation
             c.encoder = x._tensor.encoder if sx > 1 else y._tensor.encoder
-        res = x.shallow_copy()
-        res._tensor = c
-        out.append(res)
+        out.append(wrap_shares(c.share, c.encoder))
     return out
 
 
@@ -153,10 +246,7 @@ def ltz_packed(z: Any) -> Any:
     total = (prop ^ (sp[0] << 1)).share  # sum bits; only bits 31 and 63 are read
     bits = torch.stack([(total >> 31) & 1, (total >> 63) & 1], dim=1).reshape(-1)[:n]
     arith = beaver.B2A_single_bit(BinarySharedTensor.from_shares(bits.reshape(shape)))
-    out = z.shallow_copy()
-    out._tensor = arith
-    out._tensor.encoder = crypten.encoder.FixedPointEncoder(precision_bits=0)
-    return out
+    return wrap_shares(arith.share, crypten.encoder.FixedPointEncoder(precision_bits=0))
 
 
 def relu_mask(z: Any) -> Any:
@@ -367,7 +457,8 @@ def forward_stacked(
         w = _cat([m.weights[k] for m in mlps])
         b = _cat([m.biases[k] for m in mlps])
         cache.inputs.append(h)
-        z = h.matmul(w) + b
+        (z,) = beaver_many([("matmul", h, w)])
+        z = z + b
         if k < n_layers - 1:
             mask = relu_mask(z)
             cache.masks.append(mask)

@@ -117,18 +117,26 @@ def square_shifted(x: Any, shift: int) -> Any:
 
 
 def flatten_cat(tensors: Sequence[Any]) -> Any:
-    """One flat share vector from several shares (local)."""
-    crypten = crypten_module()
-    flat = [t.reshape(-1) for t in tensors]
-    return flat[0] if len(flat) == 1 else crypten.cat(flat)
+    """One flat share vector from several shares (local: the raw shares are concatenated)."""
+    from smpc_gym.secure.mpc_nn import wrap_shares
+
+    if len(tensors) == 1:
+        return tensors[0].reshape(-1)
+    enc = tensors[0]._tensor.encoder
+    if any(t._tensor.encoder.scale != enc.scale for t in tensors):
+        raise ValueError("flatten_cat needs shares of one fixed-point scale")
+    return wrap_shares(torch.cat([t.share.reshape(-1) for t in tensors]), enc)
 
 
 def unflatten_like(flat: Any, like: Sequence[Any]) -> list[Any]:
     """Split a flat share vector back into tensors shaped like ``like`` (local)."""
+    from smpc_gym.secure.mpc_nn import wrap_shares
+
     out, start = [], 0
+    share, enc = flat.share, flat._tensor.encoder
     for t in like:
         n = int(t.nelement())
-        out.append(flat[start : start + n].reshape(t.size()))
+        out.append(wrap_shares(share[start : start + n].reshape(t.size()), enc))
         start += n
     return out
 

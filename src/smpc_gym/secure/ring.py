@@ -1,0 +1,78 @@
+"""Exact products in the ring Z/2^64 (int64 with wrap-around) through float64 BLAS.
+
+CrypTen's shares are int64 tensors and every Beaver matmul multiplies them with
+``torch.matmul`` on int64, which has no BLAS kernel: on one CPU thread a 128×128 @
+128×128 int64 product is ~25× slower than the same product in float64. This module
+computes the *same* ring product with float64 matmuls, exactly:
+
+* each operand, read as an unsigned 64-bit word, is split into three limbs of 22, 22 and
+  20 bits: ``x = x₀ + x₁·2^22 + x₂·2^44``;
+* ``x·y mod 2^64 = s₀ + s₁·2^22 + s₂·2^44 (mod 2^64)`` with ``s₀ = x₀y₀``,
+  ``s₁ = x₀y₁ + x₁y₀``, ``s₂ = x₀y₂ + x₁y₁ + x₂y₀`` — the limb pairs with ``i + j ≥ 3``
+  are multiples of 2^66 and vanish;
+* the limbs are laid side by side, ``X = [x₀ x₁ x₂]`` (along K) and ``Y = [y₂; y₁; y₀]``,
+  so ``s₂ = X·Y``, ``s₁ = X[:, :2K]·Y[K:]`` and ``s₀ = X[:, :K]·Y[2K:]``: three float64
+  matmuls (6K multiply-adds per output, six limb products);
+* every limb product is below 2^44 and ``s₂ < K·1.5·2^44``, ``s₁ < 2K·2^44``, so for
+  ``K ≤ 256`` every partial sum is an integer below 2^53, which float64 holds exactly
+  (whatever order BLAS adds in);
+* the sums are converted back to int64 and shifted/added with int64 wrap-around
+  (= arithmetic mod 2^64).
+
+Products with a thin side (fewer than :data:`MIN_FLOAT_DIM` rows or columns) stay on
+the int64 matmul, which is faster there than splitting into limbs.
+
+:func:`ring_matmul` checks the contraction bound; ``tests/test_secure_maddpg_primitives``
+checks it bit for bit against the int64 matmul on full-range random inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["MAX_K", "MIN_FLOAT_DIM", "ring_matmul"]
+
+#: The largest contraction length for which the float64 limb sums stay exact:
+#: ``2K · 2^44 < 2^53``.
+MAX_K = 256
+#: Below this many rows of ``x`` or columns of ``y`` the plain int64 matmul is used.
+MIN_FLOAT_DIM = 16
+
+_M22 = (1 << 22) - 1
+_M20 = (1 << 20) - 1
+
+
+def ring_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``torch.matmul(x, y)`` for int64 ``x``, ``y`` (≥ 2-D, broadcastable), exact mod 2^64.
+
+    Equal bit for bit to the int64 ``torch.matmul`` (which wraps around mod 2^64), but
+    computed with three float64 BLAS matmuls of the limbs (see the module doc).
+
+    Raises:
+        ValueError: if the inputs are not int64 or have fewer than 2 dimensions.
+
+    A contraction longer than :data:`MAX_K` is split into chunks of at most ``MAX_K``
+    (the float64 sums of one chunk are exact; the chunks are added in the ring).
+    """
+    if x.dtype != torch.int64 or y.dtype != torch.int64:
+        raise ValueError(f"ring_matmul needs int64 tensors, got {x.dtype} and {y.dtype}")
+    if x.dim() < 2 or y.dim() < 2:
+        raise ValueError(
+            f"ring_matmul needs tensors with >= 2 dims, got shapes {tuple(x.shape)}, "
+            f"{tuple(y.shape)}"
+        )
+    k = x.shape[-1]
+    if k > MAX_K:  # split the contraction: a sum of ring products is a ring product
+        out = ring_matmul(x[..., :MAX_K], y[..., :MAX_K, :])
+        for j in range(MAX_K, k, MAX_K):
+            out = out + ring_matmul(x[..., j : j + MAX_K], y[..., j : j + MAX_K, :])
+        return out
+    if x.shape[-2] < MIN_FLOAT_DIM or y.shape[-1] < MIN_FLOAT_DIM:
+        return torch.matmul(x, y)
+    X = torch.cat([x & _M22, (x >> 22) & _M22, (x >> 44) & _M20], dim=-1).to(torch.float64)
+    Y = torch.cat([(y >> 44) & _M20, (y >> 22) & _M22, y & _M22], dim=-2).to(torch.float64)
+    assert k <= MAX_K, f"contraction length {k} > {MAX_K}: float64 sums would not be exact"
+    s2 = torch.matmul(X, Y).to(torch.int64)
+    s1 = torch.matmul(X[..., : 2 * k], Y[..., k:, :]).to(torch.int64)
+    s0 = torch.matmul(X[..., :k], Y[..., 2 * k :, :]).to(torch.int64)
+    return s0 + (s1 << 22) + (s2 << 44)
