@@ -5,8 +5,13 @@ is launched (rank 0 = coordinator, ranks 1..N = holders; gloo over 127.0.0.1), a
 each model size (default 36k and 1M float parameters) every method is timed on the same
 processes, interleaved, ``--reps`` times after one warm-up:
 
-* ``secure`` — :func:`smpc_gym.federated.secure_agg.secure_sum` to the coordinator
-  (one CrypTen zero-sharing for all holders, one int64 ``reduce``) then the mean;
+* ``secure`` (total) — :func:`smpc_gym.federated.secure_agg.secure_sum` to the coordinator
+  then the mean, mask generation included (one AES-CTR zero-sharing for all holders, one
+  int64 ``reduce``);
+* ``secure online`` — the same with the round's mask made beforehand
+  (:func:`~smpc_gym.federated.secure_agg.prepare_secure_sum`, outside the timed region:
+  the data-independent offline phase, which a deployment runs during local training);
+  ``secure offline`` — that mask generation alone, timed on its own;
 * ``plain`` — the baseline: every party all-reduces its float32 update in the clear
   (``torch.distributed`` gloo ``all_reduce``) and divides by N;
 * ``naive`` — the straightforward CrypTen version: every holder's update becomes its own
@@ -19,7 +24,8 @@ CrypTen's communicator counters (protocol level), ``*_wire_bytes`` measured from
 ``/proc/self/io`` (bytes the holder process wrote, which includes gloo's TCP sends).
 
 JSON keys (``--json``): ``{"config": {...}, "results": [{"holders", "params",
-"secure_s", "plain_s", "naive_s", "secure_vs_plain", "naive_vs_plain",
+"secure_s" (total: offline + online), "secure_online_s", "secure_offline_s", "plain_s",
+"naive_s", "secure_vs_plain" (total / plain), "secure_online_vs_plain", "naive_vs_plain",
 "secure_bytes_counted", "plain_bytes_counted", "secure_wire_bytes", "plain_wire_bytes",
 "max_abs_error"}, ...]}``.
 
@@ -36,9 +42,11 @@ import time
 
 import torch
 
-from smpc_gym.federated.secure_agg import COORDINATOR, secure_sum
+from smpc_gym.federated.secure_agg import COORDINATOR, prepare_secure_sum, secure_sum
 from smpc_gym.secure.comm import gather_tensors, io_bytes
 from smpc_gym.secure.runtime import PartyConfig, PartyContext, launch_local
+
+METHODS = ("offline", "online", "secure", "plain", "naive")
 
 
 def _update(rank: int, d: int) -> torch.Tensor:
@@ -70,8 +78,11 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
             s = secure_sum(ctx, x, numel=d, dst=COORDINATOR)
             return None if s is None else s / n
 
+        def offline(d=d):  # noqa: ANN001, ANN202
+            prepare_secure_sum(ctx, d)  # the mask the next ``secure`` call consumes
+
         def plain(x32=x32):  # noqa: ANN001, ANN202
-            return ctx.comm.all_reduce(x32.clone()) / n
+            return ctx.comm.all_reduce(x32) / n  # (all_reduce works on a copy)
 
         def naive(x=x, d=d):  # noqa: ANN001, ANN202
             shared = [
@@ -84,20 +95,27 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
             out = total._tensor.reveal(dst=COORDINATOR)
             return None if out is None else total._tensor.encoder.decode(out) / n
 
-        rows: dict[str, list] = {"secure": [], "plain": [], "naive": []}
+        rows: dict[str, list] = {k: [] for k in METHODS}
+        order = (
+            ("offline", offline),  # makes the mask ...
+            ("online", secure),  # ... that this one consumes
+            ("secure", secure),  # no mask ready: made inside the timed call
+            ("plain", plain),
+            ("naive", naive),
+        )
         for rep in range(reps + 1):  # rep 0 is a warm-up
-            for name, fn in (("secure", secure), ("plain", plain), ("naive", naive)):
+            for name, fn in order:
                 dt, counted, wire, out = _timed(ctx, fn)
                 if rep > 0:
                     rows[name].append((dt, counted, wire))
-                if name == "secure" and rep == reps:
-                    rows["secure_out"] = [out]
+                if name in ("online", "secure") and rep == reps:
+                    rows[f"{name}_out"] = [out]
         res[d] = rows
     # the coordinator checks the result against the plaintext mean and collects timings
     summary = {}
     for d, rows in res.items():
         times = {}
-        for name in ("secure", "plain", "naive"):
+        for name in METHODS:
             t = torch.tensor([r[0] for r in rows[name]], dtype=torch.float64)
             all_t = gather_tensors(ctx, t, COORDINATOR)
             times[name] = all_t
@@ -106,6 +124,7 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
             "bytes": {k: rows[k][-1][1] for k in ("secure", "plain", "naive")},
             "wire": {k: rows[k][-1][2] for k in ("secure", "plain", "naive")},
             "out": rows["secure_out"][0],
+            "online_out": rows["online_out"][0],
         }
     return summary
 
@@ -127,16 +146,20 @@ def run(holders: list[int], sizes: list[int], reps: int) -> list[dict]:
                 return float(statistics.median(per_rep.tolist()))
 
             ref = torch.stack([_update(r, d).double() for r in range(1, world)]).mean(0)
-            err = float((coord[d]["out"] - ref).abs().max())
+            err = max(float((coord[d][k] - ref).abs().max()) for k in ("out", "online_out"))
             s, p, nv = med("secure"), med("plain"), med("naive")
+            on, off = med("online"), med("offline")
             out.append(
                 {
                     "holders": n,
                     "params": d,
                     "secure_s": s,
+                    "secure_online_s": on,
+                    "secure_offline_s": off,
                     "plain_s": p,
                     "naive_s": nv,
                     "secure_vs_plain": s / p,
+                    "secure_online_vs_plain": on / p,
                     "naive_vs_plain": nv / p,
                     "secure_bytes_counted": holder1[d]["bytes"]["secure"],
                     "plain_bytes_counted": holder1[d]["bytes"]["plain"],
@@ -162,15 +185,18 @@ def main() -> None:
         print(json.dumps({"config": cfg, "results": rows}, indent=1))
         return
     hdr = (
-        f"{'N':>3} {'params':>9} {'secure ms':>10} {'plain ms':>9} {'ratio':>6} "
-        f"{'naive ms':>9} {'naive/plain':>11} {'secure B/holder':>16} {'plain B/holder':>15} "
+        f"{'N':>3} {'params':>9} {'total ms':>9} {'online ms':>9} {'offline ms':>10} "
+        f"{'plain ms':>9} {'total/plain':>11} {'online/plain':>12} {'naive ms':>9} "
+        f"{'naive/plain':>11} {'secure B/holder':>16} {'plain B/holder':>15} "
         f"{'wire secure':>12} {'wire plain':>11} {'max err':>8}"
     )
     print(hdr)
     for r in rows:
         print(
-            f"{r['holders']:>3} {r['params']:>9} {1e3 * r['secure_s']:>10.2f} "
-            f"{1e3 * r['plain_s']:>9.2f} {r['secure_vs_plain']:>6.2f} {1e3 * r['naive_s']:>9.2f} "
+            f"{r['holders']:>3} {r['params']:>9} {1e3 * r['secure_s']:>9.2f} "
+            f"{1e3 * r['secure_online_s']:>9.2f} {1e3 * r['secure_offline_s']:>10.2f} "
+            f"{1e3 * r['plain_s']:>9.2f} {r['secure_vs_plain']:>11.2f} "
+            f"{r['secure_online_vs_plain']:>12.2f} {1e3 * r['naive_s']:>9.2f} "
             f"{r['naive_vs_plain']:>11.2f} {r['secure_bytes_counted']:>16} "
             f"{r['plain_bytes_counted']:>15} {r['secure_wire_bytes']:>12} "
             f"{r['plain_wire_bytes']:>11} {r['max_abs_error']:>8.1e}"

@@ -14,6 +14,7 @@ from smpc_gym.federated.repository import ModelRepository
 from smpc_gym.federated.rounds import RoundAbandoned, RoundsConfig, run_federated
 from smpc_gym.federated.secure_agg import (
     COORDINATOR,
+    SecureAggregator,
     plaintext_allreduce_mean,
     plaintext_mean,
     secure_mean,
@@ -37,20 +38,27 @@ def _weight(rank: int) -> float:
 
 
 def _record_received(ctx) -> list[torch.Tensor]:
-    """Wrap CrypTen's communicator so every tensor this party receives is recorded."""
-    received: list[torch.Tensor] = []
-    comm = ctx.comm
-    for name in ("recv", "broadcast", "all_reduce", "reduce", "gather", "all_gather", "scatter"):
-        orig = getattr(comm, name)
+    """Wrap ``torch.distributed``'s receiving operations in this party's process so every
+    tensor it receives (the in-place buffer after the call) is recorded: both CrypTen's
+    communicator and the secure sum go through them."""
+    import torch.distributed as dist
 
-        def wrapped(*a, _orig=orig, **kw):
-            out = _orig(*a, **kw)
-            for t in out if isinstance(out, list) else [out]:
-                if torch.is_tensor(t):
-                    received.append(t.detach().clone())
+    received: list[torch.Tensor] = []
+
+    def wrap(name, pick):
+        orig = getattr(dist, name)
+
+        def wrapped(*a, **kw):
+            out = orig(*a, **kw)
+            received.extend(t.detach().clone() for t in pick(a, kw) if torch.is_tensor(t))
             return out
 
-        setattr(comm, name, wrapped)
+        setattr(dist, name, wrapped)
+
+    for name in ("recv", "reduce", "all_reduce", "broadcast", "scatter"):
+        wrap(name, lambda a, kw: [a[0] if a else kw["tensor"]])
+    wrap("gather", lambda a, kw: list(a[1] if len(a) > 1 else kw.get("gather_list") or []))
+    wrap("all_gather", lambda a, kw: list(a[0] if a else kw["tensor_list"]))
     return received
 
 
@@ -63,14 +71,40 @@ def _aggregate(ctx):
     everyone = secure_sum(ctx, mine, numel=D, dst=None)
     plain = plaintext_allreduce_mean(ctx, mine, n, numel=D)
     zeros = zero_share(ctx, 1000)
+    # the three secure reveals (the 4-element key exchange first, the plaintext baseline after)
+    reveals = [t for t in received if t.numel() > 4][:3]
+    keys = [t for t in received if t.numel() == 4]
+    # offline/online split, reused buffers: the mask is made ahead, each round's is fresh
+    agg = SecureAggregator(ctx, D)
+    rounds, masks = [], []
+    for r in range(3):
+        agg.prepare()
+        masks.append(agg._mask[:D].clone())  # this party's mask share (white-box)
+        agg.prepare()  # idempotent: does not advance to another mask
+        assert torch.equal(agg._mask[:D], masks[-1])
+        x = None if mine is None else mine * (r + 1)
+        rounds.append(agg.sum(x, dst=None))
+    # parties out of step (holder 1 made one zero-sharing more) are detected, not summed
+    if ctx.rank == 1:
+        zero_share(ctx, 8)
+    try:
+        longer = None if mine is None else torch.cat([mine, torch.zeros(7, dtype=mine.dtype)])
+        secure_sum(ctx, longer, numel=D + 7, dst=None)  # a new aggregator: new instance
+        desync = "no error"
+    except RuntimeError as exc:
+        desync = str(exc)
     return {
         "zero_share": zeros,
         "mean": mean,
         "wmean": wmean,
         "everyone": everyone,
         "plain": plain,
-        "received": received[:3],
-    }  # the three secure reveals (plaintext baseline excluded)
+        "received": reveals,
+        "keys": keys,
+        "rounds": rounds,
+        "masks": masks,
+        "desync": desync,
+    }
 
 
 def _leaks(secret: torch.Tensor, tensors: list[torch.Tensor]) -> bool:
@@ -114,6 +148,19 @@ def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_h
         counts = torch.bincount(top, minlength=16).double()
         chi2 = float(((counts - 1000 / 16) ** 2 / (1000 / 16)).sum())
         assert chi2 < 45  # 15 d.o.f.: p < 1e-4 under uniformity
+    # aggregator reuse: every round is the sum of that round's inputs, masks never repeat
+    for o in out:
+        for r, got in enumerate(o["rounds"]):
+            assert (got / n_holders - ref * (r + 1)).abs().max() <= tol * (r + 1)
+        assert not torch.equal(o["masks"][0], o["masks"][1])
+        assert not torch.equal(o["masks"][1], o["masks"][2])
+        assert "out of step" in o["desync"]
+    for r in range(3):  # each round's masks are a sharing of zero
+        assert torch.equal(
+            torch.stack([o["masks"][r] for o in out]).sum(0), torch.zeros(D, dtype=torch.int64)
+        )
+    # one 256-bit key received from the previous party, nothing else that small
+    assert len(coord["keys"]) == 1 and coord["keys"][0].dtype == torch.int64
     # The coordinator never holds an individual holder's update in the clear: everything it
     # received is the (encoded) aggregate, never one update.
     assert len(coord["received"]) == 3

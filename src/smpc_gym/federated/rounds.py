@@ -41,7 +41,11 @@ import torch
 from smpc_gym.federated.dp import DPConfig, PrivacyAccountant, add_gaussian_noise, privatize_local
 from smpc_gym.federated.fedavg import flatten_state, unflatten_state
 from smpc_gym.federated.repository import ModelRepository
-from smpc_gym.federated.secure_agg import COORDINATOR, secure_weighted_mean
+from smpc_gym.federated.secure_agg import (
+    COORDINATOR,
+    prepare_secure_sum,
+    secure_weighted_mean,
+)
 from smpc_gym.secure.comm import gather_tensors
 from smpc_gym.secure.runtime import PartyConfig, PartyContext, PartyError, launch_local
 
@@ -152,6 +156,10 @@ def _party(
     for r in range(start_round + 1, cfg.rounds + 1):
         t0 = time.perf_counter()
         ctx.comm.broadcast(global_vec, COORDINATOR)  # 1. publish (in place on holders)
+        if cfg.aggregation == "secure":
+            # offline phase of this round's secure sum (the data-independent mask), before
+            # local training rather than on the aggregation's critical path
+            prepare_secure_sum(ctx, d + 1)  # secure_weighted_mean sums [wΔ, w]
         if ctx.rank != COORDINATOR:
             hid = holder_ids[ctx.rank - 1]
             gen = _round_generator(cfg.seed, hid, r)

@@ -11,24 +11,46 @@ update. As an extra party it learns the aggregate and nothing else. (It is also 
 party CrypTen's default "TFP" provider trusts with Beaver triples, so all trust sits in one
 place; secure aggregation itself needs no triples.)
 
-Protocol (:func:`secure_sum`)
------------------------------
-1. Each party encodes its update in CrypTen's fixed point (16 fractional bits by default,
-   int64 ring): ``e_i = round(x_i * 2**16)``; a party without an update uses ``e_i = 0``.
-2. Each party adds its share of a pseudo-random sharing of zero (:func:`zero_share`,
-   CrypTen's ``PRZS`` construction ``z_i = G(k(i-1, i)) - G(k(i, i+1))`` from the pairwise
-   generators CrypTen agreed at ``init``, with AES-256-CTR as the stream ``G``; the ``z_i``
-   sum to zero). ``s_i = e_i + z_i`` is uniformly random in the ring to anyone
-   who lacks both of party *i*'s pairwise seeds, so the ``s_i`` form an additive
-   secret sharing of ``sum_i e_i``. This is exactly how ``crypten.cryptensor(x, src=i)``
-   masks an input, but all holders' inputs ride on *one* zero-sharing instead of one
-   sharing per holder, so there is no per-holder communication at all.
+Protocol (:class:`SecureAggregator`, :func:`secure_sum`)
+--------------------------------------------------------
+0. *Setup, once per party context*: each party draws a fresh 256-bit key with
+   ``os.urandom`` and sends it to the next party in the ring (rank ``i+1 mod P``); it
+   receives the previous party's key. Party ``i`` thus shares ``k(i-1, i)`` with its
+   previous and ``k(i, i+1)`` with its next neighbour — the pairwise-seed layout of
+   CrypTen's ``PRZS``, but with full 256-bit keys from the OS CSPRNG (CrypTen's own pairwise
+   seeds are 64-bit Mersenne-Twister seeds). Like CrypTen's seed exchange, this assumes
+   private point-to-point channels (run gloo over a VPN/TLS tunnel across machines).
+1. *Offline (mask) phase* — :meth:`SecureAggregator.prepare`, independent of the data:
+   ``z_i = G(k(i-1, i), ν) - G(k(i, i+1), ν)`` with ``G`` AES-256-CTR whose 16-byte
+   initial counter block is ``ν = (aggregator instance, round, 0)``, so every round of every
+   aggregator uses a distinct keystream under each key (a mask is never reused). The ``z_i``
+   sum to zero in the int64 ring, and ``z_i`` is uniformly random to anyone lacking one of
+   party *i*'s two keys. The keystream is written straight into a preallocated int64
+   buffer (no intermediate copies; buffers are reused across rounds).
+2. *Online phase* — :meth:`SecureAggregator.sum`: each party encodes its update in
+   CrypTen's fixed point (16 fractional bits by default): ``e_i = round(x_i * 2**16)`` (a
+   party without an update uses ``e_i = 0``) and adds it into the mask buffer in place:
+   ``s_i = e_i + z_i``. The ``s_i`` form an additive secret sharing of ``sum_i e_i``:
+   exactly how ``crypten.cryptensor(x, src=i)`` masks an input, but all holders' inputs ride
+   on *one* zero-sharing, so there is no per-holder communication at all. One extra ring
+   element with ``e = 0`` rides along: its revealed value must be 0, which detects parties
+   whose masks are out of step (e.g. aggregators created in different orders) instead of
+   returning a silently wrong sum.
 3. The shares are summed onto the coordinator with one ``reduce`` (``dst=0``), or onto all
-   parties with ``all_reduce`` (``dst=None``), and decoded there.
+   parties with ``all_reduce`` (``dst=None``), in place in the mask buffer (counted in
+   CrypTen's communication counters), and decoded there.
 
-Cost: one ``reduce`` of ``d`` int64 values (8 bytes per parameter per holder) and two
-pseudo-random ring vectors per party: the same traffic pattern as a plaintext
-reduction (which sends 4-byte floats), hence the benchmark's small ratio.
+If :meth:`~SecureAggregator.prepare` was not called, :meth:`~SecureAggregator.sum` makes
+the mask itself (the *total* cost). Calling it ahead — e.g. before local training, as
+:mod:`smpc_gym.federated.rounds` does — leaves only the online phase on the critical path,
+as in any offline/online MPC protocol. :func:`secure_sum` keeps one aggregator per vector
+length in ``ctx.scratch``, so buffers and keys are reused across calls.
+
+Cost: one ``reduce`` of ``d + 1`` int64 values (8 bytes per parameter per holder) and two
+AES-CTR keystreams of ``8 d`` bytes per party: the same traffic pattern as a plaintext
+reduction (which sends 4-byte floats), hence the benchmark's small ratio. Two keystreams per
+party is the minimum for this construction: a holder's mask must depend on keys shared with
+two *different* parties, or its single key-partner could unmask it.
 
 What is revealed to whom (semi-honest, non-colluding parties)
 -------------------------------------------------------------
@@ -54,7 +76,10 @@ its update in the clear: the communication baseline of the benchmark) and
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -64,9 +89,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COORDINATOR",
+    "SecureAggregator",
     "holder_ranks",
     "plaintext_allreduce_mean",
     "plaintext_mean",
+    "prepare_secure_sum",
     "secure_mean",
     "secure_sum",
     "secure_weighted_mean",
@@ -75,6 +102,8 @@ __all__ = [
 
 #: The coordinator's rank in an aggregation group.
 COORDINATOR = 0
+
+_SCRATCH = __name__  # key of this module's state in ``PartyContext.scratch``
 
 
 def holder_ranks(world_size: int) -> list[int]:
@@ -99,6 +128,224 @@ def _check_input(
     return numel, None
 
 
+@dataclass
+class _PairwiseKeys:
+    """This party's AES keys shared with its previous / next ring neighbour."""
+
+    prev: bytes
+    next: bytes
+    instances: int = 0  # aggregators (and zero_share calls) created so far
+
+    def new_instance(self) -> int:
+        i = self.instances
+        if i >= 2**32:
+            raise RuntimeError("more than 2**32 mask instances on one key pair; re-key")
+        self.instances += 1
+        return i
+
+
+def _pairwise_keys(ctx: PartyContext) -> _PairwiseKeys:
+    """The party's pairwise keys, exchanged on first use (collective: every party must get
+    here in the same call; afterwards purely local)."""
+    state = ctx.scratch.setdefault(_SCRATCH, {})
+    keys = state.get("keys")
+    if keys is None:
+        comm = ctx.comm
+        nxt, prv = (ctx.rank + 1) % ctx.world_size, (ctx.rank - 1) % ctx.world_size
+        mine = os.urandom(32)  # OS CSPRNG, never a seeded PRNG
+        req = comm.isend(torch.frombuffer(bytearray(mine), dtype=torch.int64), nxt)
+        got = comm.recv(torch.empty(4, dtype=torch.int64), prv)
+        req.wait()
+        keys = state["keys"] = _PairwiseKeys(prev=got.numpy().tobytes(), next=mine)
+    return keys
+
+
+def _keystream_into(key: bytes, nonce: bytes, zeros: bytes, out: torch.Tensor) -> None:
+    """Write the AES-256-CTR keystream of ``len(zeros)`` bytes into ``out``'s memory
+    (``out`` needs 15 bytes of slack past that: OpenSSL's ``update_into`` contract)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    enc = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor()
+    enc.update_into(zeros, memoryview(out.numpy()).cast("B"))  # type: ignore[arg-type]
+
+
+def _zero_share_into(
+    keys: _PairwiseKeys,
+    instance: int,
+    round_: int,
+    zeros: bytes,
+    out: torch.Tensor,
+    tmp: torch.Tensor,
+) -> torch.Tensor:
+    """``out[:m] = G(k_prev, ν) - G(k_next, ν)`` (``m = len(zeros) // 8``), in place."""
+    if not 0 <= round_ < 2**32:
+        raise RuntimeError(f"round {round_} out of range for the 32-bit nonce field; re-key")
+    m = len(zeros) // 8
+    nonce = struct.pack(">II", instance, round_) + bytes(8)  # 64-bit block counter from 0
+    _keystream_into(keys.prev, nonce, zeros, out)
+    _keystream_into(keys.next, nonce, zeros, tmp)
+    return out[:m].sub_(tmp[:m])
+
+
+def zero_share(ctx: PartyContext, n: int) -> torch.Tensor:
+    """This party's share of a fresh pseudo-random sharing of zero (collective, no
+    communication after the one-off key exchange): the shares of all parties sum to 0 in
+    the int64 ring, each is ``G(k_prev, ν) - G(k_next, ν)`` with ``G`` AES-256-CTR under
+    the 256-bit pairwise keys and a nonce ``ν`` never used before. Every party must call it
+    (and create aggregators) in the same order."""
+    keys = _pairwise_keys(ctx)
+    out = torch.empty(n + 2, dtype=torch.int64)
+    tmp = torch.empty(n + 2, dtype=torch.int64)
+    # instance numbers are shared with SecureAggregator, so nonces never repeat
+    return _zero_share_into(keys, keys.new_instance(), 0, bytes(8 * n), out, tmp).clone()
+
+
+class SecureAggregator:
+    """Secure sum of one fixed-length vector per party, reusable round after round.
+
+    Collective: every party of the group constructs one with the same ``numel`` (in the
+    same order relative to other aggregators) and calls :meth:`sum` the same number of
+    times. Holds the preallocated buffers (mask, keystream, encoding scratch) so a round
+    allocates only its output. See the module docstring for the protocol.
+
+    Args:
+        ctx: this party's runtime context (its pairwise keys are exchanged on first use).
+        numel: the vector length ``d``.
+    """
+
+    def __init__(self, ctx: PartyContext, numel: int) -> None:
+        if not isinstance(numel, int) or numel < 0:
+            raise ValueError(f"numel must be an integer >= 0, got {numel!r}")
+        self.ctx = ctx
+        self.numel = numel
+        self._keys = _pairwise_keys(ctx)
+        self.instance = self._keys.new_instance()
+        #: masks consumed so far (the round number of the next mask)
+        self.rounds = 0
+        self._prepared = False
+        m = numel + 1  # the update plus one integrity element (always 0)
+        self._zeros = bytes(8 * m)
+        self._mask = torch.empty(m + 2, dtype=torch.int64)  # +16 B slack for update_into
+        self._work = torch.empty(m + 2, dtype=torch.int64)
+        self._scratch: dict[torch.dtype, torch.Tensor] = {}
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the next round's mask has been made (offline phase done)."""
+        return self._prepared
+
+    def prepare(self) -> None:
+        """Offline phase: make the next round's mask (no communication; independent of the
+        data). Idempotent until the mask is consumed by :meth:`sum`."""
+        if not self._prepared:
+            _zero_share_into(
+                self._keys, self.instance, self.rounds, self._zeros, self._mask, self._work
+            )
+            self._prepared = True
+
+    def sum(
+        self, update: torch.Tensor | None, *, dst: int | None = COORDINATOR
+    ) -> torch.Tensor | None:
+        """Online phase: reveal ``sum`` of every party's ``update`` on ``dst`` only.
+
+        Args:
+            update: this party's private 1-D vector of length ``numel``, or ``None`` for a
+                party with no input (the coordinator).
+            dst: the rank that learns the sum, or ``None`` for every party.
+
+        Returns:
+            The float64 sum on ``dst`` (every party if ``dst is None``), ``None`` elsewhere.
+            Each input is rounded to ``2**-precision`` (CrypTen's
+            ``cfg.encoder.precision_bits``, 16 by default), so the sum's error is at most
+            ``n_parties * 2**-(precision + 1)``; inputs must satisfy
+            ``|x| < 2**(62 - precision) / world_size`` (checked) to avoid ring wrap-around.
+        """
+        n, x = _check_input(self.ctx, update, self.numel)
+        if n != self.numel:
+            raise ValueError(f"this aggregator sums {self.numel}-vectors, got {n}")
+        precision = int(self.ctx.crypten.cfg.encoder.precision_bits)
+        scale = float(2**precision)
+        if x is not None:
+            x = x.detach()
+            if x.dtype not in (torch.float32, torch.float64):  # e.g. ints, float16
+                x = x.to(torch.float64)
+            limit = 2.0 ** (62 - precision) / self.ctx.world_size
+            if n:
+                lo, hi = torch.aminmax(x)
+                peak = max(-float(lo), float(hi))
+                if not peak < limit:  # also catches NaN
+                    raise ValueError(
+                        f"party {self.ctx.rank}: |update| reaches {peak:.3g}, too large for "
+                        f"{precision}-bit fixed point with {self.ctx.world_size} parties "
+                        f"(limit {limit:.3g})"
+                    )
+        self.prepare()  # no-op when the offline phase already ran
+        share = self._mask[: n + 1]
+        if x is not None and n:
+            # Scaling by a power of two is exact in float32/64, and so is rounding, so
+            # encoding in the input's own dtype gives the same integers as float64.
+            tmp = self._scratch.get(x.dtype)
+            if tmp is None:
+                tmp = self._scratch[x.dtype] = torch.empty(n, dtype=x.dtype)
+            torch.mul(x, scale, out=tmp).round_()
+            enc = self._work[:n]
+            enc.copy_(tmp)  # float -> int64 into the (free) keystream buffer
+            share[:n].add_(enc)
+        self._prepared = False  # the mask is consumed: never reused
+        self.rounds += 1
+        revealed = _reveal_in_place(self.ctx, share, dst)
+        if revealed is None:
+            return None
+        if int(revealed[n]) != 0:
+            raise RuntimeError(
+                f"secure aggregation masks are out of step on party {self.ctx.rank} (the "
+                "integrity element revealed non-zero): every party must create aggregators "
+                "and call sum()/zero_share() in the same order with the same lengths"
+            )
+        return revealed[:n].to(torch.float64).mul_(1.0 / scale)  # exact: power of two
+
+
+def _reveal_in_place(
+    ctx: PartyContext, share: torch.Tensor, dst: int | None
+) -> torch.Tensor | None:
+    """Sum ``share`` over the parties onto ``dst`` (all if ``None``) *in place*.
+
+    CrypTen's communicator would first clone the (scratch) buffer, which for a fresh
+    multi-megabyte allocation costs page faults comparable to the transfer itself; the
+    bytes are counted in CrypTen's counters exactly as its own ``reduce``/``all_reduce``
+    count them.
+    """
+    import torch.distributed as dist
+
+    comm = ctx.comm
+    n = share.nelement()
+    if ctx.crypten.cfg.communicator.verbose:
+        if dst is None:
+            comm._log_communication(2 * n)  # ring all-reduce: send and receive one tensor
+        else:
+            comm._log_communication(n * (ctx.world_size - 1 if ctx.rank == dst else 1))
+    if dst is None:
+        dist.all_reduce(share, group=comm.main_group)
+        return share
+    dist.reduce(share, dst, group=comm.main_group)
+    return share if ctx.rank == dst else None
+
+
+def _aggregator(ctx: PartyContext, numel: int) -> SecureAggregator:
+    aggs = ctx.scratch.setdefault(_SCRATCH, {}).setdefault("aggregators", {})
+    agg = aggs.get(numel)
+    if agg is None:
+        agg = aggs[numel] = SecureAggregator(ctx, numel)
+    return agg
+
+
+def prepare_secure_sum(ctx: PartyContext, numel: int) -> None:
+    """Offline phase of the next :func:`secure_sum` of a ``numel``-vector (collective in
+    order, no communication after the one-off key exchange): call it while waiting for the
+    data, e.g. before local training."""
+    _aggregator(ctx, numel).prepare()
+
+
 def secure_sum(
     ctx: PartyContext,
     update: torch.Tensor | None,
@@ -116,75 +363,12 @@ def secure_sum(
         dst: rank that learns the sum (default the coordinator), or ``None`` for all.
 
     Returns:
-        The float64 sum on ``dst`` (every party if ``dst is None``), ``None`` elsewhere.
-        Fixed-point error: each input is rounded to ``2**-precision`` (CrypTen's
-        ``cfg.encoder.precision_bits``, 16 by default), so the error of the sum is at most
-        ``n_parties * 2**-(precision + 1)``. Inputs must satisfy
-        ``|sum| < 2**(62 - precision)`` to avoid ring wrap-around.
+        The float64 sum on ``dst`` (every party if ``dst is None``), ``None`` elsewhere; see
+        :meth:`SecureAggregator.sum` for the fixed-point error and range. Uses this
+        context's cached :class:`SecureAggregator` for ``numel`` (buffers and keys reused).
     """
     n, x = _check_input(ctx, update, numel)
-    crypten = ctx.crypten
-    ast = crypten.mpc.primitives.ArithmeticSharedTensor
-    precision = int(crypten.cfg.encoder.precision_bits)
-    scale = float(2**precision)
-    if x is not None:
-        limit = 2.0 ** (62 - precision) / ctx.world_size
-        peak = float(x.detach().abs().max()) if n else 0.0
-        if not peak < limit:
-            raise ValueError(
-                f"party {ctx.rank}: |update| reaches {peak:.3g}, too large for "
-                f"{precision}-bit fixed point with {ctx.world_size} parties (limit {limit:.3g})"
-            )
-        # Scaling by a power of two is exact in any float format, so encoding in the
-        # input's own dtype gives the same integers as float64, several times faster.
-        xf = x.detach() if x.is_floating_point() else x.detach().to(torch.float64)
-        encoded = (xf * scale).round_().to(torch.int64)
-    else:
-        encoded = torch.zeros(n, dtype=torch.int64)
-    share = zero_share(ctx, n)  # this party's share of a sharing of zero
-    share += encoded
-    revealed = ast.from_shares(share, precision=precision).reveal(dst=dst)
-    if revealed is None:
-        return None
-    return revealed.to(torch.float64) / scale
-
-
-def _aes_ctr_stream(key: bytes, n: int) -> torch.Tensor:
-    """``n`` pseudo-random int64 ring elements: AES-256-CTR keystream under ``key``."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
-    out = bytearray(8 * n + 15)  # update_into wants room for a block of slack
-    enc.update_into(bytes(8 * n), out)
-    return torch.frombuffer(out, dtype=torch.int64, count=n)
-
-
-def zero_share(ctx: PartyContext, n: int) -> torch.Tensor:
-    """This party's share of a pseudo-random sharing of zero (the shares of all parties sum
-    to 0 in the int64 ring): ``G(k_prev) - G(k_next)``.
-
-    ``k_prev`` / ``k_next`` are fresh 256-bit keys drawn from the pairwise generators that
-    ``crypten.init()`` agreed with the previous / next party (each pair draws in lockstep,
-    so party i's ``k_next`` is party i+1's ``k_prev``), and ``G`` is AES-256 in counter
-    mode. This is CrypTen's own ``PRZS`` construction with a cryptographic, hardware-
-    accelerated stream instead of Mersenne-Twister output: MT's state can be recovered from
-    its outputs, and with small inputs the high bits of a share *are* mask bits. Falls back
-    to CrypTen's ``PRZS`` when the ``cryptography`` package is missing.
-    """
-    crypten = ctx.crypten
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        return crypten.mpc.primitives.ArithmeticSharedTensor.PRZS((n,)).share
-    cpu = torch.device("cpu")
-    keys = []
-    for side in ("prev", "next"):
-        g = crypten.generators[side][cpu]
-        k = torch.randint(-(2**63), 2**63 - 1, (4,), generator=g, dtype=torch.int64)
-        keys.append(k.numpy().tobytes())
-    share = _aes_ctr_stream(keys[0], n)
-    share -= _aes_ctr_stream(keys[1], n)
-    return share
+    return _aggregator(ctx, n).sum(x, dst=dst)
 
 
 def secure_mean(
@@ -244,7 +428,8 @@ def plaintext_allreduce_mean(
     privacy at all. Runs on CrypTen's communicator so its bytes/rounds are counted alike.
     """
     n, x = _check_input(ctx, update, numel)
-    t = x.detach().to(torch.float32).clone() if x is not None else torch.zeros(n)
+    # (the communicator's all_reduce works on a copy, so the caller's tensor is untouched)
+    t = x.detach().to(torch.float32) if x is not None else torch.zeros(n)
     return ctx.comm.all_reduce(t) / n_holders
 
 

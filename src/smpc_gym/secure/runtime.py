@@ -183,6 +183,10 @@ class PartyContext:
         self.rank: int = config.rank
         self.world_size: int = config.world_size
         self.crypten = crypten
+        #: per-party protocol state reused across calls for as long as this context lives
+        #: (e.g. secure aggregation's pairwise keys and preallocated buffers); keyed by the
+        #: owning module's name
+        self.scratch: dict[str, Any] = {}
 
     @property
     def comm(self) -> Any:
