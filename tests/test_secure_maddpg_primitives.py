@@ -101,3 +101,37 @@ def test_secure_optimisers_track_torch(result) -> None:
     # a few percent of a step on average
     assert result["adam_mae"] < 1e-4
     assert result["sgd_mae"] < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("xshape", "yshape"),
+    [
+        ((2, 128, 128), (2, 128, 128)),  # hidden layer forward, paper networks
+        ((2, 128, 128), (2, 128, 2)),  # thin output layer (int64 path)
+        ((4, 128, 14), (4, 14, 128)),  # critic input layer
+        ((2, 128, 256), (2, 256, 64)),  # K = MAX_K, the largest exact float64 contraction
+        ((3, 20, 700), (700, 33)),  # K > MAX_K: split into chunks, broadcast batch
+        ((16, 16), (3, 16, 16)),
+    ],
+)
+def test_ring_matmul_is_exact_mod_2_64(xshape, yshape) -> None:
+    """The float64-limb matmul equals the int64 matmul bit for bit on full-range words."""
+    from smpc_gym.secure.ring import MAX_K, ring_matmul
+
+    assert MAX_K == 256
+    g = torch.Generator().manual_seed(sum(xshape) + sum(yshape))
+    lo, hi = -(2**63), 2**63 - 1
+    x = torch.randint(lo, hi, xshape, generator=g, dtype=torch.int64)
+    y = torch.randint(lo, hi, yshape, generator=g, dtype=torch.int64)
+    assert torch.equal(ring_matmul(x, y), torch.matmul(x, y))
+    # extreme words: every limb at its maximum (-1) and the sign bit alone (-2^63)
+    for v in (-1, -(2**63), 2**63 - 1):
+        xe, ye = torch.full(xshape, v, dtype=torch.int64), torch.full(yshape, -1, dtype=torch.int64)
+        assert torch.equal(ring_matmul(xe, ye), torch.matmul(xe, ye))
+
+
+def test_ring_matmul_rejects_non_int64() -> None:
+    from smpc_gym.secure.ring import ring_matmul
+
+    with pytest.raises(ValueError, match="int64"):
+        ring_matmul(torch.ones(2, 2), torch.ones(2, 2))
