@@ -15,18 +15,24 @@ batch in the same run, so every secure time is also reported as a ratio to plain
 Usage::
 
     python benchmarks/secure_maddpg.py                 # paper networks, batch 128
-    python benchmarks/secure_maddpg.py --updates 5 --optimizer adam --json
+    python benchmarks/secure_maddpg.py --updates 5 --optimizer sgd --json
+
+The versions are timed interleaved (one update of each per round), so a change of load
+on a shared machine hits all of them alike; the ratios are the figures to compare.
 
 ``--json`` prints one JSON object with the keys ``config`` (the arguments), ``plain_s``
-(plaintext EDE seconds per update), and for ``ours`` and ``straightforward``:
-``seconds``, ``ratio_to_plain``, ``bytes`` and ``rounds`` (per update, party 0's CrypTen
-counters: bytes it sent+received as CrypTen counts them, communication rounds), plus
-``speedup_vs_straightforward`` (straightforward seconds / ours).
+(plaintext EDE seconds per update), and for ``ours_sgd``, ``ours_adam`` (those asked
+for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain``,
+``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
+sent+received as CrypTen counts them, communication rounds), plus
+``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
+(straightforward seconds / ours).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -132,36 +138,51 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     return time.perf_counter() - t0, ctx.comm_stats()
 
 
-def _party(ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool):
+def _timed_update(ctx, party: sm.Party) -> tuple[float, dict[str, int]]:
+    idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
+    ctx.barrier()
+    ctx.reset_comm_stats()
+    t = time.perf_counter()
+    party.update(idx)
+    return time.perf_counter() - t, ctx.comm_stats()
+
+
+def _party(ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool, optimizers):
     torch.set_num_threads(1)
-    party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, SEED, action_high=high)
-    _fill(party.replay, data[ctx.rank])
-    ours = []
-    for k in range(n_updates + 1):  # the first update is a warm-up (not timed)
-        idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
-        ctx.barrier()
-        ctx.reset_comm_stats()
-        t = time.perf_counter()
-        party.update(idx)
-        if k:
-            ours.append((time.perf_counter() - t, ctx.comm_stats()))
-    own = party.replay.get(idx)
-    cols = torch.cat([own.obs, own.next_obs, own.action * party.inv_high, own.reward], dim=1)
-    straight = []
+    parties = {}
+    for opt in optimizers:
+        party = sm.Party(
+            ctx.crypten,
+            ctx.rank,
+            dataclasses.replace(cfg, optimizer=opt),
+            {},
+            SEED,
+            action_high=high,
+        )
+        _fill(party.replay, data[ctx.rank])
+        _timed_update(ctx, party)  # warm-up, not timed
+        parties[opt] = party
+    own = next(iter(parties.values())).replay.get(torch.arange(cfg.batch_size))
+    cols = torch.cat([own.obs, own.next_obs, own.action / high[ctx.rank], own.reward], dim=1)
+    # interleaved: one update of each version per round, so load drift hits all alike
+    rows: dict[str, list] = {f"ours_{opt}": [] for opt in optimizers}
+    rows["straightforward"] = []
     for _ in range(n_updates):
+        for opt, party in parties.items():
+            rows[f"ours_{opt}"].append(_timed_update(ctx, party))
         ctx.barrier()
-        straight.append(_straightforward(ctx, cfg, [cols, cols], high))
+        rows["straightforward"].append(_straightforward(ctx, cfg, [cols, cols], high))
     plain = _plain_seconds(cfg, data, max(3, n_updates)) if do_plain and ctx.rank == 0 else None
 
-    def summary(rows):
-        n = len(rows)
+    def summary(r):
+        n = len(r)
         return {
-            "seconds": sum(r[0] for r in rows) / n,
-            "bytes": sum(r[1]["bytes"] for r in rows) / n,
-            "rounds": sum(r[1]["rounds"] for r in rows) / n,
+            "seconds": sum(x[0] for x in r) / n,
+            "bytes": sum(x[1]["bytes"] for x in r) / n,
+            "rounds": sum(x[1]["rounds"] for x in r) / n,
         }
 
-    return {"ours": summary(ours), "straightforward": summary(straight), "plain_s": plain}
+    return {**{k: summary(v) for k, v in rows.items()}, "plain_s": plain}
 
 
 def main() -> None:
@@ -172,48 +193,51 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=3, help="timed updates (after 1 warm-up)")
     p.add_argument(
         "--optimizer",
-        choices=("sgd", "adam"),
-        default="sgd",
-        help="our optimiser (the straightforward version always uses CrypTen SGD)",
+        choices=("both", "sgd", "adam"),
+        default="both",
+        help="our optimiser(s) (the straightforward version always uses CrypTen SGD)",
     )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg = sm.Config(
-        hidden=args.hidden, batch_size=args.batch, optimizer=args.optimizer, reveal_losses=False
-    )
+    optimizers = ("sgd", "adam") if args.optimizer == "both" else (args.optimizer,)
+    cfg = sm.Config(hidden=args.hidden, batch_size=args.batch, reveal_losses=False)
     high = maddpg.action_caps({})
     data = _data(max(2 * args.batch, 256), high)
     res = launch_local(
         _party,
         2,
-        (cfg, data, args.updates, high, True),
+        (cfg, data, args.updates, high, True, optimizers),
         config=PartyConfig(world_size=2, timeout_s=600),
     )[0]
     plain = res["plain_s"]
     out = {"config": vars(args), "plain_s": plain}
-    for k in ("ours", "straightforward"):
+    keys = [f"ours_{o}" for o in optimizers] + ["straightforward"]
+    for k in keys:
         out[k] = {**res[k], "ratio_to_plain": res[k]["seconds"] / plain}
-    out["speedup_vs_straightforward"] = res["straightforward"]["seconds"] / res["ours"]["seconds"]
+    for o in optimizers:
+        out[f"speedup_{o}_vs_straightforward"] = (
+            res["straightforward"]["seconds"] / res[f"ours_{o}"]["seconds"]
+        )
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return
     print(
         f"secure MADDPG update, actor 10-{args.hidden}-{args.hidden}-2, critic "
-        f"14-{args.hidden}-{args.hidden}-1, batch {args.batch}, 2 parties, 1 thread each"
+        f"14-{args.hidden}-{args.hidden}-1, batch {args.batch}, 2 parties, 1 thread each, "
+        f"{args.updates} timed updates per version (interleaved)"
     )
-    print(f"{'version':<18}{'s/update':>10}{'x plain':>10}{'MB':>9}{'rounds':>8}")
-    print(f"{'plaintext EDE':<18}{plain:>10.4f}{1.0:>10.1f}{0:>9.1f}{0:>8d}")
-    for k, label in (("ours", f"ours ({args.optimizer})"), ("straightforward", "crypten.nn + SGD")):
+    print(f"{'version':<24}{'s/update':>10}{'x plain':>10}{'MB':>9}{'rounds':>8}{'speed-up':>10}")
+    print(f"{'plaintext EDE':<24}{plain:>10.4f}{1.0:>10.1f}{0:>9.1f}{0:>8d}")
+    labels = {f"ours_{o}": f"ours ({o})" for o in optimizers}
+    labels["straightforward"] = "crypten.nn + CrypTen SGD"
+    for k in keys:
         v = out[k]
+        sp = out.get(f"speedup_{k[5:]}_vs_straightforward", 1.0)
         print(
-            f"{label:<18}{v['seconds']:>10.3f}{v['ratio_to_plain']:>10.0f}"
-            f"{v['bytes'] / 1e6:>9.1f}{v['rounds']:>8.0f}"
+            f"{labels[k]:<24}{v['seconds']:>10.3f}{v['ratio_to_plain']:>10.0f}"
+            f"{v['bytes'] / 1e6:>9.1f}{v['rounds']:>8.0f}{sp:>9.2f}x"
         )
-    print(
-        f"speed-up of ours over the straightforward version: "
-        f"{out['speedup_vs_straightforward']:.2f}x"
-    )
 
 
 if __name__ == "__main__":
