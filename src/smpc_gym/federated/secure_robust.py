@@ -43,9 +43,16 @@ if TYPE_CHECKING:
     from smpc_gym.secure.runtime import PartyConfig, PartyContext
 
 __all__ = [
+    "SECURE_RULES",
+    "oblivious_argmin",
     "oblivious_sort",
+    "pairwise_sq_distances",
+    "plaintext_gather_rule",
     "run_secure_robust",
     "secure_coordinate_median",
+    "secure_krum",
+    "secure_krum_shares",
+    "secure_rule",
     "secure_trimmed_mean",
     "share_updates",
 ]
@@ -117,15 +124,190 @@ def secure_trimmed_mean(
     return None if ctx.rank != dst else out.to(torch.float64)
 
 
-def _plaintext_gather_median(ctx: PartyContext, update: torch.Tensor | None, numel: int) -> Any:
-    from smpc_gym.federated.robust import coordinate_median
+def _check_krum(ctx: PartyContext, f: int) -> int:
+    n = ctx.world_size - 1
+    if not isinstance(f, int) or f < 0:
+        raise ValueError(f"krum: f (Byzantine holders) must be an integer >= 0, got {f!r}")
+    if n < 2 * f + 3:
+        raise ValueError(f"krum with f={f} Byzantine holders needs N >= {2 * f + 3}, got N={n}")
+    return n
+
+
+def pairwise_sq_distances(ctx: PartyContext, rows: list[Any]) -> tuple[Any, list[tuple]]:
+    """Shared squared L2 distances ``||x_i - x_j||²`` of all pairs ``i < j`` (collective).
+
+    The differences are local; the squares are *one* batched Beaver squaring of all
+    ``N(N-1)/2 × D`` differences (square triples: one opening) and the sum over D is local.
+    No truncation: the result stays on the ring at scale ``2**(2·precision)`` and is wrapped
+    as a precision-0 (integer) tensor, so comparisons on it and multiplications by 0/1
+    comparison results are exact and ties stay ties. Returns ``(d2, pairs)`` with ``d2`` a
+    shared ``(P,)`` vector in the order of ``pairs``.
+    """
+    crypten = ctx.crypten
+    beaver = crypten.mpc.primitives.beaver
+    n = len(rows)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    x = crypten.stack(rows)
+    ii = torch.tensor([p[0] for p in pairs])
+    jj = torch.tensor([p[1] for p in pairs])
+    diff = x[ii] - x[jj]  # (P, D), local
+    sq = beaver.square(diff._tensor)  # one round, no truncation: scale 2**(2 precision)
+    d2 = crypten.mpc.MPCTensor.from_shares(sq.share.sum(1), precision=0)
+    return d2, pairs
+
+
+def _pair_index(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All pairs ``a < b`` of ``range(m)`` as two index tensors."""
+    a, b = torch.triu_indices(m, m, offset=1)
+    return a, b
+
+
+def oblivious_ranks(ctx: PartyContext, v: Any) -> Any:
+    """Shared ranks (0 = smallest; ties: lower position first) along the last dim of a
+    shared ``(..., m)`` tensor, from *one* batched comparison of all ``m(m-1)/2`` pairs.
+
+    For a pair ``a < b``, ``c = [v_b < v_a]``; then ``rank_a = Σ_b c_ab + Σ_{b<a}(1 - c_ba)``,
+    a public linear map of the comparison bits (exact: bits are precision-0 integers). The
+    ranks are a permutation of ``0..m-1`` in every row.
+    """
+    m = v.size(-1)
+    a, b = _pair_index(m)
+    c = v[..., b] < v[..., a]  # (..., P) bits, scale 1
+    first = torch.zeros(len(a), m, dtype=torch.int64)
+    first[torch.arange(len(a)), a] = 1
+    second = torch.zeros(len(a), m, dtype=torch.int64)
+    second[torch.arange(len(a)), b] = 1
+    # rank = c @ (first - second) + (number of pairs in which the element is second)
+    return c.matmul(first - second) + second.sum(0)
+
+
+def _krum_scores_on_shares(
+    ctx: PartyContext, d2: Any, pairs: list[tuple[int, int]], n: int, k: int
+) -> Any:
+    """Shared Krum scores ``(N,)``: per holder, the sum of its ``k`` smallest distances to
+    the others. Ranks within each row (one comparison layer), ``[rank < k]`` (a second
+    one), then one exact multiplication — whatever ``N`` is."""
+    index = {p: t for t, p in enumerate(pairs)}
+    idx = torch.tensor(
+        [[index[(min(i, j), max(i, j))] for j in range(n) if j != i] for i in range(n)]
+    )
+    rows = d2[idx]  # (N, N-1): holder i's distances to every other holder
+    nearest = oblivious_ranks(ctx, rows) < k  # (N, N-1) bits
+    return (nearest * rows).sum(1)
+
+
+def oblivious_argmin(ctx: PartyContext, values: Any) -> Any:
+    """One-hot (precision 0, shared) of the *first* minimum of a shared ``(N,)`` vector.
+
+    One batched comparison of all pairs (``c = [v_b < v_a]`` for ``a < b``: strict, so a
+    tie goes to the lower index — ``torch.argmin``'s rule), then candidate ``j``'s indicator
+    is the product of its ``N - 1`` "wins" bits (a multiplication tree of
+    ``ceil(log2(N-1))`` rounds, much cheaper than another comparison). Exactly one
+    candidate wins all its pairs: the lowest-index minimum.
+    """
+    n = values.size(0)
+    a, b = _pair_index(n)
+    c = values[b] < values[a]  # (P,)
+    pair_of = {(int(x), int(y)): t for t, (x, y) in enumerate(zip(a, b, strict=True))}
+    idx, sign, offset = [], [], []
+    for j in range(n):
+        row_i, row_s, row_o = [], [], []
+        for t in range(n):
+            if t == j:
+                continue
+            row_i.append(pair_of[(min(j, t), max(j, t))])
+            if j < t:  # j is first: it wins unless t is strictly smaller (c = 1)
+                row_s.append(-1)
+                row_o.append(1)
+            else:  # j is second: it wins iff it is strictly smaller (c = 1)
+                row_s.append(1)
+                row_o.append(0)
+        idx.append(row_i)
+        sign.append(row_s)
+        offset.append(row_o)
+    wins = c[torch.tensor(idx)] * torch.tensor(sign) + torch.tensor(offset)  # (N, N-1)
+    while wins.size(1) > 1:  # AND of the bits: pairwise products, one round per level
+        w = wins.size(1)
+        prod = wins[:, 0 : w - 1 : 2] * wins[:, 1:w:2]
+        wins = prod if w % 2 == 0 else ctx.crypten.cat([prod, wins[:, w - 1 : w]], dim=1)
+    return wins[:, 0]
+
+
+def secure_krum_shares(
+    ctx: PartyContext, update: torch.Tensor | None, numel: int, f: int
+) -> tuple[Any, Any]:
+    """Collective: Krum on shares; reveals nothing.
+
+    Returns ``(selected, one_hot)``: the shared ``(numel,)`` update with the lowest Krum
+    score (ties: lowest holder index, as :func:`smpc_gym.federated.robust.krum`) and the
+    shared one-hot ``(N,)`` of its holder (precision 0), for further secure computation.
+    Needs ``N >= 2f + 3`` holders.
+    """
+    n = _check_krum(ctx, f)
+    if update is not None:
+        # scores live on the ring at scale 2**(2p) and must stay below 2**62:
+        # k * ||x_i - x_j||² <= 4 k max ||x||² < 2**(62 - 2p)
+        p = int(ctx.crypten.cfg.encoder.precision_bits)
+        k = n - f - 2
+        sq = float(update.detach().to(torch.float64).pow(2).sum())
+        limit = 2.0 ** (60 - 2 * p) / k
+        if not sq < limit:
+            raise ValueError(
+                f"holder {ctx.rank}: ||update||² = {sq:.3g} is too large for Krum on shares "
+                f"with {p}-bit fixed point and {k} neighbours (limit {limit:.3g}); clip updates"
+            )
+    rows = share_updates(ctx, update, numel)
+    d2, pairs = pairwise_sq_distances(ctx, rows)
+    scores = _krum_scores_on_shares(ctx, d2, pairs, n, n - f - 2)
+    hot = oblivious_argmin(ctx, scores)
+    # oblivious selection: one-hot (scale 1) x updates: exact, one multiplication round
+    selected = (hot.unsqueeze(1) * ctx.crypten.stack(rows)).sum(0)
+    return selected, hot
+
+
+def secure_krum(
+    ctx: PartyContext, update: torch.Tensor | None, numel: int, f: int, dst: int = COORDINATOR
+) -> torch.Tensor | None:
+    """Collective: Krum's selected update, revealed on ``dst`` only (float64; ``None``
+    elsewhere). Not revealed to anyone: the distances, the scores and *which* holder was
+    selected (see the module docstring for why)."""
+    selected, _ = secure_krum_shares(ctx, update, numel, f)
+    out = selected.get_plain_text(dst=dst)
+    return None if ctx.rank != dst else out.to(torch.float64)
+
+
+def plaintext_gather_rule(
+    ctx: PartyContext, update: torch.Tensor | None, numel: int, rule: str, f: int
+) -> torch.Tensor | None:
+    """The plaintext baseline in the same processes (collective): every holder sends its
+    update to the coordinator in the clear, which applies
+    :func:`smpc_gym.federated.robust.aggregate` (``rule``, ``f``). Coordinator: the
+    aggregate; others: ``None``."""
+    from smpc_gym.federated.robust import aggregate
     from smpc_gym.secure.comm import gather_tensors
 
     x = update if update is not None else torch.zeros(numel, dtype=torch.float64)
     got = gather_tensors(ctx, x.to(torch.float64), dst=COORDINATOR)
     if got is None:
         return None
-    return coordinate_median(torch.stack(got[1:]), 0)
+    return aggregate(rule, torch.stack(got[1:]), f)
+
+
+SECURE_RULES = ("median", "trimmed_mean", "krum")
+
+
+def secure_rule(
+    ctx: PartyContext, update: torch.Tensor | None, numel: int, rule: str, f: int
+) -> torch.Tensor | None:
+    """Dispatch to the secure version of ``rule`` (one of :data:`SECURE_RULES`); the result
+    is revealed to the coordinator only."""
+    if rule == "median":
+        return secure_coordinate_median(ctx, update, numel)
+    if rule == "trimmed_mean":
+        return secure_trimmed_mean(ctx, update, numel, f)
+    if rule == "krum":
+        return secure_krum(ctx, update, numel, f)
+    raise ValueError(f"secure rule must be one of {SECURE_RULES}, got {rule!r}")
 
 
 def _party(ctx: PartyContext, updates: torch.Tensor, rule: str, f: int) -> dict[str, Any]:
@@ -135,16 +317,13 @@ def _party(ctx: PartyContext, updates: torch.Tensor, rule: str, f: int) -> dict[
     ctx.barrier()
     ctx.comm.reset_communication_stats()
     t0 = time.perf_counter()
-    plain = _plaintext_gather_median(ctx, mine, numel)
+    plain = plaintext_gather_rule(ctx, mine, numel, rule, f)
     t_plain = time.perf_counter() - t0
     plain_stats = ctx.comm_stats()
     ctx.barrier()
     ctx.comm.reset_communication_stats()
     t0 = time.perf_counter()
-    if rule == "median":
-        out = secure_coordinate_median(ctx, mine, numel)
-    else:
-        out = secure_trimmed_mean(ctx, mine, numel, f)
+    out = secure_rule(ctx, mine, numel, rule, f)
     t_secure = time.perf_counter() - t0
     stats = ctx.comm_stats()
     return {
@@ -169,7 +348,7 @@ def run_secure_robust(
 
     For measurement and tests: holder ``i`` receives row ``i`` (in a real deployment each
     holder computes its own). Also runs the plaintext baseline (gather to the coordinator,
-    then :func:`~smpc_gym.federated.robust.coordinate_median`) in the same group.
+    then the plaintext rule, :func:`plaintext_gather_rule`) in the same group.
 
     Returns ``{"result", "plain_result", "secure_s", "plain_s", "bytes", "rounds",
     "plain_bytes", "plain_rounds"}``: the coordinator's outputs and wall times, and the
@@ -177,10 +356,17 @@ def run_secure_robust(
     """
     from smpc_gym.secure.runtime import PartyConfig, launch_local
 
-    if rule not in ("median", "trimmed_mean"):
-        raise ValueError(f"secure rule must be 'median' or 'trimmed_mean', got {rule!r}")
+    if rule not in SECURE_RULES:
+        raise ValueError(f"secure rule must be 'median', 'trimmed_mean' or 'krum', got {rule!r}")
     if updates.dim() != 2 or updates.shape[0] < 2:
         raise ValueError(f"updates must be (N >= 2, D), got shape {tuple(updates.shape)}")
+    from smpc_gym.federated.robust import min_holders
+
+    need = min_holders(rule, f)
+    if updates.shape[0] < need:
+        raise ValueError(
+            f"{rule} with f={f} Byzantine holders needs N >= {need}, got N={updates.shape[0]}"
+        )
     world = updates.shape[0] + 1
     cfg = config if config is not None else PartyConfig(world_size=world)
     res = launch_local(_party, world, (updates.detach().to(torch.float64), rule, f), config=cfg)
