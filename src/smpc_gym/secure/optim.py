@@ -31,7 +31,9 @@ not work. Instead:
   at every step: one batched secure comparison of ``x`` against the public thresholds
   ``4^j`` (j = ``-7 … 10``) gives ``y₀ = 0.7·2^(−J)`` for ``x ∈ [4^J, 4^(J+1))``, within a
   factor √2 of the answer; ``init_iters`` (5) Newton steps then reach ~1e-6 relative
-  error. Robust for any ``x`` in ``[2⁻¹⁶, 4^11]``; costs 18 comparisons per coordinate.
+  error. Robust for any ``x`` in ``[2⁻¹⁶, 4^11]``; costs 18 comparisons per coordinate,
+  run as one packed 32-bit-lane sign test (``x/2^8`` against the thresholds ≥ 1, ``x``
+  against those < 1, corrected by ``[x ≥ 1]``; see ``SecureAdam._initial_guess``).
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
   step's ``y`` after a *guard* (one comparison ``[x·y² > 2.5]`` shrinks ``y`` 8× where
@@ -195,15 +197,34 @@ class SecureAdam:
         self.state: _AdamState | None = None
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 0.7/√x`` within a factor √2, from one batched comparison per threshold."""
+        """``y₀ ≈ 0.7/√x`` within a factor √2, from one batched comparison per threshold.
+
+        The 18 comparisons ``[x ≥ 4^j]`` run as one packed sign test
+        (:func:`smpc_gym.secure.mpc_nn.ltz_packed`, 32-bit lanes, valid for differences
+        below 2^15): thresholds ``4^j ≥ 1`` are compared with ``x/2^8`` (truncated
+        locally; ``x ≤ 4^11`` keeps it below 2^14), thresholds ``4^j < 1`` with ``x``
+        itself, whose test is only meaningful when ``x < 1`` — so those bits are taken
+        as ``p₀ + (1 − p₀)·p_j`` with ``p₀ = [x ≥ 1]`` (one multiplication round).
+        """
+        from smpc_gym.secure.mpc_nn import beaver_many, ltz_packed
+
         crypten = crypten_module()
         exps = self.THRESHOLD_EXPONENTS
+        lo = [j for j in exps if j < 0]
+        hi = [j for j in exps if j >= 0]
         n = int(x.nelement())
-        thr = torch.tensor([4.0**j for j in exps]).reshape(-1, 1)
-        passed = 1 - (crypten.stack([x] * len(exps)) - thr.expand(len(exps), n))._ltz()
-        # passed[k] = [x >= 4^j_k]; passing threshold j moves the guess from 0.7·2^-(j-1)
-        # to 0.7·2^-j. The bits are 0/1 integers (scale 1): weight them by integer
-        # fixed-point coefficients, then read the sum as a fixed-point number.
+        xh = x.clone()
+        xh._tensor.div_(1 << 8)  # x / 2^8, local truncation of a value far from 2^63
+        thr = torch.tensor([4.0**j for j in lo] + [4.0**j / 2**8 for j in hi]).reshape(-1, 1)
+        z = crypten.stack([x] * len(lo) + [xh] * len(hi)) - thr.expand(len(exps), n)
+        passed = 1 - ltz_packed(z)  # passed[k] = [x >= 4^exps[k]] (the lo ones: if x < 1)
+        p_lo, p_hi = passed[: len(lo)], passed[len(lo) :]
+        p0 = p_hi[0]  # [x >= 4^0]
+        (fix,) = beaver_many([("mul", crypten.stack([1 - p0] * len(lo)), p_lo)])
+        passed = crypten.cat([crypten.stack([p0] * len(lo)) + fix, p_hi])
+        # passing threshold j moves the guess from 0.7·2^-(j-1) to 0.7·2^-j. The bits are
+        # 0/1 integers (scale 1): weight them by integer fixed-point coefficients, then
+        # read the sum as a fixed-point number.
         scale = x.encoder.scale
         coef = torch.tensor(
             [round(0.7 * (2.0 ** (-j) - 2.0 ** (-(j - 1))) * scale) for j in exps],
