@@ -29,11 +29,13 @@ not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``4^j`` (j = ``-7 … 10``) gives ``y₀ = 0.7·2^(−J)`` for ``x ∈ [4^J, 4^(J+1))``, within a
-  factor √2 of the answer; ``init_iters`` (5) Newton steps then reach ~1e-6 relative
-  error. Robust for any ``x`` in ``[2⁻¹⁶, 4^11]``; costs 18 comparisons per coordinate,
-  run as one packed 32-bit-lane sign test (``x/2^8`` against the thresholds ≥ 1, ``x``
-  against those < 1, corrected by ``[x ≥ 1]``; see ``SecureAdam._initial_guess``).
+  ``16^j`` (j = ``-4 … 5``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
+  within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
+  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^23)``; costs 10 comparisons per
+  coordinate, run as one packed 32-bit-lane sign test (``x/2^8`` against the thresholds
+  ≥ 1, ``x`` against those < 1, corrected by ``[x ≥ 1]``; see
+  ``SecureAdam._initial_guess``). (The first version compared with ``4^j``, 18
+  thresholds, as full 64-bit comparisons, and needed 5 Newton steps: 1.7× the bytes.)
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
   step's ``y`` after a *guard* (one comparison ``[x·y² > 2.5]`` shrinks ``y`` 8× where
@@ -165,7 +167,9 @@ class SecureAdam:
             an average of few gradients and can jump by large factors).
     """
 
-    THRESHOLD_EXPONENTS = tuple(range(-7, 11))  # x compared with 4^j
+    THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
+    THRESHOLD_EXPONENTS = tuple(range(-4, 6))  # ... for j = -4 … 5 (x in [2^-16, 2^23))
+    GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     V_SHIFT = 8  # v̂ is kept as v̂·2^8 (8 more fractional bits for small second moments)
 
     def __init__(
@@ -175,7 +179,7 @@ class SecureAdam:
         eps: float = 1e-8,
         grad_scale: float = 2.0**10,
         nr_iters: int = 3,
-        init_iters: int = 5,
+        init_iters: int = 6,
         refresh_every: int = 1,
         warmup: int = 10,
     ) -> None:
@@ -197,42 +201,47 @@ class SecureAdam:
         self.state: _AdamState | None = None
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 0.7/√x`` within a factor √2, from one batched comparison per threshold.
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, from one packed comparison per threshold.
 
-        The 18 comparisons ``[x ≥ 4^j]`` run as one packed sign test
+        ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
+        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 10 comparisons
+        ``[x ≥ 16^j]`` run as one packed sign test
         (:func:`smpc_gym.secure.mpc_nn.ltz_packed`, 32-bit lanes, valid for differences
-        below 2^15): thresholds ``4^j ≥ 1`` are compared with ``x/2^8`` (truncated
-        locally; ``x ≤ 4^11`` keeps it below 2^14), thresholds ``4^j < 1`` with ``x``
-        itself, whose test is only meaningful when ``x < 1`` — so those bits are taken
-        as ``p₀ + (1 − p₀)·p_j`` with ``p₀ = [x ≥ 1]`` (one multiplication round).
+        below 2^15): thresholds ``≥ 1`` are compared with ``x/2^8`` (truncated locally;
+        ``x < 2^23`` keeps it below 2^15), thresholds ``< 1`` with ``x`` itself, whose
+        test is only meaningful when ``x < 1`` — so those bits are taken as
+        ``p₀ + (1 − p₀)·p_j`` with ``p₀ = [x ≥ 1]`` (one multiplication round).
         """
         from smpc_gym.secure.mpc_nn import beaver_many, ltz_packed
 
         crypten = crypten_module()
-        exps = self.THRESHOLD_EXPONENTS
+        exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
         lo = [j for j in exps if j < 0]
         hi = [j for j in exps if j >= 0]
         n = int(x.nelement())
         xh = x.clone()
         xh._tensor.div_(1 << 8)  # x / 2^8, local truncation of a value far from 2^63
-        thr = torch.tensor([4.0**j for j in lo] + [4.0**j / 2**8 for j in hi]).reshape(-1, 1)
-        z = crypten.stack([x] * len(lo) + [xh] * len(hi)) - thr.expand(len(exps), n)
-        passed = 1 - ltz_packed(z)  # passed[k] = [x >= 4^exps[k]] (the lo ones: if x < 1)
+        thr = [2.0 ** (ell * j) for j in lo] + [2.0 ** (ell * j - 8) for j in hi]
+        z = crypten.stack([x] * len(lo) + [xh] * len(hi)) - torch.tensor(thr).reshape(-1, 1).expand(
+            len(exps), n
+        )
+        passed = 1 - ltz_packed(z)  # passed[k] = [x >= 16^exps[k]] (the lo ones: if x < 1)
         p_lo, p_hi = passed[: len(lo)], passed[len(lo) :]
-        p0 = p_hi[0]  # [x >= 4^0]
+        p0 = p_hi[0]  # [x >= 1]
         (fix,) = beaver_many([("mul", crypten.stack([1 - p0] * len(lo)), p_lo)])
         passed = crypten.cat([crypten.stack([p0] * len(lo)) + fix, p_hi])
-        # passing threshold j moves the guess from 0.7·2^-(j-1) to 0.7·2^-j. The bits are
-        # 0/1 integers (scale 1): weight them by integer fixed-point coefficients, then
-        # read the sum as a fixed-point number.
+        # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2).
+        # The bits are 0/1 integers (scale 1): weight them by integer fixed-point
+        # coefficients, then read the sum as a fixed-point number.
         scale = x.encoder.scale
+        half = ell / 2
         coef = torch.tensor(
-            [round(0.7 * (2.0 ** (-j) - 2.0 ** (-(j - 1))) * scale) for j in exps],
+            [round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale) for j in exps],
             dtype=torch.long,
         ).reshape(-1, 1)
         y = (passed * coef).sum(0)
         y.encoder = x.encoder
-        return y + 0.7 * 2.0 ** (-(exps[0] - 1))
+        return y + c0 * 2.0 ** (-(exps[0] - 1) * half)
 
     def _guard(self, x: Any, y: Any) -> Any:
         """Shrink ``y`` 8× where ``x·y² > 2.5`` (Newton would diverge from it).
