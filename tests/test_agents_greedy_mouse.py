@@ -337,6 +337,27 @@ def test_fed_dqn_average_is_sample_weighted():
         assert torch.allclose(v, torch.full_like(v, expected))
 
 
+def test_fed_dqn_server_lr_scales_the_averaged_update():
+    """server_lr η: global ← global + η · (sample-weighted mean of holder weights − global);
+    η = 1 is plain FedAvg (the test above), η = holders applies the sum of equal updates."""
+    algo = make("fed_dqn", seed=6, server_lr=3.0)
+    prev = algo.global_learner.get_weights()
+    for i, learner in enumerate(algo.learners):
+        with torch.no_grad():
+            for name, p in learner.q.named_parameters():
+                p.copy_(prev[name] + 0.01 * (i + 1))
+    algo.sync([1.0, 1.0, 2.0])
+    mean_delta = 0.01 * (1 * 1 + 2 * 1 + 3 * 2) / 4
+    new = algo.global_learner.get_weights()
+    for k, v in new.items():
+        assert torch.allclose(v, prev[k] + 3.0 * mean_delta, atol=1e-6), k
+    for learner in algo.learners:  # every holder starts the next round from it
+        w = learner.get_weights()
+        assert all(torch.equal(w[k], new[k]) for k in new)
+    with pytest.raises(ValueError, match="server_lr.*0"):
+        get_algorithm("fed_dqn").Config(server_lr=0.0)
+
+
 @pytest.mark.parametrize("name", ALGOS)
 def test_preset_resolves_and_builds(name):
     """agents/<name>.yaml's greedy_mouse section is valid for the algorithm's Config."""

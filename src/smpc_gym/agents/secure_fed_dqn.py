@@ -15,7 +15,8 @@ its process. One round, as in ``fed_dqn``:
 3. :func:`~smpc_gym.federated.secure_agg.secure_weighted_mean` reveals to the coordinator
    only ``Σ n_h Δ_h / Σ n_h`` and ``Σ n_h`` (``n_h`` = samples; equal weights under DP);
    ``aggregation="plain"`` sends the updates in the clear instead (the baseline);
-4. the coordinator adds central-DP noise if configured, applies the mean update, stores
+4. the coordinator adds central-DP noise if configured, applies the mean update (times
+   the public server step size ``server_lr``, as in ``fed_dqn``), stores
    the global model in the repository (``<run_dir>/repository``) and broadcasts it; the
    holders load it. Training statistics (returns, cheese, deaths, loss) are also
    aggregated securely: the coordinator logs means over holders only.
@@ -182,7 +183,9 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
                 if dp.mode == "central" and dp.noise_multiplier > 0:
                     g = torch.Generator().manual_seed(job["seed"] * 104729 + rounds)
                     mean = add_gaussian_noise(mean * total_w, dp.noise_std, g) / total_w
-                global_vec = (global_vec.to(torch.float64) + mean).to(torch.float32)
+                # server step (fed_dqn's server_lr): a public scaling of the revealed mean
+                step = cfg.server_lr * mean
+                global_vec = (global_vec.to(torch.float64) + step).to(torch.float32)
                 steps_vec = torch.tensor([float(total[0])])
             else:
                 steps_vec = torch.zeros(1)
