@@ -15,21 +15,24 @@ of :mod:`smpc_gym.federated.byzantine` (``sign_flip`` boosted ×``--flip-scale``
 evaluation worlds. Baselines in the same run: the plain mean with no attacker (``clean``)
 and a uniformly random policy.
 
-Secure part (skip with ``--no-secure``): for N ∈ ``--secure-holders``, one process group of
-N holders + coordinator runs :func:`smpc_gym.federated.secure_robust.secure_coordinate_median`
-on ``--secure-params`` parameters and, in the same processes, the plaintext rule (gather to
-the coordinator, then median); time, bytes and rounds as ratios.
+Secure part (skip with ``--no-secure``; only it with ``--secure-only``): for N ∈
+``--secure-holders``, one process group of N holders + coordinator runs each of
+``--secure-rules`` on shares (:mod:`smpc_gym.federated.secure_robust`: ``median`` =
+coordinate median, ``krum`` = Krum with the largest f it tolerates, ``(N - 3) // 2``) on
+``--secure-params`` parameters and, in the same processes, the plaintext rule (gather to
+the coordinator, then the rule); time, bytes and rounds (coordinator's counters) as ratios.
 
 JSON (``--json``): ``{"config": {...}, "random_reward_per_step": float,
 "runs": {"<attack>/<rule>": {"curve": [[env_steps, reward_per_step], ...],
-"final_reward_per_step": float, "vs_clean_mean": float}}, "secure": [{"holders",
-"params", "secure_s", "plain_s", "time_ratio", "bytes", "plain_bytes", "bytes_ratio",
+"final_reward_per_step": float, "vs_clean_mean": float}}, "secure": [{"rule", "holders",
+"f", "params", "secure_s", "plain_s", "time_ratio", "bytes", "plain_bytes", "bytes_ratio",
 "rounds", "plain_rounds", "max_abs_error"}]}``; ``final_reward_per_step`` is the mean
 of the last two evaluations and ``vs_clean_mean`` is
 ``(final - random) / (clean_final - random)`` (1 = as good as the unattacked mean,
 0 = no better than random).
 
-Usage: ``python benchmarks/robust_aggregation.py [--rounds 12] [--json] [--no-secure]``;
+Usage: ``python benchmarks/robust_aggregation.py [--rounds 12] [--json] [--no-secure |
+--secure-only]`` (``--secure-only --json`` prints ``{"config", "secure"}`` only);
 saves ``docs/img/robust.png``.
 """
 
@@ -48,6 +51,7 @@ from smpc_gym.agents.tabular_q import td_update
 from smpc_gym.envs.greedy_mouse import core
 from smpc_gym.federated.byzantine import byzantine_updates
 from smpc_gym.federated.robust import aggregate
+from smpc_gym.federated.secure_robust import SECURE_RULES
 
 ENV = {"obs_mode": "local"}
 RULES = ("mean", "median", "trimmed_mean", "krum", "bulyan")
@@ -124,58 +128,68 @@ def run(args: argparse.Namespace, attack: str, rule: str, seed: int) -> list[lis
     return curve
 
 
-def _secure_party(ctx, sizes: list[int]):  # noqa: ANN001, ANN202
-    from smpc_gym.federated.robust import coordinate_median
-    from smpc_gym.federated.secure_robust import secure_coordinate_median
-    from smpc_gym.secure.comm import gather_tensors
+def _secure_f(rule: str, n: int) -> int:
+    """The f used for a secure-cost row: Krum's largest tolerable f = (N - 3) // 2; the
+    median does not depend on f (0)."""
+    return (n - 3) // 2 if rule == "krum" else 0
+
+
+def _secure_party(ctx, sizes: list[int], rules: list[str]):  # noqa: ANN001, ANN202
+    from smpc_gym.federated.secure_robust import plaintext_gather_rule, secure_rule
 
     out = []
     n = ctx.world_size - 1
-    for d in sizes:
-        g = torch.Generator().manual_seed(ctx.rank)
-        mine = None if ctx.rank == 0 else torch.randn(d, generator=g, dtype=torch.float64)
-        ctx.barrier()
-        ctx.reset_comm_stats()
-        t0 = time.perf_counter()
-        x = mine if mine is not None else torch.zeros(d, dtype=torch.float64)
-        got = gather_tensors(ctx, x, dst=0)
-        plain = coordinate_median(torch.stack(got[1:])) if got is not None else None
-        plain_s = time.perf_counter() - t0
-        ps = ctx.comm_stats()
-        ctx.barrier()
-        ctx.reset_comm_stats()
-        t0 = time.perf_counter()
-        sec = secure_coordinate_median(ctx, mine, d)
-        ctx.barrier()
-        sec_s = time.perf_counter() - t0
-        ss = ctx.comm_stats()
-        if ctx.rank == 0:
-            assert plain is not None and sec is not None
-            out.append(
-                {
-                    "holders": n,
-                    "params": d,
-                    "secure_s": sec_s,
-                    "plain_s": plain_s,
-                    "time_ratio": sec_s / max(plain_s, 1e-9),
-                    "bytes": ss["bytes"],
-                    "plain_bytes": ps["bytes"],
-                    "bytes_ratio": ss["bytes"] / max(ps["bytes"], 1),
-                    "rounds": ss["rounds"],
-                    "plain_rounds": ps["rounds"],
-                    "max_abs_error": float((sec - plain).abs().max()),
-                }
-            )
+    for rule in rules:
+        f = _secure_f(rule, n)
+        for d in sizes:
+            g = torch.Generator().manual_seed(ctx.rank)
+            mine = None if ctx.rank == 0 else torch.randn(d, generator=g, dtype=torch.float64)
+            ctx.barrier()
+            ctx.reset_comm_stats()
+            t0 = time.perf_counter()
+            plain = plaintext_gather_rule(ctx, mine, d, rule, f)
+            plain_s = time.perf_counter() - t0
+            ps = ctx.comm_stats()
+            ctx.barrier()
+            ctx.reset_comm_stats()
+            t0 = time.perf_counter()
+            sec = secure_rule(ctx, mine, d, rule, f)
+            ctx.barrier()
+            sec_s = time.perf_counter() - t0
+            ss = ctx.comm_stats()
+            if ctx.rank == 0:
+                assert plain is not None and sec is not None
+                out.append(
+                    {
+                        "rule": rule,
+                        "holders": n,
+                        "f": f,
+                        "params": d,
+                        "secure_s": sec_s,
+                        "plain_s": plain_s,
+                        "time_ratio": sec_s / max(plain_s, 1e-9),
+                        "bytes": ss["bytes"],
+                        "plain_bytes": ps["bytes"],
+                        "bytes_ratio": ss["bytes"] / max(ps["bytes"], 1),
+                        "rounds": ss["rounds"],
+                        "plain_rounds": ps["rounds"],
+                        "max_abs_error": float((sec - plain).abs().max()),
+                    }
+                )
     return out
 
 
-def secure_cost(holders: list[int], sizes: list[int]) -> list[dict]:
-    """Measure the secure median against the plaintext one (one launch per N)."""
+def secure_cost(holders: list[int], sizes: list[int], rules: list[str]) -> list[dict]:
+    """Measure each secure rule against its plaintext version (one launch per N; rules the
+    N cannot support, e.g. Krum with N < 3, are skipped)."""
+    from smpc_gym.federated.robust import min_holders
     from smpc_gym.secure.runtime import launch_local
 
     rows = []
     for n in holders:
-        rows += launch_local(_secure_party, n + 1, (sizes,))[0]
+        ok = [r for r in rules if n >= min_holders(r, _secure_f(r, n))]
+        if ok:
+            rows += launch_local(_secure_party, n + 1, (sizes, ok))[0]
     return rows
 
 
@@ -206,6 +220,22 @@ def plot(results: dict, random_r: float, path: Path) -> None:
     plt.close(fig)
 
 
+def _print_secure(secure: list[dict]) -> None:
+    print("secure rules on CrypTen shares vs plaintext gather + rule, same processes")
+    print(
+        f"{'rule':<7} {'N':>3} {'f':>2} {'params':>7} {'secure s':>9} {'plain s':>8} "
+        f"{'ratio':>7} {'bytes':>10} {'plain B':>8} {'ratio':>6} {'rounds':>6} {'plain':>5} "
+        f"{'err':>8}"
+    )
+    for s in secure:
+        print(
+            f"{s['rule']:<7} {s['holders']:>3} {s['f']:>2} {s['params']:>7} "
+            f"{s['secure_s']:>9.3f} {s['plain_s']:>8.4f} {s['time_ratio']:>7.0f} "
+            f"{s['bytes']:>10} {s['plain_bytes']:>8} {s['bytes_ratio']:>6.0f} "
+            f"{s['rounds']:>6} {s['plain_rounds']:>5} {s['max_abs_error']:>8.1e}"
+        )
+
+
 def main() -> None:
     """Parse arguments, run every (attack, rule), print the tables, save the figure."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -220,11 +250,23 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--secure-holders", type=int, nargs="+", default=[3, 5])
     p.add_argument("--secure-params", type=int, nargs="+", default=[1000])
+    p.add_argument("--secure-rules", nargs="+", default=["median", "krum"], choices=SECURE_RULES)
     p.add_argument("--no-secure", action="store_true")
+    p.add_argument(
+        "--secure-only", action="store_true", help="only the secure-cost table (no learning runs)"
+    )
     p.add_argument("--out", default="docs/img/robust.png")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
+
+    if args.secure_only:
+        secure = secure_cost(args.secure_holders, args.secure_params, args.secure_rules)
+        if args.json:
+            print(json.dumps({"config": vars(args), "secure": secure}))
+        else:
+            _print_secure(secure)
+        return
 
     rand_rng = np.random.default_rng(1)
     w = VectorWorlds(ENV, 16, 777)
@@ -244,7 +286,11 @@ def main() -> None:
     for v in results.values():
         v["vs_clean_mean"] = (v["final_reward_per_step"] - random_r) / (clean - random_r)
     plot(results, random_r, Path(args.out))
-    secure = [] if args.no_secure else secure_cost(args.secure_holders, args.secure_params)
+    secure = (
+        []
+        if args.no_secure
+        else secure_cost(args.secure_holders, args.secure_params, args.secure_rules)
+    )
     out = {
         "config": vars(args),
         "random_reward_per_step": random_r,
@@ -268,18 +314,8 @@ def main() -> None:
             )
         )
     if secure:
-        print("\nsecure coordinate median (CrypTen shares) vs plaintext gather + median")
-        print(
-            f"{'N':>3} {'params':>7} {'secure s':>9} {'plain s':>8} {'ratio':>7} "
-            f"{'bytes':>10} {'plain B':>8} {'ratio':>6} {'rounds':>6} {'plain':>5} {'err':>8}"
-        )
-        for s in secure:
-            print(
-                f"{s['holders']:>3} {s['params']:>7} {s['secure_s']:>9.3f} {s['plain_s']:>8.4f} "
-                f"{s['time_ratio']:>7.0f} {s['bytes']:>10} {s['plain_bytes']:>8} "
-                f"{s['bytes_ratio']:>6.0f} {s['rounds']:>6} {s['plain_rounds']:>5} "
-                f"{s['max_abs_error']:>8.1e}"
-            )
+        print()
+        _print_secure(secure)
     print(f"figure: {args.out}")
 
 

@@ -27,24 +27,38 @@ public constants are free (local), a multiplication of two shared values costs o
 of Beaver-triple openings, and every *comparison* costs a conversion from arithmetic to
 binary shares and a log-depth adder circuit: with 64-bit rings that is about
 ``log2(64) + 1 = 7`` communication rounds and O(64) bits of traffic per compared element
-per party — far more than the one ``reduce`` of secure summation.
+per party (with P > 2 parties, CrypTen adds the P binary shares with a tree of such
+adders: ≈ 20 rounds for P = 6) — far more than the one ``reduce`` of secure summation.
+So the number of *comparison layers* (sequential batches of comparisons) is what a
+protocol on shares must minimise; the number of compared elements matters much less.
 
 * **Mean / FedAvg**: only additions → the secure sum of :mod:`smpc_gym.federated.secure_agg`.
 * **Coordinate median and trimmed mean**: need per-coordinate sorting of N values. An
   oblivious sorting network (odd-even transposition: N rounds of ``N/2``
   compare-exchanges; Batcher: ``O(log² N)`` layers) runs all D coordinates in parallel,
   so the cost is ``O(N² D)`` comparisons (odd-even) in ``O(N)`` comparison layers; the
-  result reveals only the median (or the trimmed sum) — implemented for the median in
-  :mod:`smpc_gym.federated.secure_robust`.
-* **Krum / multi-Krum**: pairwise squared distances need ``N(N-1)/2`` shared dot products
-  of length D (one multiplication round, ``O(N² D)`` triples), then per-row selection of
-  the ``N - f - 2`` smallest distances (a sorting network over N-1 values per row) and an
-  argmin over N scores, and finally an oblivious selection (one-hot × updates). All
-  possible on shares, at ``O(N² D)`` multiplications plus ``O(N² log N)`` comparisons;
-  revealing the winner's *index* would already leak which holder was selected.
-* **Bulyan**: ``N - 2f`` iterated Krum rounds on shares plus a per-coordinate sort: possible
-  in principle, but ``O(N³ D)`` work and hundreds of comparison rounds; in this package it
-  needs plaintext updates.
+  result reveals only the median (or the trimmed mean) — **implemented**:
+  :func:`~smpc_gym.federated.secure_robust.secure_coordinate_median`,
+  :func:`~smpc_gym.federated.secure_robust.secure_trimmed_mean`.
+* **Krum**: **implemented** on shares
+  (:func:`~smpc_gym.federated.secure_robust.secure_krum`). Pairwise squared distances are
+  local differences plus *one* batched Beaver squaring of ``N(N-1)/2 × D`` values (no
+  comparison at all, and no truncation: distances stay exact on the ring, so ties stay
+  ties). Selection needs only a *constant* number of comparison layers, independent of N
+  and D: the ranks of each holder's ``N - 1`` distances from one batched comparison of all
+  pairs, ``[rank < N - f - 2]`` from a second, the scores by one exact multiplication, and
+  the argmin from a third (all pairs of scores) plus a ``log2 N``-deep AND tree; the winner
+  is picked obliviously (one-hot × updates). ``O(N² D)`` multiplications,
+  ``O(N³)`` compared elements. Only the selected update is revealed — not the distances,
+  scores or the winner's index (:mod:`~smpc_gym.federated.secure_robust` argues why);
+  :func:`~smpc_gym.federated.secure_robust.secure_krum_shares` reveals nothing.
+* **Multi-Krum**: the same scores, then the one-hot of the ``m`` lowest (``[rank < m]``
+  over the scores: one more comparison layer) times the updates — straightforward from the
+  Krum pieces, not implemented.
+* **Bulyan**: ``N - 2f`` iterated Krum rounds on shares (each removing the winner
+  obliviously) plus a per-coordinate sort and a "closest to the median" selection: possible
+  in principle, ``O(N³ D)`` work and ``O(N)`` sequential Krum selections of comparison
+  layers; in this package it needs plaintext updates.
 
 The plaintext rules in this module therefore require the coordinator to *see* each holder's
 update — exactly what secure aggregation hides; the gradient-inversion attack

@@ -1,4 +1,4 @@
-"""Byzantine-robust aggregation on secret shares: coordinate median and trimmed mean.
+"""Byzantine-robust aggregation on secret shares: coordinate median, trimmed mean, Krum.
 
 Roles are those of :mod:`smpc_gym.federated.secure_agg`: a process group of
 ``n_holders + 1`` parties, **rank 0 the coordinator** (no update), ranks ``1..n_holders``
@@ -23,8 +23,49 @@ linearly in N and not at all in D. ``benchmarks/robust_aggregation.py`` (its sec
 ``tests/test_secure_robust.py`` measure it against the plaintext rule (each holder sends its
 update to the coordinator in the clear, which then sorts).
 
+Krum (:func:`secure_krum`, :func:`secure_krum_shares`)
+-----------------------------------------------------
+1. *Distances*: the ``N(N-1)/2`` pairwise differences are local; their squares are one
+   batched Beaver squaring (one opening) and the sum over D is local. No truncation: the
+   squared distances stay on the ring at scale ``2**32`` and are treated as integers
+   (precision 0), so they are *exactly* the distances of the fixed-point inputs and ties
+   stay ties. (Range: every holder checks ``||x||² < 2**28 / (N - f - 2)`` so that scores
+   cannot wrap; clip updates first.)
+2. *Scores*: per holder, the ranks of its ``N - 1`` distances from one batched comparison
+   of all pairs (ties broken by position), ``[rank < N - f - 2]`` from a second, and the
+   score ``Σ [rank < k] · d`` by one exact multiplication (comparison bits are 0/1
+   integers). Two comparison layers whatever N is (a sorting network would need N - 1).
+3. *Argmin*: one batched comparison of all score pairs (strict ``<``, so a tie goes to the
+   lower index, like ``torch.argmin`` in :func:`smpc_gym.federated.robust.krum`); the
+   one-hot of the winner is the AND of its ``N - 1`` "wins" bits (a ``log2 N``-deep
+   multiplication tree).
+4. *Selection*: ``Σ_j onehot_j · x_j`` — one exact multiplication round; revealed on the
+   coordinator (:func:`secure_krum`) or kept as shares with the one-hot
+   (:func:`secure_krum_shares`, nothing revealed) for further secure computation.
+
+What Krum reveals, and why only that. The coordinator must apply the aggregate, and Krum's
+aggregate *is* one holder's update, so that update is revealed — inherent to the rule
+(like the median's per-coordinate values), not to the protocol; a deployment that cannot
+accept it should prefer the secure mean or median. Everything else stays on shares:
+
+* *not the distance matrix*: with ``x_{i*}`` known, ``||x_j - x_{i*}||`` puts every other
+  holder's update on a known sphere, and the full matrix fixes the updates' geometry up to
+  one rigid motion — far more than the rule needs;
+* *not the scores*: each is a sum of such distances, a weaker form of the same leak;
+* *not the winner's index*: the coordinator learns one update but not *whose* it is. With
+  the index it could link the update to a holder round after round — the
+  "plaintext update of one holder" case of the gradient-inversion benchmark; without it
+  the update is one of N (the unlinkability secure aggregation also buys). Hiding it costs
+  the oblivious selection, one multiplication of ``N × D`` values.
+
+Cost: ``O(N² D)`` multiplications (the squaring), ``O(N³)`` compared elements in 3
+comparison layers, about 50–75 communication rounds for N = 3–5
+(``benchmarks/robust_aggregation.py --secure-only``). ``tests/test_secure_robust.py``
+checks choice and output against :func:`smpc_gym.federated.robust.krum` on hand-made
+inputs (a central point, a three-way tie) and random ones with an attacker.
+
 What is revealed to whom (semi-honest): the coordinator learns the median (or trimmed
-mean) vector only; holders learn nothing. Beaver triples come from CrypTen's default TFP
+mean, or Krum-selected update) vector only; holders learn nothing. Beaver triples come from CrypTen's default TFP
 provider, i.e. from rank 0, which is the coordinator — trusted not to misuse them; pass
 ``PartyConfig(provider="TTP")`` for a separate dealer. Like any median, the output value of
 a coordinate *is* one holder's value (odd N), which is inherent to the rule, not the protocol.
