@@ -135,3 +135,25 @@ def test_ring_matmul_rejects_non_int64() -> None:
 
     with pytest.raises(ValueError, match="int64"):
         ring_matmul(torch.ones(2, 2), torch.ones(2, 2))
+
+
+def test_fast_dispatch_swaps_only_the_debug_check_and_restores_it() -> None:
+    """``fast_dispatch`` replaces CrypTen's validation-mode lookup only while it runs, and
+    not at all when validation mode is on."""
+    import sys
+
+    from smpc_gym.secure._crypten import crypten_module
+    from smpc_gym.secure.mpc_nn import fast_dispatch
+
+    crypten = crypten_module()
+    debug = sys.modules["crypten.debug"]
+    saved = debug.cfg
+    with fast_dispatch():
+        assert debug.cfg is not saved
+        assert debug.cfg.debug.validation_mode is False
+    assert debug.cfg is saved
+    with pytest.raises(RuntimeError, match="boom"), fast_dispatch():
+        raise RuntimeError("boom")
+    assert debug.cfg is saved
+    with crypten.cfg.temp_override({"debug.validation_mode": True}), fast_dispatch():
+        assert debug.cfg is saved
