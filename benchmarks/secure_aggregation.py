@@ -76,13 +76,13 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
 
         def secure(x=x, d=d):  # noqa: ANN001, ANN202
             s = secure_sum(ctx, x, numel=d, dst=COORDINATOR)
-            return None if s is None else s / n
+            return None if s is None else s.div_(n)  # (in place: the sum is a fresh tensor)
 
         def offline(d=d):  # noqa: ANN001, ANN202
             prepare_secure_sum(ctx, d)  # the mask the next ``secure`` call consumes
 
         def plain(x32=x32):  # noqa: ANN001, ANN202
-            return ctx.comm.all_reduce(x32) / n  # (all_reduce works on a copy)
+            return ctx.comm.all_reduce(x32).div_(n)  # (all_reduce works on a copy)
 
         def naive(x=x, d=d):  # noqa: ANN001, ANN202
             shared = [
@@ -93,7 +93,7 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
             for s in shared[1:]:
                 total = total + s
             out = total._tensor.reveal(dst=COORDINATOR)
-            return None if out is None else total._tensor.encoder.decode(out) / n
+            return None if out is None else total._tensor.encoder.decode(out).div_(n)
 
         rows: dict[str, list] = {k: [] for k in METHODS}
         order = (
