@@ -23,14 +23,18 @@ part; the figure is the median over reps. Bytes per holder: ``*_bytes_counted`` 
 CrypTen's communicator counters (protocol level), ``*_wire_bytes`` measured from
 ``/proc/self/io`` (bytes the holder process wrote, which includes gloo's TCP sends).
 
-JSON keys (``--json``): ``{"config": {...}, "results": [{"holders", "params",
+JSON keys (``--json``): ``{"config": {"holders", "params", "reps", "ring_bits"},
+"results": [{"holders", "params",
 "secure_s" (total: offline + online), "secure_online_s", "secure_offline_s", "plain_s",
 "naive_s", "secure_vs_plain" (total / plain), "secure_online_vs_plain", "naive_vs_plain",
 "secure_bytes_counted", "plain_bytes_counted", "secure_wire_bytes", "plain_wire_bytes",
 "max_abs_error"}, ...]}``.
 
+``--ring-bits 32`` runs ``secure`` on the int32 share ring (half the bytes and keystream,
+range ``|x| < 2**14 / (N + 1)``; see :class:`~smpc_gym.federated.secure_agg.SecureAggregator`).
+
 Usage: ``python benchmarks/secure_aggregation.py [--holders 2 4 10] [--params 36000
-1000000] [--reps 5] [--json]``.
+1000000] [--reps 5] [--ring-bits 64|32] [--json]``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ import time
 
 import torch
 
-from smpc_gym.federated.secure_agg import COORDINATOR, prepare_secure_sum, secure_sum
+from smpc_gym.federated.secure_agg import (
+    COORDINATOR,
+    RING_BITS,
+    prepare_secure_sum,
+    secure_sum,
+)
 from smpc_gym.secure.comm import gather_tensors, io_bytes
 from smpc_gym.secure.runtime import PartyConfig, PartyContext, launch_local
 
@@ -65,7 +74,7 @@ def _timed(ctx: PartyContext, fn) -> tuple[float, int, int, object]:  # noqa: AN
     return dt, ctx.comm_stats()["bytes"], wire, out
 
 
-def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
+def _party(ctx: PartyContext, sizes: list[int], reps: int, ring_bits: int = 64) -> dict:
     torch.set_num_threads(1)
     n = ctx.world_size - 1
     crypten = ctx.crypten
@@ -75,11 +84,11 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
         x32 = torch.zeros(d) if x is None else x
 
         def secure(x=x, d=d):  # noqa: ANN001, ANN202
-            s = secure_sum(ctx, x, numel=d, dst=COORDINATOR)
+            s = secure_sum(ctx, x, numel=d, dst=COORDINATOR, ring_bits=ring_bits)
             return None if s is None else s.div_(n)  # (in place: the sum is a fresh tensor)
 
         def offline(d=d):  # noqa: ANN001, ANN202
-            prepare_secure_sum(ctx, d)  # the mask the next ``secure`` call consumes
+            prepare_secure_sum(ctx, d, ring_bits=ring_bits)  # the mask ``secure`` consumes
 
         def plain(x32=x32):  # noqa: ANN001, ANN202
             return ctx.comm.all_reduce(x32).div_(n)  # (all_reduce works on a copy)
@@ -129,13 +138,13 @@ def _party(ctx: PartyContext, sizes: list[int], reps: int) -> dict:
     return summary
 
 
-def run(holders: list[int], sizes: list[int], reps: int) -> list[dict]:
+def run(holders: list[int], sizes: list[int], reps: int, ring_bits: int = 64) -> list[dict]:
     """Launch one group per N and return one result row per (N, size)."""
     out = []
     for n in holders:
         world = n + 1
         results = launch_local(
-            _party, world, (sizes, reps), config=PartyConfig(world, timeout_s=300)
+            _party, world, (sizes, reps, ring_bits), config=PartyConfig(world, timeout_s=300)
         )
         coord, holder1 = results[COORDINATOR], results[1]
         for d in sizes:
@@ -177,11 +186,19 @@ def main() -> None:
     parser.add_argument("--holders", type=int, nargs="+", default=[2, 4, 10])
     parser.add_argument("--params", type=int, nargs="+", default=[36_000, 1_000_000])
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--ring-bits", type=int, default=64, choices=RING_BITS, help="share ring of `secure`"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    rows = run(args.holders, args.params, args.reps)
+    rows = run(args.holders, args.params, args.reps, args.ring_bits)
     if args.json:
-        cfg = {"holders": args.holders, "params": args.params, "reps": args.reps}
+        cfg = {
+            "holders": args.holders,
+            "params": args.params,
+            "reps": args.reps,
+            "ring_bits": args.ring_bits,
+        }
         print(json.dumps({"config": cfg, "results": rows}, indent=1))
         return
     hdr = (

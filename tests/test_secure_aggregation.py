@@ -84,6 +84,8 @@ def _aggregate(ctx):
         assert torch.equal(agg._mask[:D], masks[-1])
         x = None if mine is None else mine * (r + 1)
         rounds.append(agg.sum(x, dst=None))
+    # the int32 ring: masks wrap mod 2**32 all the time, the sum must still come out
+    ring32 = [secure_sum(ctx, mine, numel=D, dst=None, ring_bits=32) for _ in range(2)]
     # parties out of step (holder 1 made one zero-sharing more) are detected, not summed
     if ctx.rank == 1:
         zero_share(ctx, 8)
@@ -104,6 +106,7 @@ def _aggregate(ctx):
         "rounds": rounds,
         "masks": masks,
         "desync": desync,
+        "ring32": ring32,
     }
 
 
@@ -155,6 +158,8 @@ def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_h
         assert not torch.equal(o["masks"][0], o["masks"][1])
         assert not torch.equal(o["masks"][1], o["masks"][2])
         assert "out of step" in o["desync"]
+        for got in o["ring32"]:
+            assert got.dtype == torch.float64 and (got / n_holders - ref).abs().max() <= tol
     for r in range(3):  # each round's masks are a sharing of zero
         assert torch.equal(
             torch.stack([o["masks"][r] for o in out]).sum(0), torch.zeros(D, dtype=torch.int64)

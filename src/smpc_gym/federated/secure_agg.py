@@ -89,6 +89,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COORDINATOR",
+    "RING_BITS",
     "SecureAggregator",
     "holder_ranks",
     "plaintext_allreduce_mean",
@@ -102,6 +103,8 @@ __all__ = [
 
 #: The coordinator's rank in an aggregation group.
 COORDINATOR = 0
+#: Supported share rings: int64 (CrypTen's) and int32.
+RING_BITS = (64, 32)
 
 _SCRATCH = __name__  # key of this module's state in ``PartyContext.scratch``
 
@@ -177,10 +180,11 @@ def _zero_share_into(
     out: torch.Tensor,
     tmp: torch.Tensor,
 ) -> torch.Tensor:
-    """``out[:m] = G(k_prev, ν) - G(k_next, ν)`` (``m = len(zeros) // 8``), in place."""
+    """``out[:m] = G(k_prev, ν) - G(k_next, ν)`` in ``out``'s integer ring (``m`` =
+    ``len(zeros)`` / the element size), in place."""
     if not 0 <= round_ < 2**32:
         raise RuntimeError(f"round {round_} out of range for the 32-bit nonce field; re-key")
-    m = len(zeros) // 8
+    m = len(zeros) // out.element_size()
     nonce = struct.pack(">II", instance, round_) + bytes(8)  # 64-bit block counter from 0
     _keystream_into(keys.prev, nonce, zeros, out)
     _keystream_into(keys.next, nonce, zeros, tmp)
@@ -211,22 +215,32 @@ class SecureAggregator:
     Args:
         ctx: this party's runtime context (its pairwise keys are exchanged on first use).
         numel: the vector length ``d``.
+        ring_bits: 64 (default: CrypTen's int64 ring, ``|x| < 2**(62 - precision) / P``)
+            or 32 (an int32 ring: half the bytes on the wire and half the keystream, the
+            same perfect hiding of values in that ring, but only
+            ``|x| < 2**(30 - precision) / P`` — about ``16384 / P`` with 16 fractional
+            bits, checked). All parties must use the same.
     """
 
-    def __init__(self, ctx: PartyContext, numel: int) -> None:
+    def __init__(self, ctx: PartyContext, numel: int, *, ring_bits: int = 64) -> None:
         if not isinstance(numel, int) or numel < 0:
             raise ValueError(f"numel must be an integer >= 0, got {numel!r}")
+        if ring_bits not in RING_BITS:
+            raise ValueError(f"ring_bits must be one of {RING_BITS}, got {ring_bits!r}")
         self.ctx = ctx
         self.numel = numel
+        self.ring_bits = ring_bits
+        dtype = torch.int64 if ring_bits == 64 else torch.int32
         self._keys = _pairwise_keys(ctx)
         self.instance = self._keys.new_instance()
         #: masks consumed so far (the round number of the next mask)
         self.rounds = 0
         self._prepared = False
         m = numel + 1  # the update plus one integrity element (always 0)
-        self._zeros = bytes(8 * m)
-        self._mask = torch.empty(m + 2, dtype=torch.int64)  # +16 B slack for update_into
-        self._work = torch.empty(m + 2, dtype=torch.int64)
+        self._zeros = bytes(ring_bits // 8 * m)
+        slack = 128 // ring_bits  # 16 bytes of slack for update_into
+        self._mask = torch.empty(m + slack, dtype=dtype)
+        self._work = torch.empty(m + slack, dtype=dtype)
         self._scratch: dict[torch.dtype, torch.Tensor] = {}
 
     @property
@@ -258,7 +272,8 @@ class SecureAggregator:
             Each input is rounded to ``2**-precision`` (CrypTen's
             ``cfg.encoder.precision_bits``, 16 by default), so the sum's error is at most
             ``n_parties * 2**-(precision + 1)``; inputs must satisfy
-            ``|x| < 2**(62 - precision) / world_size`` (checked) to avoid ring wrap-around.
+            ``|x| < 2**(ring_bits - 2 - precision) / world_size`` (checked) to avoid ring
+            wrap-around.
         """
         n, x = _check_input(self.ctx, update, self.numel)
         if n != self.numel:
@@ -269,15 +284,15 @@ class SecureAggregator:
             x = x.detach()
             if x.dtype not in (torch.float32, torch.float64):  # e.g. ints, float16
                 x = x.to(torch.float64)
-            limit = 2.0 ** (62 - precision) / self.ctx.world_size
+            limit = 2.0 ** (self.ring_bits - 2 - precision) / self.ctx.world_size
             if n:
                 lo, hi = torch.aminmax(x)
                 peak = max(-float(lo), float(hi))
                 if not peak < limit:  # also catches NaN
                     raise ValueError(
                         f"party {self.ctx.rank}: |update| reaches {peak:.3g}, too large for "
-                        f"{precision}-bit fixed point with {self.ctx.world_size} parties "
-                        f"(limit {limit:.3g})"
+                        f"{precision}-bit fixed point in a {self.ring_bits}-bit ring with "
+                        f"{self.ctx.world_size} parties (limit {limit:.3g})"
                     )
         self.prepare()  # no-op when the offline phase already ran
         share = self._mask[: n + 1]
@@ -289,7 +304,7 @@ class SecureAggregator:
                 tmp = self._scratch[x.dtype] = torch.empty(n, dtype=x.dtype)
             torch.mul(x, scale, out=tmp).round_()
             enc = self._work[:n]
-            enc.copy_(tmp)  # float -> int64 into the (free) keystream buffer
+            enc.copy_(tmp)  # float -> ring integers into the (free) keystream buffer
             share[:n].add_(enc)
         self._prepared = False  # the mask is consumed: never reused
         self.rounds += 1
@@ -318,7 +333,7 @@ def _reveal_in_place(
     import torch.distributed as dist
 
     comm = ctx.comm
-    n = share.nelement()
+    n = share.nelement() * share.element_size() / 8  # CrypTen counts 8-byte elements
     if ctx.crypten.cfg.communicator.verbose:
         if dst is None:
             comm._log_communication(2 * n)  # ring all-reduce: send and receive one tensor
@@ -331,19 +346,19 @@ def _reveal_in_place(
     return share if ctx.rank == dst else None
 
 
-def _aggregator(ctx: PartyContext, numel: int) -> SecureAggregator:
+def _aggregator(ctx: PartyContext, numel: int, ring_bits: int = 64) -> SecureAggregator:
     aggs = ctx.scratch.setdefault(_SCRATCH, {}).setdefault("aggregators", {})
-    agg = aggs.get(numel)
+    agg = aggs.get((numel, ring_bits))
     if agg is None:
-        agg = aggs[numel] = SecureAggregator(ctx, numel)
+        agg = aggs[(numel, ring_bits)] = SecureAggregator(ctx, numel, ring_bits=ring_bits)
     return agg
 
 
-def prepare_secure_sum(ctx: PartyContext, numel: int) -> None:
+def prepare_secure_sum(ctx: PartyContext, numel: int, *, ring_bits: int = 64) -> None:
     """Offline phase of the next :func:`secure_sum` of a ``numel``-vector (collective in
     order, no communication after the one-off key exchange): call it while waiting for the
     data, e.g. before local training."""
-    _aggregator(ctx, numel).prepare()
+    _aggregator(ctx, numel, ring_bits).prepare()
 
 
 def secure_sum(
@@ -352,6 +367,7 @@ def secure_sum(
     *,
     numel: int | None = None,
     dst: int | None = COORDINATOR,
+    ring_bits: int = 64,
 ) -> torch.Tensor | None:
     """Sum every party's 1-D ``update`` revealing only the sum (collective: all parties call).
 
@@ -361,6 +377,8 @@ def secure_sum(
             coordinator); it must then pass ``numel``.
         numel: the vector length (checked against ``update`` when both are given).
         dst: rank that learns the sum (default the coordinator), or ``None`` for all.
+        ring_bits: 64 (default) or 32 (half the traffic, small range; see
+            :class:`SecureAggregator`).
 
     Returns:
         The float64 sum on ``dst`` (every party if ``dst is None``), ``None`` elsewhere; see
@@ -368,7 +386,7 @@ def secure_sum(
         context's cached :class:`SecureAggregator` for ``numel`` (buffers and keys reused).
     """
     n, x = _check_input(ctx, update, numel)
-    return _aggregator(ctx, n).sum(x, dst=dst)
+    return _aggregator(ctx, n, ring_bits).sum(x, dst=dst)
 
 
 def secure_mean(
