@@ -80,21 +80,18 @@ def test_dqn_reaches_80_percent_of_the_heuristic():
     assert score >= 0.8, (r["mean_return"], ref, score)
 
 
-@pytest.mark.xfail(
-    reason="measured (benchmarks/results/curve_*.json, seed 0): AUC fed_dqn 0.960 vs dqn "
-    "0.992 — both avoid the cat by 50k steps, but single DQN learns to collect cheese at "
-    "~200k steps and fed_dqn (4 holders × 2 worlds) has not by 300k",
-    strict=False,
-)
-def test_fed_dqn_learns_at_least_as_fast_per_total_env_step_as_dqn():
+@pytest.mark.parametrize("seed", [0])
+def test_fed_dqn_learns_at_least_as_fast_per_total_env_step_as_dqn(seed):
     """ "As fast" = area under the evaluation curve: the mean normalized score at 50k,
-    100k, …, 300k total env steps (same training seed, same evaluation seeds). FedDQN with
-    4 holders (2 worlds each) must not fall below single DQN (8 worlds) by more than 0.02
-    (2% of the random→heuristic gap, the evaluation noise allowance)."""
+    100k, …, 300k total env steps (same training seed, same 20 evaluation seeds). FedDQN
+    with 4 holders (2 worlds each; preset: one local gradient step per local env step, see
+    agents/fed_dqn.yaml) must not fall below single DQN (8 worlds) by more than 0.02 (2% of
+    the random→heuristic gap, the evaluation noise allowance). Each seed is checked on its
+    own (measured figures: docs/readme/greedy_mouse_agents.md)."""
     ref = reference_returns("greedy_mouse", {"obs_mode": "features"}, eval_seeds(EPISODES))
     auc = {}
     for name in ("dqn", "fed_dqn"):
-        algo = build_algorithm(resolve(name, "greedy_mouse", seed=0))
+        algo = build_algorithm(resolve(name, "greedy_mouse", seed=seed))
         hooks = _CurveHooks(algo, 50_000, ref)
         algo.train(300_000, hooks)
         assert len(hooks.points) == 6, hooks.points
