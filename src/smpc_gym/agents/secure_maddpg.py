@@ -403,6 +403,7 @@ def secure_update(
         out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
     dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
     grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
+    assert grads is not None  # weight_grads=True
     nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
 
     # C. actor update through the updated critics
@@ -423,6 +424,7 @@ def secure_update(
         input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
     )
     agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
+    assert agrads is not None  # weight_grads=True
     nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
 
     # D. targets
@@ -871,7 +873,7 @@ class SecureMADDPG(Algorithm):
     envs: ClassVar[tuple[str, ...]] = ("supply_chain",)
     Config: ClassVar[type] = Config
 
-    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+    def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         super().__init__(config, env_kwargs, seed)
         self.share_dir = str(config.share_dir)
         self.share_step: int | None = None
@@ -1042,7 +1044,7 @@ class SecureMADDPG(Algorithm):
         return merged
 
     def _absorb(self, results: Sequence[Mapping[str, Any]]) -> None:
-        self.last_results = list(results)
+        self.last_results = [dict(r) for r in results]
         for res in results:
             self.env_steps = int(res["env_steps"])
             self.episodes = int(res["episodes"])

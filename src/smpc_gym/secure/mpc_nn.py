@@ -90,12 +90,12 @@ def fast_dispatch() -> Iterator[None]:
     if debug is None or crypten.cfg.debug.validation_mode:
         yield
         return
-    saved = debug.cfg
-    debug.cfg = _NoValidation
+    saved = debug.cfg  # type: ignore[attr-defined]
+    debug.cfg = _NoValidation  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        debug.cfg = saved
+        debug.cfg = saved  # type: ignore[attr-defined]
 
 
 def wrap_shares(share: torch.Tensor, encoder: Any) -> Any:
