@@ -80,14 +80,16 @@ def test_dqn_reaches_80_percent_of_the_heuristic():
     assert score >= 0.8, (r["mean_return"], ref, score)
 
 
-@pytest.mark.parametrize("seed", [0])
+@pytest.mark.timeout(3600)  # ~15-25 min per seed on 2 shared cores (4x dqn's gradient steps)
+@pytest.mark.parametrize("seed", [0, 1])
 def test_fed_dqn_learns_at_least_as_fast_per_total_env_step_as_dqn(seed):
     """ "As fast" = area under the evaluation curve: the mean normalized score at 50k,
     100k, …, 300k total env steps (same training seed, same 20 evaluation seeds). FedDQN
     with 4 holders (2 worlds each; preset: one local gradient step per local env step, see
     agents/fed_dqn.yaml) must not fall below single DQN (8 worlds) by more than 0.02 (2% of
     the random→heuristic gap, the evaluation noise allowance). Each seed is checked on its
-    own (measured figures: docs/readme/greedy_mouse_agents.md)."""
+    own; measured AUC fed/dqn: seed 0 1.004/0.992, seed 1 0.984/0.978
+    (docs/readme/greedy_mouse_agents.md)."""
     ref = reference_returns("greedy_mouse", {"obs_mode": "features"}, eval_seeds(EPISODES))
     auc = {}
     for name in ("dqn", "fed_dqn"):
