@@ -285,12 +285,18 @@ def probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[int, int]:
                 f"DQN needs a flat vector observation (obs_mode='features'), got space "
                 f"{env.observation_space} for obs_mode={env_kwargs.get('obs_mode', 'local')!r}"
             )
-        return int(shape[0]), int(env.action_space.n)
+        action_space = env.action_space
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(f"DQN needs a Discrete action space, got {action_space}")
+        return int(shape[0]), int(action_space.n)
     finally:
         env.close()
 
 
 # ------------------------------------------------------------------------ algorithm
+DQNConfig = Config  # the name the class body can use (its own ``Config`` is the ClassVar)
+
+
 class DQN(Algorithm):
     """Deep Q-learning with replay and a target network on ``num_envs`` GreedyMouse worlds.
 
@@ -303,7 +309,7 @@ class DQN(Algorithm):
     envs: ClassVar[tuple[str, ...]] = ("greedy_mouse",)
     Config: ClassVar[type] = Config
 
-    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+    def __init__(self, config: DQNConfig, env_kwargs: Mapping[str, Any], seed: int) -> None:
         env_kwargs = {"obs_mode": "features", **dict(env_kwargs)}
         super().__init__(config, env_kwargs, seed)
         obs_dim, num_actions = probe_spaces(self.env_kwargs)

@@ -78,6 +78,9 @@ class Config(DQNConfig):
             raise ValueError(f"server_lr must be > 0, got {self.server_lr!r}")
 
 
+FedDQNConfig = Config  # the name the class body can use (its own ``Config`` is the ClassVar)
+
+
 class FedDQN(Algorithm):
     """FedAvg over ``holders`` local DQN learners, each on its own worlds."""
 
@@ -85,7 +88,7 @@ class FedDQN(Algorithm):
     envs: ClassVar[tuple[str, ...]] = ("greedy_mouse",)
     Config: ClassVar[type] = Config
 
-    def __init__(self, config: Config, env_kwargs: Mapping[str, Any], seed: int) -> None:
+    def __init__(self, config: FedDQNConfig, env_kwargs: Mapping[str, Any], seed: int) -> None:
         env_kwargs = {"obs_mode": "features", **dict(env_kwargs)}
         super().__init__(config, env_kwargs, seed)
         obs_dim, num_actions = probe_spaces(self.env_kwargs)
