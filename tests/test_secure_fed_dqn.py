@@ -58,12 +58,14 @@ def _returns(algo, episodes: int = 6, max_steps: int = 200) -> np.ndarray:
 
 
 @pytest.mark.timeout(400)
-def test_same_seeds_same_weights_as_fed_dqn(tmp_path) -> None:
+@pytest.mark.parametrize("server_lr", [1.0, 0.5])
+def test_same_seeds_same_weights_as_fed_dqn(tmp_path, server_lr: float) -> None:
+    """Also with a server step size: secure_fed_dqn's coordinator scales the revealed mean."""
     torch.set_num_threads(1)
     steps = 1200
-    plain = FedDQN(FedConfig(**SMALL), ENV, seed=3)
+    plain = FedDQN(FedConfig(**SMALL, server_lr=server_lr), ENV, seed=3)
     plain.train(steps, NullHooks())
-    secure = SecureFedDQN(Config(**SMALL, timeout_s=60), ENV, seed=3)
+    secure = SecureFedDQN(Config(**SMALL, server_lr=server_lr, timeout_s=60), ENV, seed=3)
     hooks = _Rows(run_dir=tmp_path)
     secure.train(steps, hooks)
     assert secure.env_steps == plain.env_steps == steps
