@@ -89,7 +89,7 @@ def test_fed_dqn_learns_at_least_as_fast_per_total_env_step_as_dqn(seed):
     agents/fed_dqn.yaml) must not fall below single DQN (8 worlds) by more than 0.02 (2% of
     the random→heuristic gap, the evaluation noise allowance). Each seed is checked on its
     own; measured AUC fed/dqn: seed 0 1.004/0.992, seed 1 0.984/0.978
-    (docs/readme/greedy_mouse_agents.md)."""
+    (README.md, "GreedyMouse learners")."""
     ref = reference_returns("greedy_mouse", {"obs_mode": "features"}, eval_seeds(EPISODES))
     auc = {}
     for name in ("dqn", "fed_dqn"):

@@ -6,7 +6,7 @@ update (:func:`secure_update`, line-by-line twin of :func:`maddpg.maddpg_update`
 party process (:class:`Party`, :func:`party_main`) and the runner-facing algorithm
 (:class:`SecureMADDPG`).
 
-Who holds what (``docs/readme/secure_maddpg.md`` has the full threat model):
+Who holds what (README.md, "Secure MADDPG", has the full threat model):
 
 * Player ``i`` is party ``i``, a separate OS process (CrypTen over ``torch.distributed``).
   It holds its own observations, actions, rewards and replay columns in the clear, and
