@@ -1,7 +1,9 @@
 """Presets and ``--set`` overrides: how a run's configuration is resolved.
 
-Two kinds of YAML preset files live at the repository root (or wherever ``--config`` /
-``presets_root`` points):
+Two kinds of YAML preset files, shipped in ``smpc_gym/presets/`` (linked from the
+repository root as ``agents/`` and ``envs/``); a file of the same name under the current
+directory's ``agents/`` or ``envs/`` takes precedence (:func:`preset_file`), and
+``--config`` names an agent preset file explicitly:
 
 ``agents/<algo>.yaml`` — one section per env name::
 
@@ -58,17 +60,26 @@ class ConfigError(ValueError):
     """A bad preset file, ``--set`` override, or algorithm/env choice."""
 
 
-def repo_root() -> Path:
-    """The directory holding ``agents/`` and ``envs/``: the current directory if it has
-    them, else the source checkout this package was imported from."""
-    cwd = Path.cwd()
-    if (cwd / "agents").is_dir() or (cwd / "envs").is_dir():
-        return cwd
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "agents").is_dir() and (parent / "pyproject.toml").is_file():
-            return parent
-    return cwd
+def preset_file(kind: str, name: str, root: Path | None = None) -> Path:
+    """Where ``<kind>/<name>.yaml`` (``kind`` is ``agents`` or ``envs``) is read from.
+
+    With ``root``: ``root/<kind>/<name>.yaml``. Otherwise the current directory's file if
+    it exists (a user's own presets, or the repository's ``agents/``, ``envs/`` when run
+    from the checkout), else the copy shipped inside the package
+    (``smpc_gym/presets/<kind>/``), so an installed ``smpc-gym`` uses the same presets.
+    The returned path may not exist (then the dataclass defaults apply).
+    """
+    if root is not None:
+        return root / kind / f"{name}.yaml"
+    local = Path.cwd() / kind / f"{name}.yaml"
+    if local.is_file():
+        return local
+    return PACKAGE_PRESETS / kind / f"{name}.yaml"
+
+
+#: The presets shipped as package data; the repository's ``agents/`` and ``envs/`` are
+#: symbolic links to these directories.
+PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 
 
 @dataclass
@@ -130,7 +141,7 @@ def agent_preset(
     ``path`` given explicitly (``--config``) must exist; the default file may be absent.
     """
     if path is None:
-        p = (root or repo_root()) / "agents" / f"{algo}.yaml"
+        p = preset_file("agents", algo, root)
         if not p.is_file():
             return {}
     else:
@@ -161,7 +172,7 @@ def agent_preset(
 
 def env_presets(env: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
     """All presets of ``envs/<env>.yaml`` (``{"default": {}}`` when the file is absent)."""
-    p = (root or repo_root()) / "envs" / f"{env}.yaml"
+    p = preset_file("envs", env, root)
     if not p.is_file():
         return {"default": {}}
     data = load_yaml(p) or {}
