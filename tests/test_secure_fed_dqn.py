@@ -114,7 +114,6 @@ def test_registry_and_config_errors() -> None:
         Config(aggregation="median")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_local_dp_reports_epsilon_per_holder(tmp_path) -> None:
     cfg = Config(**SMALL, dp_mode="local", clip_norm=0.5, noise_multiplier=1.5, timeout_s=60)

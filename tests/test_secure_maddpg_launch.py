@@ -21,8 +21,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from smpc_gym.secure.runtime import free_port
 
 PY = sys.executable
@@ -52,7 +50,6 @@ PARTY_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_two_separately_started_processes_tcp(tmp_path: Path) -> None:
     rendezvous = f"tcp://127.0.0.1:{free_port()}"
     procs = [
@@ -90,7 +87,6 @@ RUN_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_killed_party_fails_the_other_in_time_and_resume_continues(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cfg = {**TINY, "timeout_s": 20}
