@@ -135,3 +135,55 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="provider"):
         sm.Config(provider="XYZ")
     assert dataclasses.asdict(sm.Config().plain())["optimizer"] == "adam"
+
+
+def _corrupting_party(ctx, cfg: sm.Config, data, k: int, high, corrupt_after: int):
+    """Like ``_secure_party``, but after update ``corrupt_after`` party 0 adds 2^60 to one
+    share of a critic weight — what a wrapped truncation does to a value."""
+    party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, SEED, action_high=high)
+    _fill(party.replay, data[ctx.rank])
+    for u in range(k):
+        idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
+        party.update(idx)
+        if u + 1 == corrupt_after and ctx.rank == 0:
+            w = party.nets.critics.weights[0]
+            share = w.share.clone()
+            share.view(-1)[0] += 1 << 60
+            w.share = share
+    out = {}
+    for name, mlp in party.nets.modules().items():  # revealed to both: test only
+        out[name] = [
+            [t.numpy() for wb in mlp.reveal_net(p, dst=None) for t in wb] for p in range(2)
+        ]
+    return {"weights": out, "redos": party.overflow_redos, "updates": party.updates}
+
+
+def test_a_wrapped_share_is_detected_and_the_updates_redone() -> None:
+    """A corrupted share (as after a truncation wrap-around) blows up the next revealed
+    loss; both parties roll back one update and redo two, ending where plaintext ends."""
+    cfg = sm.Config(hidden=8, batch_size=16)
+    k, n = 8, 96
+    high = maddpg.action_caps({})
+    data = _data(n, high, torch.Generator().manual_seed(5))
+    plain = _plain_run(cfg, data, k)
+    res = launch_local(
+        _corrupting_party,
+        2,
+        (cfg, data, k, high, 3),
+        config=PartyConfig(world_size=2, timeout_s=120),
+    )[0]
+    assert res["redos"] == 1 and res["updates"] == k
+    for name in plain:
+        for i in range(2):
+            for ps, pp in zip(res["weights"][name][i], plain[name][i], strict=True):
+                err = (torch.as_tensor(ps).reshape(pp.shape) - pp).abs()
+                assert float(err.mean()) <= 1e-3 and float(err.max()) <= 1e-2, name
+    # without redos the same corruption stops the run
+    cfg0 = dataclasses.replace(cfg, overflow_redos=0)
+    with pytest.raises(Exception, match="FixedPointOverflow"):
+        launch_local(
+            _corrupting_party,
+            2,
+            (cfg0, data, k, high, 3),
+            config=PartyConfig(world_size=2, timeout_s=120),
+        )

@@ -29,6 +29,7 @@ parties never need each other's actions in the clear to run an episode.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import math
@@ -36,6 +37,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue as queue_mod
+import sys
 import tempfile
 import threading
 import time
@@ -67,7 +69,13 @@ class Config(maddpg.Config):
 
     Attributes:
         reveal_losses: reveal the scalar critic/actor losses to both players for logging
-            (also used to detect fixed-point wrap-around: a huge or NaN loss stops the run).
+            (also used to detect fixed-point wrap-around: a huge or NaN loss).
+        overflow_redos: after a detected wrap-around (needs ``reveal_losses``), roll both
+            parties back to their shares from before the previous update and redo the last
+            two updates on the same minibatches with fresh randomness, up to this many
+            times in a row; then the run stops with :class:`FixedPointOverflow` (0: stop at
+            once). Two-party truncation fails at random with a small probability per
+            element (see :mod:`smpc_gym.secure.optim`), so a redo almost always succeeds.
         reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
             the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
         provider: Beaver-triple provider, ``"TFP"`` (player 0 generates them and is trusted
@@ -93,6 +101,7 @@ class Config(maddpg.Config):
     """
 
     reveal_losses: bool = True
+    overflow_redos: int = 3
     reveal_final_weights: str = "owner"
     provider: str = "TFP"
     timeout_s: float = 120.0
@@ -122,10 +131,10 @@ class Config(maddpg.Config):
                 "timeout_s, critic_grad_scale and actor_grad_scale must be > 0, got "
                 f"{self.timeout_s}, {self.critic_grad_scale}, {self.actor_grad_scale}"
             )
-        if self.pretrain_steps < 0 or self.checkpoint_every < 0:
+        if self.pretrain_steps < 0 or self.checkpoint_every < 0 or self.overflow_redos < 0:
             raise ValueError(
-                f"pretrain_steps and checkpoint_every must be >= 0, got {self.pretrain_steps}, "
-                f"{self.checkpoint_every}"
+                "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
+                f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
 
     def plain(self) -> maddpg.Config:
@@ -507,6 +516,11 @@ class Party:
         self.env_steps = 0
         self.episodes = 0
         self.updates = 0
+        self.overflow_redos = 0  # wrap-arounds repaired by a redo (see update)
+        # (shares before the update, its rows) of the last two updates, for a redo
+        self._recent: collections.deque[tuple[dict[str, Any], torch.Tensor]] = collections.deque(
+            maxlen=2
+        )
         self.reveal_log: list[dict[str, Any]] = []
 
     def _initial_plain_nets(
@@ -559,7 +573,44 @@ class Party:
 
     # -- updating -------------------------------------------------------------------------
     def update(self, indices: torch.Tensor) -> dict[str, float]:
-        """One secure update on the rows ``indices`` of both players' buffers."""
+        """One secure update on the rows ``indices`` of both players' buffers.
+
+        A two-party truncation that wraps around corrupts a share by ~2^47 and shows as a
+        huge revealed loss in this update or the next. Then both parties (they see the
+        same revealed losses, so they decide alike) restore their shares from before the
+        previous update and redo the last two updates on the same rows, with fresh
+        triples and masks, up to ``cfg.overflow_redos`` times; nothing new is revealed
+        (the redone updates reveal their losses like any update). The losses returned,
+        and logged, for the previous update stay those of its first attempt.
+        """
+        self._recent.append((self._weights_state(), indices))
+        try:
+            return self._update_once(indices)
+        except FixedPointOverflow as exc:
+            error = exc
+        start, rows = self._recent[0][0], [idx for _, idx in self._recent]
+        for attempt in range(1, self.cfg.overflow_redos + 1):
+            if self.rank == 0:
+                print(
+                    f"secure_maddpg: {error}; redoing the last {len(rows)} update(s) "
+                    f"(attempt {attempt} of {self.cfg.overflow_redos})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self._load_weights_state(start)
+            self._recent.clear()
+            self.overflow_redos += 1
+            try:
+                for idx in rows:
+                    self._recent.append((self._weights_state(), idx))
+                    out = self._update_once(idx)
+            except FixedPointOverflow as exc:
+                error = exc
+                continue
+            return out
+        raise error
+
+    def _update_once(self, indices: torch.Tensor) -> dict[str, float]:
         from smpc_gym.secure.mpc_nn import fast_dispatch
 
         own = self.replay.get(indices)
@@ -582,18 +633,32 @@ class Party:
                 out[f"{k}_{i}"] = val
         return out
 
-    # -- checkpoints ----------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        """This party's share checkpoint: its shares, its own data, counters."""
+    def _weights_state(self) -> dict[str, Any]:
+        """Copies of this party's shares of all networks and optimiser states."""
         actor_opt, critic_opt = self.opts
         return {
-            "rank": self.rank,
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
             "updates": self.updates,
             "nets": {k: m.shares() for k, m in self.nets.modules().items()},
             "actor_opt": actor_opt.state_shares(),
             "critic_opt": critic_opt.state_shares(),
+        }
+
+    def _load_weights_state(self, state: Mapping[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        for k, m in self.nets.modules().items():
+            m.load_shares(state["nets"][k])
+        actor_opt, critic_opt = self.opts
+        actor_opt.load_state_shares(state["actor_opt"], self.nets.actors.weights[0])
+        critic_opt.load_state_shares(state["critic_opt"], self.nets.critics.weights[0])
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """This party's share checkpoint: its shares, its own data, counters."""
+        return {
+            "rank": self.rank,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            **self._weights_state(),
             "replay": self.replay.state_dict(),
             "noise": self.noise.state_dict(),
             "sampler": self.sampler.get_state(),
@@ -605,12 +670,8 @@ class Party:
             raise ValueError(f"share file of party {state['rank']} given to party {self.rank}")
         self.env_steps = int(state["env_steps"])
         self.episodes = int(state["episodes"])
-        self.updates = int(state["updates"])
-        for k, m in self.nets.modules().items():
-            m.load_shares(state["nets"][k])
-        actor_opt, critic_opt = self.opts
-        actor_opt.load_state_shares(state["actor_opt"], self.nets.actors.weights[0])
-        critic_opt.load_state_shares(state["critic_opt"], self.nets.critics.weights[0])
+        self._load_weights_state(state)
+        self._recent.clear()
         self.replay.load_state_dict(state["replay"])
         self.noise.load_state_dict(state["noise"])
         self.sampler.set_state(state["sampler"])
@@ -799,7 +860,11 @@ def _log_row(
     timing: Mapping[str, float],
     rank: int,
 ) -> dict[str, float]:
-    row: dict[str, float] = {"episodes": float(party.episodes), "updates": float(party.updates)}
+    row: dict[str, float] = {
+        "episodes": float(party.episodes),
+        "updates": float(party.updates),
+        "overflow_redos": float(party.overflow_redos),  # since this launch
+    }
     if window:
         for key in window[0]:
             row[key] = float(np.mean([e[key] for e in window]))
