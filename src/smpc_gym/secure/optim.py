@@ -76,26 +76,17 @@ from smpc_gym.secure._crypten import crypten_module
 __all__ = ["SecureAdam", "SecureSGD", "flatten_cat", "mul_public", "unflatten_like"]
 
 
-def mul_public(x: Any, s: float, frac_bits: int | None = None) -> Any:
+def mul_public(x: Any, s: float) -> Any:
     """``x · s`` for a share ``x`` and a public float ``s``, without 16-bit quantisation of ``s``.
 
-    Multiplies the shares by the integer ``q = round(s·2^k)`` and truncates by ``2^k``
-    locally. By default ``k`` keeps ``q`` near ``2^16`` (16 *significant* bits of ``s``,
-    ~1e-5 relative error for any ``s``). Two-party local truncation fails (a huge error)
-    with probability ~``|x·2^16·q|/2^63`` per element, i.e. ~``|x|·2^32/2^63`` whatever
-    ``s`` is — as for a product of two shares of ``x`` and ~1.
-
-    ``frac_bits=f`` quantises ``s`` to ``f`` fractional bits instead (absolute error
-    ``≤ 2^-(f+1)``, like CrypTen's own encoding at ``f = 16``): the failure probability
-    drops to ~``|x·s|·2^(16+f)/2^63``. Use it where a small ``s`` multiplies a large
-    ``x`` and absolute precision of ``s`` is enough (the moving-average weights of Adam).
+    Multiplies the shares by the integer ``round(s·2^k)`` and truncates by ``2^k``
+    locally; ``k`` keeps ``s·2^k`` near ``2^16``, so the product before truncation is
+    no larger than in CrypTen's own fixed-point multiplication (2-party local truncation
+    fails with probability ~``|x·s|·2^32/2^63`` per element, as CrypTen's does).
     """
     if s == 0:
         return x * 0
-    if frac_bits is None:
-        k = int(min(max(16 - math.ceil(math.log2(abs(s))), 0), 46))
-    else:
-        k = int(frac_bits)
+    k = int(min(max(16 - math.ceil(math.log2(abs(s))), 0), 46))
     q = int(round(s * (1 << k)))
     out = x.clone()
     out.share = out.share * q  # ring multiplication by a public integer
@@ -284,18 +275,19 @@ class SecureAdam:
         # The state is kept bias-corrected (m̂, v̂), not raw (m, v): v = (1 − β₂)·g'² is
         # ~1000× smaller than g'² early on and would fall off the fixed-point grid.
         # m̂_t = [β₁(1 − β₁^(t−1))·m̂_(t−1) + (1 − β₁)·g'] / (1 − β₁^t), same for v̂ with g'².
-        # Equivalently m̂_t = m̂ + a₁·(g' − m̂) with a₁ = (1 − β₁)/(1 − β₁^t), likewise v̂ with
-        # a₂. In the increment form, with a at 16 fractional bits, the local truncation
-        # after the product sees ~a·|g' − m̂|·2^32 instead of ~(|m̂| + |g'|)·2^32 (and
-        # a₂·|g'²·2^8 − v̂| instead of |v̂| + |g'²·2^8|): the chance that it wraps drops by
-        # ~1/a₂ → 1000 for v̂, whose entries (stored ×2^8) reach ~1e6 with pre-trained
-        # critics — where the scaled form let the secure pipeline preset overflow after
-        # 6 and 11 updates. Cost: a is exact to 2^-17 (β₂ = 0.999 acts as 0.998993).
         t = st.t
-        a1, a2 = (1 - b1) / (1 - b1**t), (1 - b2) / (1 - b2**t)
-        st.m = st.m + mul_public(g - st.m, a1, frac_bits=16)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        st.m = mul_public(st.m, b1 * (1 - b1 ** (t - 1)) / c1) + mul_public(g, (1 - b1) / c1)
         # v̂ is stored times 2^V_SHIFT (square_shifted): small v̂ keep 8 more bits.
-        st.v = st.v + mul_public(square_shifted(g, self.V_SHIFT) - st.v, a2, frac_bits=16)
+        # Not as an increment v̂ + a₂·(g'² − v̂), although that would shrink what the
+        # truncation sees (and so its wrap risk) by ~1/a₂: there a₂·v̂ truncates to 0 for
+        # v̂ < 1/a₂ units, so the ±1-unit truncation noise of a dead coordinate random-walks
+        # v̂ below −ε'², x ≤ 0 and Newton diverges (tried: one 50-update paper-network
+        # equivalence run in five ended with an actor weight 1,324 off). Scaling v̂ by s < 1
+        # rounds the small product down, which pulls small v̂ back toward zero.
+        st.v = mul_public(st.v, b2 * (1 - b2 ** (t - 1)) / c2) + mul_public(
+            square_shifted(g, self.V_SHIFT), (1 - b2) / c2
+        )
         eps2 = (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT
         x = st.v + eps2
         refresh = (
