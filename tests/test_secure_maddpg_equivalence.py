@@ -63,12 +63,19 @@ def _plain_run(cfg: sm.Config, data, k: int) -> dict[str, list[torch.Tensor]]:
     }
 
 
-def _secure_party(ctx, cfg: sm.Config, data, k: int, high):
+def _secure_party(ctx, cfg: sm.Config, data, k: int, high, corrupt_after: int = 0):
+    """K secure updates; with ``corrupt_after``, party 0 then adds 2^60 to one share of a
+    critic weight after that update — what a wrapped truncation does to a value."""
     party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, SEED, action_high=high)
     _fill(party.replay, data[ctx.rank])  # each party holds only its own columns
-    for _ in range(k):
+    for u in range(k):
         idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
         party.update(idx)
+        if u + 1 == corrupt_after and ctx.rank == 0:
+            w = party.nets.critics.weights[0]
+            share = w.share.clone()
+            share.view(-1)[0] += 1 << 60
+            w.share = share
     out = {}
     for name, mlp in party.nets.modules().items():  # revealed to both: test only
         nets = []
@@ -78,16 +85,24 @@ def _secure_party(ctx, cfg: sm.Config, data, k: int, high):
                 params += [w.numpy(), b.numpy()]  # numpy: safe to return across processes
             nets.append(params)
         out[name] = nets
-    return out
+    return {"weights": out, "redos": party.overflow_redos, "updates": party.updates}
 
 
-def _compare(cfg: sm.Config, k: int, n: int = 256) -> dict[str, dict[str, float]]:
+def _compare(
+    cfg: sm.Config, k: int, n: int = 256, corrupt_after: int = 0
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Per-parameter errors secure vs plaintext after ``k`` updates, and the secure
+    run's ``redos`` and ``updates`` counters."""
     high = maddpg.action_caps({})
     data = _data(n, high, torch.Generator().manual_seed(5))
     plain = _plain_run(cfg, data, k)
-    secure = launch_local(
-        _secure_party, 2, (cfg, data, k, high), config=PartyConfig(world_size=2, timeout_s=120)
+    res = launch_local(
+        _secure_party,
+        2,
+        (cfg, data, k, high, corrupt_after),
+        config=PartyConfig(world_size=2, timeout_s=120),
     )[0]
+    secure = res["weights"]
     report = {}
     for name in plain:
         for i in range(2):
@@ -98,7 +113,7 @@ def _compare(cfg: sm.Config, k: int, n: int = 256) -> dict[str, dict[str, float]
                     "rmse": float(err.pow(2).mean().sqrt()),
                     "max": float(err.max()),
                 }
-    return report
+    return report, {"redos": res["redos"], "updates": res["updates"]}
 
 
 def _check(report: dict[str, dict[str, float]], tol: float) -> None:
@@ -113,20 +128,20 @@ def _check(report: dict[str, dict[str, float]], tol: float) -> None:
 def test_secure_adam_update_matches_plaintext_small() -> None:
     """50 Adam updates, reduced networks (hidden 8, batch 16): MAE <= 1e-3 per parameter."""
     cfg = sm.Config(hidden=8, batch_size=16)
-    _check(_compare(cfg, 50, n=96), 1e-3)
+    _check(_compare(cfg, 50, n=96)[0], 1e-3)
 
 
 @pytest.mark.slow
 def test_secure_sgd_update_matches_plaintext_small() -> None:
     """50 SGD+momentum updates, hidden 16, batch 32: MAE <= 1e-3 per parameter."""
     cfg = sm.Config(hidden=16, batch_size=32, optimizer="sgd")
-    _check(_compare(cfg, 50, n=128), 1e-3)
+    _check(_compare(cfg, 50, n=128)[0], 1e-3)
 
 
 @pytest.mark.slow
 def test_secure_update_matches_plaintext_paper_networks() -> None:
     """50 updates on the paper's networks (hidden 128, batch 128, Adam)."""
-    _check(_compare(sm.Config(), 50), 1e-3)
+    _check(_compare(sm.Config(), 50)[0], 1e-3)
 
 
 def test_config_rejects_bad_values() -> None:
@@ -137,53 +152,16 @@ def test_config_rejects_bad_values() -> None:
     assert dataclasses.asdict(sm.Config().plain())["optimizer"] == "adam"
 
 
-def _corrupting_party(ctx, cfg: sm.Config, data, k: int, high, corrupt_after: int):
-    """Like ``_secure_party``, but after update ``corrupt_after`` party 0 adds 2^60 to one
-    share of a critic weight — what a wrapped truncation does to a value."""
-    party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, SEED, action_high=high)
-    _fill(party.replay, data[ctx.rank])
-    for u in range(k):
-        idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
-        party.update(idx)
-        if u + 1 == corrupt_after and ctx.rank == 0:
-            w = party.nets.critics.weights[0]
-            share = w.share.clone()
-            share.view(-1)[0] += 1 << 60
-            w.share = share
-    out = {}
-    for name, mlp in party.nets.modules().items():  # revealed to both: test only
-        out[name] = [
-            [t.numpy() for wb in mlp.reveal_net(p, dst=None) for t in wb] for p in range(2)
-        ]
-    return {"weights": out, "redos": party.overflow_redos, "updates": party.updates}
-
-
 def test_a_wrapped_share_is_detected_and_the_updates_redone() -> None:
     """A corrupted share (as after a truncation wrap-around) blows up the next revealed
     loss; both parties roll back one update and redo two, ending where plaintext ends."""
     cfg = sm.Config(hidden=8, batch_size=16)
-    k, n = 8, 96
-    high = maddpg.action_caps({})
-    data = _data(n, high, torch.Generator().manual_seed(5))
-    plain = _plain_run(cfg, data, k)
-    res = launch_local(
-        _corrupting_party,
-        2,
-        (cfg, data, k, high, 3),
-        config=PartyConfig(world_size=2, timeout_s=120),
-    )[0]
-    assert res["redos"] == 1 and res["updates"] == k
-    for name in plain:
-        for i in range(2):
-            for ps, pp in zip(res["weights"][name][i], plain[name][i], strict=True):
-                err = (torch.as_tensor(ps).reshape(pp.shape) - pp).abs()
-                assert float(err.mean()) <= 1e-3 and float(err.max()) <= 1e-2, name
+    k = 8
+    report, counters = _compare(cfg, k, n=96, corrupt_after=3)
+    assert counters == {"redos": 1, "updates": k}
+    for name, err in report.items():
+        assert err["mae"] <= 1e-3 and err["max"] <= 1e-2, name
     # without redos the same corruption stops the run
     cfg0 = dataclasses.replace(cfg, overflow_redos=0)
     with pytest.raises(Exception, match="FixedPointOverflow"):
-        launch_local(
-            _corrupting_party,
-            2,
-            (cfg0, data, k, high, 3),
-            config=PartyConfig(world_size=2, timeout_s=120),
-        )
+        _compare(cfg0, k, n=96, corrupt_after=3)

@@ -583,6 +583,8 @@ class Party:
         (the redone updates reveal their losses like any update). The losses returned,
         and logged, for the previous update stay those of its first attempt.
         """
+        if not (self.cfg.reveal_losses and self.cfg.overflow_redos):
+            return self._update_once(indices)  # no redo possible: no copies to keep
         self._recent.append((self._weights_state(), indices))
         try:
             return self._update_once(indices)
