@@ -972,7 +972,8 @@ class SecureMADDPG(Algorithm):
                 raise ValueError(
                     f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}"
                 )
-            if not cfg.world_address or not cfg.world_key_file:
+            world_address = str(opts.get("world") or cfg.world_address)
+            if not world_address or not cfg.world_key_file:
                 raise ValueError(
                     "a multi-machine secure_maddpg party needs the world simulator's address "
                     "(--world HOST:PORT) and its key file (world_key_file=PATH); start the "
@@ -980,7 +981,7 @@ class SecureMADDPG(Algorithm):
                     "smpc_gym.envs.supply_chain.remote serve HOST:PORT --key-file PATH "
                     f"--seed {self.seed}`"
                 )
-            world = parse_address(cfg.world_address)
+            world = parse_address(world_address)
             key = read_key_file(cfg.world_key_file)
             job = self._job(total_steps, hooks, world, key, None)
             res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
@@ -988,7 +989,8 @@ class SecureMADDPG(Algorithm):
             return
 
         key = new_key()  # fresh per run; reaches only this launcher's child processes
-        where = parse_address(cfg.world_address) if cfg.world_address else None
+        world_address = str(opts.get("world") or cfg.world_address)
+        where = parse_address(world_address) if world_address else None
         proc, world = start_world(self.env_kwargs, self.seed, key, where)
         ctx = multiprocessing.get_context("spawn")
         reports = ctx.Queue()
