@@ -499,8 +499,27 @@ def run_party(fn: Callable[..., T], config: PartyConfig, args: tuple = ()) -> T:
 
 
 def _dealer_server(crypten: ModuleType) -> Callable[[], Any]:
-    """The dealer's server class: constructing it serves requests until "terminate"."""
-    return crypten.mpc.provider.ttp_provider.TTPServer
+    """The dealer's server class: constructing it serves requests until "terminate".
+
+    CrypTen's ``TTPServer`` with one change: a ``matmul`` triple's ``c = a @ b`` is
+    computed with :func:`smpc_gym.secure.ring.ring_matmul` (exact mod 2^64 through
+    float64 BLAS) instead of torch's int64 matmul, which has no BLAS path. Same
+    result, same random draws.
+    """
+    from smpc_gym.secure.ring import ring_matmul
+
+    base = crypten.mpc.provider.ttp_provider.TTPServer
+
+    class Dealer(base):  # type: ignore[misc, valid-type]
+        def additive(self, size0: Any, size1: Any, op: str, *args: Any, **kwargs: Any) -> Any:
+            if op != "matmul" or args or kwargs:
+                return super().additive(size0, size1, op, *args, **kwargs)
+            a = self._get_additive_PRSS(size0)
+            b = self._get_additive_PRSS(size1)
+            c = ring_matmul(a, b)
+            return c - self._get_additive_PRSS(c.size(), remove_rank=True)
+
+    return Dealer
 
 
 def run_ttp_dealer(config: PartyConfig) -> None:
@@ -690,7 +709,12 @@ def launch_local(
                     first_failure = first_failure or time.monotonic()
     finally:
         failed = bool(errors or dead or pending)
-        hung = sorted(r for r in pending if procs[r].is_alive()) if (errors or dead) else []
+        # the dealer serves until rank 0 stops it: still running is its normal state
+        hung = (
+            sorted(r for r in pending if procs[r].is_alive() and r != world_size)
+            if (errors or dead)
+            else []
+        )
         for p in procs:
             if failed and p.is_alive():
                 p.terminate()
