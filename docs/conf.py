@@ -100,12 +100,25 @@ html_title = "smpc_gym"
 html_static_path: list[str] = []
 
 
-def _rst_problems(text: str) -> list[str]:
-    """docutils' warnings and errors for ``text`` (roles/directives it lacks are not problems)."""
-    import docutils.core
-    import docutils.utils
+import docutils.core  # noqa: E402
+import docutils.nodes  # noqa: E402
+from docutils.parsers.rst import directives as _directives  # noqa: E402
+from docutils.parsers.rst import roles as _roles  # noqa: E402
 
-    messages: list[str] = []
+# docutils' own lookup functions, taken before Sphinx swaps in its domain-aware ones
+# while it reads a page: the check below must see plain docutils, not Sphinx's
+# directives (which need a build environment to run).
+_PLAIN_LOOKUP = (_directives.directive, _roles.role)
+
+
+def _rst_problems(text: str) -> list[str]:
+    """docutils' warnings and errors for ``text``, parsed with plain docutils only.
+
+    Sphinx's own roles and directives are unknown to plain docutils; those messages (and
+    only those) are not problems: Sphinx knows them when it renders the docstring."""
+    saved = (_directives.directive, _roles.role, _directives._directives, _roles._roles)
+    _directives.directive, _roles.role = _PLAIN_LOOKUP
+    _directives._directives, _roles._roles = {}, {}
     try:
         doctree = docutils.core.publish_doctree(
             text,
@@ -113,13 +126,13 @@ def _rst_problems(text: str) -> list[str]:
         )
     except Exception as exc:  # docutils gave up: certainly not clean reST
         return [str(exc)]
+    finally:
+        (_directives.directive, _roles.role, _directives._directives, _roles._roles) = saved
+    messages: list[str] = []
     for node in doctree.findall(docutils.nodes.system_message):
         msg = node.astext()
-        if (
-            node["level"] >= 2
-            and "Unknown interpreted text role" not in msg
-            and ("Unknown directive type" not in msg)
-        ):
+        unknown = "Unknown interpreted text role" in msg or "Unknown directive type" in msg
+        if node["level"] >= 2 and not unknown:
             messages.append(msg)
     return messages
 
