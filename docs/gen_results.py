@@ -411,7 +411,7 @@ def headline_table(results_dir: Path, link_prefix: str = "docs/results/") -> str
             try:
                 figure = render(data)
             except (KeyError, TypeError, ValueError, AssertionError):
-                figure = None  # the file's shape is not the one this row reads
+                figure = "see the results page (this row cannot read the file's keys)"
         elif data is not None and page is not None:
             figure = "see the results page"
         if figure is None:

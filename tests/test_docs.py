@@ -12,6 +12,7 @@ exactly one title.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -186,3 +187,29 @@ def test_readme_has_the_fresh_clone_walkthrough() -> None:
     assert block[:3] == ["make setup", "source .venv/bin/activate", "python train.py --list"]
     assert any(c.startswith("python train.py plot ") for c in block)
     assert any(c.startswith("python train.py eval ") for c in block)
+
+
+def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
+    gen = _gen()
+    record = {
+        "benchmark": "secure_maddpg",
+        "date": "2026-12-01T00:00:00Z",
+        "result": {
+            "plain_s": 0.004,
+            "ours_sgd": {"seconds": 0.5, "ratio_to_plain": 125.0, "bytes": 9.7e7, "rounds": 98},
+            "straightforward": {
+                "seconds": 1.6,
+                "ratio_to_plain": 400.0,
+                "bytes": 2e8,
+                "rounds": 446,
+            },
+            "speedup_sgd_vs_straightforward": 3.2,
+        },
+    }
+    (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
+    table = gen.headline_table(tmp_path)
+    row = next(ln for ln in table.splitlines() if "secure MADDPG update cost" in ln)
+    assert "(docs/results/secure-maddpg.md)" in row
+    assert "0.50 s per SGD update = 125× plaintext, 3.20× faster" in row
+    row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
+    assert "TODO(lead)" in row and "record.py secure_aggregation" in row and "](" not in row
