@@ -178,7 +178,7 @@ def _curves_page(files: list[tuple[Path, dict[str, Any]]]) -> str:
     ]
     rows = []
     refs = set()
-    for path, data in files:
+    for _path, data in files:
         ref = data.get("reference", {})
         refs.add((data.get("seed"), ref.get("random"), ref.get("heuristic")))
         for algo, c in data.get("curves", {}).items():
@@ -197,7 +197,6 @@ def _curves_page(files: list[tuple[Path, dict[str, Any]]]) -> str:
                     max(c["normalized_score"]),
                     _fmt(auc) if auc is not None else "–",
                     _fmt(float(secs)) if secs is not None else "–",
-                    f"`{path.name}`",
                 ]
             )
     lines += _table(
@@ -212,7 +211,6 @@ def _curves_page(files: list[tuple[Path, dict[str, Any]]]) -> str:
             "best normalized",
             "AUC",
             "train s",
-            "file",
         ],
         rows,
     )
