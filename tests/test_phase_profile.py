@@ -113,6 +113,7 @@ def _profiled_updates(ctx) -> dict:
     return out
 
 
+@pytest.mark.slow  # two parties + dealer, one SGD and one Adam update (tiny networks)
 def test_every_byte_and_round_of_a_secure_update_is_charged_to_a_phase() -> None:
     from smpc_gym.secure.runtime import PartyConfig, launch_local
 
