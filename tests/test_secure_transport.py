@@ -402,3 +402,16 @@ def test_run_facts_cover_config_seed_and_code_but_not_local_paths() -> None:
     assert facts(seed=2)["config_hash"] != ref["config_hash"]
     assert facts(env_kwargs={"demand_intercept": 3.0})["config_hash"] != ref["config_hash"]
     assert facts(resume_step=80)["resume_step"] == 80
+
+
+# -------------------------------------------------------------------------------- CLI
+def test_cli_dealer_and_world_flags_are_checked(capsys) -> None:
+    from smpc_gym.training.cli import main
+
+    argv = ["--algo", "secure_maddpg", "--env", "supply_chain", "--world", "no-port"]
+    assert main(argv) == 2
+    assert "--world: address must look like HOST:PORT" in capsys.readouterr().err
+    assert main(["--dealer", "127.0.0.1:29500", "--algo", "secure_maddpg"]) == 2
+    assert "--dealer runs only the dealer" in capsys.readouterr().err
+    assert main(["--dealer", "127.0.0.1:99999"]) == 2
+    assert "--dealer" in capsys.readouterr().err

@@ -148,7 +148,10 @@ def _run_dealer(args: argparse.Namespace) -> int:
             "--dealer runs only the dealer: drop --algo/--rank/--rendezvous (the dealer joins "
             "the parties' rendezvous at the --dealer address)"
         )
+    from smpc_gym.envs.supply_chain.remote import parse_address
+
     try:
+        parse_address(args.dealer)
         cfg = PartyConfig.from_env(
             world_size=args.world_size or 2, rendezvous=f"tcp://{args.dealer}"
         )
