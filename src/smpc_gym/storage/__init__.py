@@ -12,42 +12,7 @@ from federated, agents, studies or training, which all use it.
 
 from __future__ import annotations
 
-from smpc_gym.storage.files import (
-    MAGIC,
-    DamagedFileError,
-    ForgedFileError,
-    IntegrityError,
-    UnsafePathError,
-    UnverifiedFileError,
-    atomic_write_bytes,
-    canonical_json,
-    confined_path,
-    load_or_create_key,
-    newest_good_file,
-    read_signed_json,
-    read_verified,
-    sha256_hex,
-    verify_bytes,
-    write_signed_json,
-    write_verified,
-)
+from smpc_gym.storage import files as _files
+from smpc_gym.storage.files import *  # noqa: F403 - the public names listed in files.__all__
 
-__all__ = [
-    "MAGIC",
-    "DamagedFileError",
-    "ForgedFileError",
-    "IntegrityError",
-    "UnsafePathError",
-    "UnverifiedFileError",
-    "atomic_write_bytes",
-    "canonical_json",
-    "confined_path",
-    "load_or_create_key",
-    "newest_good_file",
-    "read_signed_json",
-    "read_verified",
-    "sha256_hex",
-    "verify_bytes",
-    "write_signed_json",
-    "write_verified",
-]
+__all__ = list(_files.__all__)
