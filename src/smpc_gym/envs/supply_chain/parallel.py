@@ -122,11 +122,11 @@ class SupplyChainParallelEnv(ParallelEnv):
         if config is not None and params:
             raise ValueError(f"pass either config= or parameters, not both (got {sorted(params)})")
         if config is not None and not isinstance(config, SupplyChainConfig):
+            valid = ", ".join(SupplyChainConfig.field_names())
             raise TypeError(
                 f"supply_chain_v0: config must be a SupplyChainConfig or None, got "
-                f"{type(config).__name__} "
-                f"{config!r}; pass parameters as keywords instead (valid: "
-                f"{', '.join(SupplyChainConfig.field_names())})"
+                f"{type(config).__name__} {config!r}; or pass parameters as keywords "
+                f"(valid: {valid})"
             )
         self.config = config if config is not None else SupplyChainConfig.from_mapping(params)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
