@@ -246,7 +246,7 @@ class ModelRepository:
         entry = {
             "round": round_,
             "file": name,
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": storage.sha256_hex(data),
             "bytes": len(data),
             "metrics": json.loads(json.dumps(dict(metrics or {}), default=float)),
             "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -272,7 +272,7 @@ class ModelRepository:
                 raise RepositoryError(f"the repository {self.root} holds no model yet")
         e = self.entry(round_)
         try:
-            path = storage.confined_path(self.root, e.get("file"))
+            path = storage.confined_path(self.root, e.get("file") or "")
         except storage.UnsafePathError as exc:
             raise UnsafeEntryError(f"round {round_}: {exc}") from None
         try:
