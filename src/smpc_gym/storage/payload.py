@@ -137,7 +137,8 @@ def load_torch(path: str | os.PathLike[str]) -> Any:
     """Load a file written by :func:`save_torch`: hash first, then ``weights_only=True``.
 
     Raises:
-        IntegrityError: (a subclass of) naming the file when it is not the file written.
+        smpc_gym.storage.files.IntegrityError: (a subclass of it) naming the file when
+            it is not the file that was written.
         pickle.UnpicklingError: the verified data holds objects ``weights_only`` refuses.
     """
     data = read_verified(path)
@@ -156,7 +157,8 @@ def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        IntegrityError: the file is damaged, unverified, or holds another kind of data.
+        smpc_gym.storage.files.IntegrityError: the file is damaged, unverified, or holds
+            another kind of data.
     """
     path = Path(path)
     if not path.is_file():
