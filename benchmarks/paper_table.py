@@ -127,30 +127,57 @@ def plaintext_seed(
     return rows, twin
 
 
+def _plaintext_rows(args: tuple[Any, ...]) -> dict[str, dict[str, float]]:
+    """:func:`plaintext_seed`'s rows only (a picklable job for ``--jobs``)."""
+    return plaintext_seed(*args)[0]
+
+
 def secure_seed(
     sets: Sequence[str], steps: int | None, seed: int, seeds: Sequence[int], twin: maddpg.MADDPG
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, float]]:
     """The real secure run for one seed through the runner: Table-5 row, weight errors, cost."""
-    from smpc_gym.training.run import train
+    from smpc_gym.training.run import load_run, train
 
-    cfg, env_kwargs, n = pipeline(sets, steps)
+    _, env_kwargs, _ = pipeline(sets, steps)
     rc = resolve("secure_maddpg", "supply_chain", sets=list(sets), steps=steps, seed=seed)
     with tempfile.TemporaryDirectory(prefix="paper_table_") as tmp:
         run_dir = Path(tmp) / "run"
         train(rc, run_dir, quiet=True, tensorboard=False, eval_episodes=1)
         _, secure = secure_weights(run_dir)
-        from smpc_gym.training.run import load_run
-
         algo = load_run(run_dir)
         actors = [algo.actors[i] for i in range(2)]
+        cost = cost_from_metrics(run_dir, sce.plain_update_seconds(twin))
     errors = weight_errors(secure, twin)
     max_cycles = maddpg.game_config(env_kwargs).max_cycles
     row = sce.table5_row(
         sce.run_seeds(sce.ede_actors_policy(actors), env_kwargs, seeds), max_cycles
     )
-    results = getattr(algo, "last_results", None) or []
-    cost = sce.secure_cost(results, sce.plain_update_seconds(twin)) if results else {}
     return row, errors, cost
+
+
+def cost_from_metrics(run_dir: Path, plain_update_s: float) -> dict[str, float]:
+    """The cost block of a finished secure run from its ``metrics.csv``.
+
+    The parties' timing counters accumulate over the launch, so the last row carrying
+    ``secure_update_s`` holds the whole run's averages (seconds: the slower party; MB
+    and rounds: party 0's counters, as ``supply_chain_eval.secure_cost``).
+    """
+    from smpc_gym.training.run import read_metrics
+
+    _, rows = read_metrics(run_dir / "metrics.csv")
+    rows = [r for r in rows if math.isfinite(r.get("secure_update_s", math.nan))]
+    if not rows:
+        return {}
+    last = rows[-1]
+    per = float(last["secure_update_s"])
+    return {
+        "secure_update_s": per,
+        "plain_update_s": float(plain_update_s),
+        "ratio_to_plain": per / plain_update_s,
+        "mb_per_update": float(last.get("bytes_per_update_0", math.nan)) / 1e6,
+        "rounds_per_update": float(last.get("rounds_per_update", math.nan)),
+        "updates": float(last.get("updates", math.nan)),
+    }
 
 
 def summarise(per_seed: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, Any]:
@@ -248,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
     p.add_argument("--plaintext-only", action="store_true", help="skip the secure runs")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="plaintext-only: training seeds run in parallel"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     if args.seeds < 1:
@@ -258,8 +288,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mode = "plaintext" if args.plaintext_only else "secure"
     per_seed: dict[str, list[dict[str, float]]] = {}
     weights, costs = [], []
+    pooled: list[dict[str, dict[str, float]]] = []
+    if mode == "plaintext" and args.jobs > 1:
+        import multiprocessing
+
+        jobs = [(cfg, env_kwargs, s, steps, seeds) for s in range(args.seeds)]
+        with multiprocessing.get_context("spawn").Pool(min(args.jobs, args.seeds)) as pool:
+            pooled = pool.map(_plaintext_rows, jobs)
     for s in range(args.seeds):
-        rows, twin = plaintext_seed(cfg, env_kwargs, s, steps, seeds)
+        if pooled:
+            rows = pooled[s]
+        else:
+            rows, twin = plaintext_seed(cfg, env_kwargs, s, steps, seeds)
         if mode == "secure":
             row, err, cost = secure_seed(args.set, args.steps, s, seeds, twin)
             rows = {"secure 2PC": row, **rows}

@@ -206,3 +206,17 @@ def test_shipped_preset_resolves_and_fits_fixed_point() -> None:
     assert cfg.pretrain_steps > 0 and rc.steps > cfg.batch_size
     maddpg.pretrain_config(cfg.plain(), cfg.pretrain_config)
     assert cfg.critic_grad_scale <= 2**10 and cfg.actor_grad_scale <= 2**12
+
+
+def test_cost_from_metrics_reads_the_last_secure_row(tmp_path) -> None:
+    pt = _paper_table()
+    (tmp_path / "metrics.csv").write_text(
+        "step,updates,secure_update_s,bytes_per_update_0,rounds_per_update\n"
+        "40,0,,,\n"
+        "80,10,2.0,9e7,100\n"
+        "120,50,1.5,1e8,98\n"
+    )
+    cost = pt.cost_from_metrics(tmp_path, plain_update_s=0.01)
+    assert cost["secure_update_s"] == 1.5 and cost["ratio_to_plain"] == pytest.approx(150.0)
+    assert cost["mb_per_update"] == pytest.approx(100.0) and cost["rounds_per_update"] == 98
+    assert pt.cost_from_metrics(tmp_path / "missing", 0.01) == {}
