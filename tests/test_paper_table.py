@@ -157,6 +157,7 @@ def test_evaluate_secure_run_rows_and_text() -> None:
     assert "pre-trained" in out["text"] and "s/update" in out["text"]
 
 
+@pytest.mark.slow
 def test_paper_table_plaintext_json_keys(capsys) -> None:
     pt = _paper_table()
     sets = [f"{k}={v}" for k, v in TINY.items()] + ["pretrain_steps=120"]
