@@ -34,7 +34,7 @@ def _paper_table():
 
 
 def _tiny_cfg(**kw) -> sm.Config:
-    return sm.Config(**{**TINY, "pretrain_steps": 200, **kw})
+    return sm.Config(**{**TINY, "pretrain_steps": 80, **kw})
 
 
 def test_run_seeds_scores_what_the_runner_scores() -> None:
@@ -107,7 +107,7 @@ def test_pretraining_is_deterministic_so_both_parties_hold_the_same_networks() -
     a = maddpg.pretrain_for(cfg, {}, seed=3)
     b = maddpg.pretrain_for(cfg, {}, seed=3)
     c = maddpg.pretrain_for(cfg, {}, seed=4)
-    assert a.env_steps == 200 and a.updates > 0
+    assert a.env_steps == 80 and a.updates > 0
     assert a.env_rng is not None
     wa = torch.cat([p.reshape(-1) for m in a.nets.actors for p in m.parameters()])
     wb = torch.cat([p.reshape(-1) for m in b.nets.actors for p in m.parameters()])
