@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents import maddpg
-from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.base import Algorithm, TrainHooks
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.storage.payload import load_torch, save_torch
 
@@ -93,6 +93,9 @@ class Config(maddpg.Config):
             parties run the same deterministic pre-training and secret-share the result.
         pretrain_env: env parameter overrides for the simulated game (e.g. a different
             ``demand_intercept``); the private game uses the run's env parameters.
+        pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
+            (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
+            uses the run's values. Unknown keys are an error.
         checkpoint_every: env steps between per-party share checkpoints (0: whenever the
             runner asks, i.e. ``hooks.should_checkpoint``).
         share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
@@ -112,6 +115,7 @@ class Config(maddpg.Config):
     adam_refresh_every: int = 1
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
+    pretrain_config: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 0
     share_dir: str = ""
     world_address: str = ""
@@ -137,6 +141,8 @@ class Config(maddpg.Config):
                 "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
                 f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
+
+        maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
 
     def plain(self) -> maddpg.Config:
         """The plaintext :class:`maddpg.Config` with the same shared fields."""
@@ -532,8 +538,7 @@ class Party:
         if cfg.pretrain_steps > 0:
             # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
             # (one torch thread, seeded generators), so both parties get the same networks.
-            sim = maddpg.MADDPG(cfg.plain(), {**dict(env_kwargs), **cfg.pretrain_env}, self.seed)
-            sim.train(cfg.pretrain_steps, NullHooks())
+            sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed)
             return list(sim.nets.actors), list(sim.nets.critics)
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
