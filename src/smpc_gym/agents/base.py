@@ -31,8 +31,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-#: Environment names understood by the runner (``--env``).
-ENV_NAMES = ("greedy_mouse", "supply_chain")
+from smpc_gym.envs.registry import ENV_NAMES as ENV_NAMES  # the --env names
 
 
 class TrainHooks(Protocol):
