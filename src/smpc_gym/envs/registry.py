@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from smpc_gym.envs.evaluation import PolicyRun
 
 __all__ = ["ENV_NAMES", "EnvSpec", "env_specs", "get_env_spec"]
 
@@ -107,39 +109,28 @@ class EnvSpec:
         """A copy of ``env_kwargs`` whose episodes last ``steps`` env steps."""
         return {**env_kwargs, self.length_kwarg: int(steps)}
 
-    def evaluate(
-        self,
-        policy: Callable[[Any], Any],
-        env_kwargs: Mapping[str, Any],
-        seeds: Sequence[int],
-        epsilon: float = 0.0,
-        render_mode: str | None = None,
-    ) -> dict[str, Any]:
-        """One episode of ``policy`` per seed: the env's part of ``eval.json`` (returns,
-        their summary, ``mean_episode_steps`` and :attr:`eval_keys`)."""
-        return self._rollout().evaluate_policy(policy, env_kwargs, seeds, epsilon, render_mode)
+    @property
+    def evaluate(self) -> Callable[..., dict[str, Any]]:
+        """The env's evaluation, ``evaluate(policy, env_kwargs, seeds, epsilon=0.0,
+        render_mode=None) -> dict``: one episode of ``policy`` per seed; returns the env's
+        part of ``eval.json`` (returns, their summary, ``mean_episode_steps`` and
+        :attr:`eval_keys`)."""
+        return self._rollout().evaluate_policy
 
-    def run_policy(
-        self,
-        policy: Callable[[Any], Any],
-        env_kwargs: Mapping[str, Any],
-        seed: int,
-        start_step: int,
-        total_steps: int,
-        log_every: int,
-    ) -> Iterator[tuple[int, int, dict[str, float] | None]]:
-        """Step a fixed policy; yields ``(env_step, episodes_ended, row or None)`` after
-        every step (a row of training metrics every ``log_every`` steps and at the end)."""
-        return self._rollout().run_policy(
-            policy, env_kwargs, seed, start_step, total_steps, log_every
-        )
+    @property
+    def run_policy(self) -> Callable[..., PolicyRun]:
+        """The env's plain run of a fixed policy, ``run_policy(policy, env_kwargs, seed,
+        start_step, total_steps, log_every)``: yields ``(env_step, episodes_ended, row or
+        None)`` after every step, with a row of training metrics every ``log_every``
+        steps and at the end."""
+        return self._rollout().run_policy
 
-    def baseline_policy(
-        self, kind: str, env_kwargs: Mapping[str, Any], rng: Any, noise: float = 0.0
-    ) -> Callable[[Any], Any]:
-        """The scripted ``"random"`` or ``"heuristic"`` policy on this env (``rng`` a
-        ``np.random.Generator``; ``noise`` the heuristic's jitter where it has one)."""
-        return self._policies().baseline_policy(kind, env_kwargs, rng, noise)
+    @property
+    def baseline_policy(self) -> Callable[..., Callable[[Any], Any]]:
+        """The env's scripted policies, ``baseline_policy(kind, env_kwargs, rng,
+        noise=0.0)``: ``kind`` ``"random"`` or ``"heuristic"``, ``rng`` a
+        ``np.random.Generator``, ``noise`` the heuristic's jitter where it has one."""
+        return self._policies().baseline_policy
 
     def policy_env_kwargs(self, kind: str) -> dict[str, Any]:
         """Env kwargs the baseline policy ``kind`` needs (e.g. the observation it reads)."""

@@ -13,13 +13,13 @@ Both build the env with ``gym.make("GreedyMouse-v0", **env_kwargs)`` (TimeLimit 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 
-from smpc_gym.envs.evaluation import info_count, summarize_returns
+from smpc_gym.envs.evaluation import PolicyRun, info_count, summarize_returns
 
 ENV_ID = "GreedyMouse-v0"
 
@@ -79,7 +79,7 @@ def run_policy(
     start_step: int,
     total_steps: int,
     log_every: int,
-) -> Iterator[tuple[int, int, dict[str, float] | None]]:
+) -> PolicyRun:
     """Step ``policy`` from env step ``start_step`` until ``total_steps``.
 
     The env is reset with ``seed`` once, then without a seed after each episode. Yields

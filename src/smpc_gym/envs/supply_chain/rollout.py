@@ -12,12 +12,12 @@ A joint policy maps ``{player: obs}`` to ``{player: action}``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from smpc_gym.envs.evaluation import summarize_returns
+from smpc_gym.envs.evaluation import PolicyRun, summarize_returns
 from smpc_gym.envs.supply_chain.parallel import SupplyChainParallelEnv
 
 JointPolicy = Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -102,7 +102,7 @@ def run_policy(
     start_step: int,
     total_steps: int,
     log_every: int,
-) -> Iterator[tuple[int, int, dict[str, float] | None]]:
+) -> PolicyRun:
     """Step ``policy`` from env step ``start_step`` until ``total_steps``.
 
     The env is reset with ``seed`` once, then without a seed after each episode. Yields
