@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from smpc_gym.envs.evaluation import PolicyRun
+from smpc_gym.envs.greedy_mouse import ENV_ID
 
 __all__ = ["ENV_NAMES", "EnvSpec", "env_specs", "get_env_spec"]
 
@@ -146,20 +147,19 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 #: Steps per GreedyMouse episode unless ``max_episode_steps`` says otherwise.
 GREEDY_MOUSE_EPISODE_STEPS = 1000
-_GREEDY_MOUSE_ID = "GreedyMouse-v0"
 
 
 def _gm_make(**kwargs: Any) -> Any:
     import gymnasium as gym
 
-    return gym.make(_GREEDY_MOUSE_ID, **kwargs)
+    return gym.make(ENV_ID, **kwargs)
 
 
 def _gm_make_vec(num_envs: int, **kwargs: Any) -> Any:
     import gymnasium as gym
 
     return gym.make_vec(
-        _GREEDY_MOUSE_ID,
+        ENV_ID,
         num_envs=int(num_envs),
         vectorization_mode="vector_entry_point",
         **kwargs,
@@ -223,7 +223,7 @@ _SPECS: dict[str, EnvSpec] = {
     for spec in (
         EnvSpec(
             name="greedy_mouse",
-            gym_id=_GREEDY_MOUSE_ID,
+            gym_id=ENV_ID,
             gym_entry_point="smpc_gym.envs.greedy_mouse.env:GreedyMouseEnv",
             vector_entry_point="smpc_gym.envs.greedy_mouse.vector:GreedyMouseVectorEnv",
             pettingzoo_id="smpc/GreedyMouse-v0",

@@ -20,8 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from smpc_gym.envs.evaluation import PolicyRun, info_count, summarize_returns
-
-ENV_ID = "GreedyMouse-v0"
+from smpc_gym.envs.greedy_mouse import ENV_ID
 
 
 def evaluate_policy(
