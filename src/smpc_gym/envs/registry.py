@@ -15,18 +15,16 @@ do on it — asks its spec here instead of branching on the env's name::
 Specs import their env modules lazily, so importing this module is cheap (it is what
 ``import smpc_gym`` uses to register the envs with Gymnasium and PettingZoo).
 
-============== ============================== =========================================
-name           ``greedy_mouse``               ``supply_chain``
-Gymnasium id   ``GreedyMouse-v0``             none
-PettingZoo id  ``smpc/GreedyMouse-v0``        ``smpc/SupplyChain-v0``
-               (multi-mouse)
-``make``       ``gym.make`` (TimeLimit)        ``supply_chain_v0.parallel_env``
-``make_vec``   the native vector env          none (the batched game is
-                                              :class:`~smpc_gym.envs.supply_chain.game.
-                                              SupplyChainGame`)
-episode length ``max_episode_steps`` (1000)   ``max_cycles`` (40)
-players        ``()`` (single-agent)           ``("player_0", "player_1")``
-============== ============================== =========================================
+The two specs:
+
+* ``greedy_mouse``: Gymnasium id ``GreedyMouse-v0`` (:meth:`EnvSpec.make` is
+  ``gym.make``, with its TimeLimit), a native vector env (:meth:`EnvSpec.make_vec`),
+  episode length ``max_episode_steps`` (default 1000), single-agent (``players`` is
+  empty); PettingZoo id ``smpc/GreedyMouse-v0`` is the multi-mouse game.
+* ``supply_chain``: PettingZoo id ``smpc/SupplyChain-v0`` (:meth:`EnvSpec.make` is
+  ``supply_chain_v0.parallel_env``), no vector env (the batched game is
+  :class:`~smpc_gym.envs.supply_chain.game.SupplyChainGame`), episode length
+  ``max_cycles`` (default 40), players ``player_0`` and ``player_1``.
 """
 
 from __future__ import annotations
