@@ -1005,22 +1005,18 @@ class SecureMADDPG(Algorithm):
 
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
         """Run both parties until ``env_steps >= total_steps`` (see the class docstring)."""
+        from smpc_gym.secure.launch import party_config_for
         from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
 
         cfg = self.config
-        opts = dict(self.launch_options)
-        if "rank" in opts:
-            pc = PartyConfig.from_env(
-                world_size=int(opts.get("world_size", N_PLAYERS)),
-                rank=int(opts["rank"]),
-                rendezvous=opts.get("rendezvous"),
-                timeout_s=cfg.timeout_s,
-                provider=cfg.provider,
-            )
-            if pc.world_size != N_PLAYERS:
-                raise ValueError(
-                    f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}"
-                )
+        pc = party_config_for(
+            self.launch_options,
+            N_PLAYERS,
+            timeout_s=cfg.timeout_s,
+            provider=cfg.provider,
+            algo="secure_maddpg",
+        )
+        if pc is not None:
             world = self._world_address(pc.rendezvous)
             proc = None
             if pc.rank == 0:
