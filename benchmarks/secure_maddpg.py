@@ -16,11 +16,18 @@ Usage::
 
     python benchmarks/secure_maddpg.py                 # paper networks, batch 128
     python benchmarks/secure_maddpg.py --updates 5 --optimizer sgd --json
+    python benchmarks/secure_maddpg.py --provider tfp_player0_sees_all   # the opt-out
+
+``--provider`` picks where the Beaver triples come from: ``TTP`` (default, the dealer
+process, which holds no data; party 0 fetches each triple's ``c`` share from it, one
+extra exchange per triple batch, counted in party 0's bytes and rounds) or
+``tfp_player0_sees_all`` (party 0 makes them locally and could read every opened value).
 
 The versions are timed interleaved (one update of each per round), so a change of load
 on a shared machine hits all of them alike; the ratios are the figures to compare.
 
-``--json`` prints one JSON object with the keys ``config`` (the arguments), ``plain_s``
+``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
+it ran with), ``config`` (the arguments), ``plain_s``
 (plaintext EDE seconds per update), and for ``ours_sgd``, ``ours_adam`` (those asked
 for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain``,
 ``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
@@ -40,7 +47,13 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
-from smpc_gym.secure.runtime import PartyConfig, launch_local
+from smpc_gym.secure.runtime import (
+    DEFAULT_PROVIDER,
+    PROVIDERS,
+    PartyConfig,
+    launch_local,
+    resolve_provider,
+)
 
 SEED = 0
 
@@ -197,6 +210,12 @@ def main() -> None:
         default="both",
         help="our optimiser(s) (the straightforward version always uses CrypTen SGD)",
     )
+    p.add_argument(
+        "--provider",
+        type=resolve_provider,
+        default=DEFAULT_PROVIDER,
+        help=f"Beaver-triple provider, one of {PROVIDERS} (default {DEFAULT_PROVIDER})",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -208,10 +227,10 @@ def main() -> None:
         _party,
         2,
         (cfg, data, args.updates, high, True, optimizers),
-        config=PartyConfig(world_size=2, timeout_s=600),
+        config=PartyConfig(world_size=2, timeout_s=600, provider=args.provider),
     )[0]
     plain = res["plain_s"]
-    out = {"config": vars(args), "plain_s": plain}
+    out = {"provider": args.provider, "config": vars(args), "plain_s": plain}
     keys = [f"ours_{o}" for o in optimizers] + ["straightforward"]
     for k in keys:
         out[k] = {**res[k], "ratio_to_plain": res[k]["seconds"] / plain}
@@ -225,7 +244,7 @@ def main() -> None:
     print(
         f"secure MADDPG update, actor 10-{args.hidden}-{args.hidden}-2, critic "
         f"14-{args.hidden}-{args.hidden}-1, batch {args.batch}, 2 parties, 1 thread each, "
-        f"{args.updates} timed updates per version (interleaved)"
+        f"{args.updates} timed updates per version (interleaved), provider {args.provider}"
     )
     print(f"{'version':<24}{'s/update':>10}{'x plain':>10}{'MB':>9}{'rounds':>8}{'speed-up':>10}")
     print(f"{'plaintext EDE':<24}{plain:>10.4f}{1.0:>10.1f}{0:>9.1f}{0:>8d}")

@@ -1,7 +1,10 @@
 """Secure MADDPG as real, separately started processes; failure and resume.
 
 * two processes started independently (as on two machines) meet at a tcp rendezvous on
-  127.0.0.1 and complete a short run;
+  127.0.0.1, with the dealer (``train.py --dealer``) and the world simulator
+  (``python -m smpc_gym.envs.supply_chain.remote serve`` with a 0600 key file) started as
+  their own processes, exactly as docs/security/transport.md describes, and complete a
+  short run;
 Both are ``slow`` (each spawns several processes and runs CrypTen for a minute or more on
 a busy machine): ``pytest -m slow tests/test_secure_maddpg_launch.py``.
 
@@ -40,9 +43,11 @@ PARTY_SCRIPT = textwrap.dedent(
     from smpc_gym.agents import secure_maddpg as sm
     from smpc_gym.agents.base import NullHooks
     rank, rendezvous, share_dir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    cfg = sm.Config(**json.loads(sys.argv[4]), share_dir=share_dir, timeout_s=60)
+    cfg = sm.Config(**json.loads(sys.argv[4]), share_dir=share_dir, timeout_s=60,
+                    world_key_file=sys.argv[6])
     algo = sm.SecureMADDPG(cfg, {}, 3)
-    algo.launch_options = {"rank": rank, "world_size": 2, "rendezvous": rendezvous}
+    algo.launch_options = {"rank": rank, "world_size": 2, "rendezvous": rendezvous,
+                           "world": sys.argv[5]}
     algo.train(14, NullHooks())
     print(json.dumps({"rank": rank, "env_steps": algo.env_steps, "updates": algo.updates,
                       "own_actor": sorted(algo.actors)}))
@@ -50,11 +55,47 @@ PARTY_SCRIPT = textwrap.dedent(
 )
 
 
+DEALER_SCRIPT = (
+    "import sys; from smpc_gym.training.cli import main; "
+    "raise SystemExit(main(['--dealer', sys.argv[1]]))"
+)
+
+
 def test_two_separately_started_processes_tcp(tmp_path: Path) -> None:
-    rendezvous = f"tcp://127.0.0.1:{free_port()}"
+    from smpc_gym.envs.supply_chain.remote import write_key_file
+
+    port = free_port()
+    rendezvous = f"tcp://127.0.0.1:{port}"
+    key_file = write_key_file(tmp_path / "world.key")
+    world = f"127.0.0.1:{free_port()}"
+    mod = "smpc_gym.envs.supply_chain.remote"
+    helpers = [
+        subprocess.Popen(
+            [PY, "-m", mod, "serve", world, "--key-file", str(key_file), "--seed", "3"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        ),
+        subprocess.Popen(
+            [PY, "-c", DEALER_SCRIPT, f"127.0.0.1:{port}"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        ),
+    ]
     procs = [
         subprocess.Popen(
-            [PY, "-c", PARTY_SCRIPT, str(r), rendezvous, str(tmp_path), json.dumps(TINY)],
+            [
+                PY,
+                "-c",
+                PARTY_SCRIPT,
+                str(r),
+                rendezvous,
+                str(tmp_path),
+                json.dumps(TINY),
+                world,
+                str(key_file),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -62,7 +103,16 @@ def test_two_separately_started_processes_tcp(tmp_path: Path) -> None:
         )
         for r in (0, 1)
     ]
-    outs = [p.communicate(timeout=300) for p in procs]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+        helper_errs = [h.communicate(timeout=60)[1] for h in helpers]
+    finally:
+        for p in [*procs, *helpers]:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for h, err in zip(helpers, helper_errs, strict=True):
+        assert h.returncode == 0, err[-3000:]  # the dealer and the world both exit cleanly
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]

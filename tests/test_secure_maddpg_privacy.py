@@ -23,6 +23,7 @@ import torch
 from scipy import stats
 
 from smpc_gym.agents import secure_maddpg as sm
+from smpc_gym.envs.supply_chain.remote import PlayerView, new_key, start_world
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
 SCALE = 2**16
@@ -104,7 +105,8 @@ def _run(tmp_path):
     cfg = sm.Config(
         hidden=8, batch_size=8, learning_starts=8, log_every=1000, reveal_final_weights="owner"
     )
-    proc, address = sm.start_world({}, 5)
+    key = new_key()
+    proc, address = start_world({}, 5, key)
     try:
         job = sm.PartyJob(
             cfg=cfg,
@@ -112,6 +114,7 @@ def _run(tmp_path):
             seed=5,
             total_steps=12,
             world_address=address,
+            world_key=key,
             share_dir=str(tmp_path),
             resume_step=None,
             checkpoint_every=0,
@@ -163,9 +166,10 @@ def test_received_shares_look_uniform_and_plaintext_does_not(recorded) -> None:
 
 
 def test_player_view_carries_only_own_part() -> None:
-    proc, address = sm.start_world({}, 9)
+    key = new_key()
+    proc, address = start_world({}, 9, key)
     try:
-        views = [sm.PlayerView(address, i, timeout_s=20) for i in range(2)]
+        views = [PlayerView(address, i, key, timeout_s=20) for i in range(2)]
         import threading
 
         out: dict[int, tuple] = {}
@@ -194,4 +198,4 @@ def test_player_view_carries_only_own_part() -> None:
         if proc.is_alive():
             proc.terminate()
     with pytest.raises(ValueError, match="player"):
-        sm.PlayerView(address, 2, timeout_s=0.1)
+        PlayerView(address, 2, key, timeout_s=0.1)

@@ -185,13 +185,18 @@ _SEPARATE = textwrap.dedent(
     print("RESULT", run_party(fn, cfg))
     """
 )
+_DEALER = (
+    "from smpc_gym.secure.runtime import PartyConfig, run_ttp_dealer; "
+    "run_ttp_dealer(PartyConfig.from_env(timeout_s=30))"
+)
 
 
 @pytest.mark.timeout(90)
 def test_two_separately_started_processes_rendezvous_over_tcp() -> None:
+    """Both parties and the default provider's dealer, each started on its own."""
     port = free_port()
     procs = []
-    for rank in (0, 1):
+    for rank in (0, 1, 2):  # rank 2 = world size: the dealer
         env = dict(
             os.environ,
             SMPC_RANK=str(rank),
@@ -200,7 +205,7 @@ def test_two_separately_started_processes_rendezvous_over_tcp() -> None:
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", _SEPARATE],
+                [sys.executable, "-c", _SEPARATE if rank < 2 else _DEALER],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -208,9 +213,10 @@ def test_two_separately_started_processes_rendezvous_over_tcp() -> None:
             )
         )
     outs = [p.communicate(timeout=80) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for rank, (p, (out, err)) in enumerate(zip(procs, outs, strict=True)):
         assert p.returncode == 0, err[-2000:]
-        assert "RESULT [3.0, 3.0, 3.0, 3.0]" in out
+        if rank < 2:
+            assert "RESULT [3.0, 3.0, 3.0, 3.0]" in out
 
 
 def test_config_from_env_and_errors() -> None:
@@ -237,6 +243,9 @@ def test_config_from_env_and_errors() -> None:
         PartyConfig.from_env({"SMPC_RANK": "x", "SMPC_WORLD_SIZE": "2"})
     with pytest.raises(ValueError, match="provider must be one of"):
         PartyConfig(2, provider="bogus")
+    with pytest.raises(ValueError, match="tfp_player0_sees_all"):
+        PartyConfig.from_env({"SMPC_WORLD_SIZE": "2", "SMPC_PROVIDER": "TFP"})
+    assert PartyConfig(2).provider == "TTP"
     with pytest.raises(ValueError, match="at least two parties"):
         PartyConfig(1)
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):

@@ -74,7 +74,10 @@ class Config(FedConfig):
         noise_multiplier: σ; noise std is ``σ · clip_norm`` (DP on).
         dp_delta: δ at which ε is reported per holder.
         timeout_s: party timeout (a dead/hung party fails the others within it).
-        provider: CrypTen triple provider, ``"TFP"`` or ``"TTP"``.
+        provider: Beaver-triple provider: ``"TTP"`` (default; a dealer process that
+            holds no data) or ``"tfp_player0_sees_all"`` (rank 0, the coordinator, makes
+            the triples and could read what is opened with them); see
+            :func:`smpc_gym.secure.runtime.resolve_provider`.
         segment_steps: total env steps per process group (checkpoints in between).
         repo_every: store the global model every this many rounds (and the last).
     """
@@ -86,7 +89,7 @@ class Config(FedConfig):
     noise_multiplier: float = 0.0
     dp_delta: float = 1e-5
     timeout_s: float = 120.0
-    provider: str = "TFP"
+    provider: str = "TTP"
     segment_steps: int = 100_000
     repo_every: int = 1
 

@@ -1,7 +1,6 @@
 """Secure MADDPG: the EDE update of :mod:`smpc_gym.agents.maddpg` under two-party CrypTen.
 
-Reads top to bottom: :class:`Config`, who-sees-what (:class:`PlayerView` and the world
-simulator :func:`serve_world`), the secure networks (:class:`SecureNets`), the secure
+Reads top to bottom: :class:`Config`, the secure networks (:class:`SecureNets`), the secure
 update (:func:`secure_update`, line-by-line twin of :func:`maddpg.maddpg_update`), the
 party process (:class:`Party`, :func:`party_main`) and the runner-facing algorithm
 (:class:`SecureMADDPG`).
@@ -10,8 +9,9 @@ Who holds what (README.md, "Secure MADDPG", has the full threat model):
 
 * Player ``i`` is party ``i``, a separate OS process (CrypTen over ``torch.distributed``).
   It holds its own observations, actions, rewards and replay columns in the clear, and
-  reaches the game only through a :class:`PlayerView`, which carries *its* action to the
-  world simulator and *its* observation/reward/info back — nothing else ever arrives.
+  reaches the game only through a :class:`~smpc_gym.envs.supply_chain.remote.PlayerView`,
+  which carries *its* action to the world simulator and *its* observation/reward/info
+  back — nothing else ever arrives (typed frames, HMAC-authenticated with a per-run key).
 * All network weights (both actors, both critics, their targets) and the optimiser states
   are secret-shared from start to end; each party checkpoints its own shares.
 * Revealed: player i's action to player i only (``get_plain_text(dst=i)``); minibatch
@@ -20,21 +20,29 @@ Who holds what (README.md, "Secure MADDPG", has the full threat model):
   ``reveal_final_weights="owner"`` each player's own actor and critic to that player at
   the end. Every reveal goes through :meth:`Party.reveal`, which records it.
 
-The world simulator (:func:`serve_world`) stands in for the physical supply chain: it is
-a third process owned by neither party that steps the game with both players' actions and
-answers each player with its own part only. In a deployment each player's side of the
-world is its own business (its stock, its customers); the simulator exists so the two
-parties never need each other's actions in the clear to run an episode.
+* Beaver triples and other correlated randomness come from a dealer process that holds
+  no data (``provider: TTP``, the default); ``provider: tfp_player0_sees_all`` lets
+  player 0 generate them and so read every opened value (docs/security/trust-model.md).
+* Before the first secure operation both parties compare their resume step, a hash of
+  the run's config and the code version (:func:`run_facts`); a mismatch stops both.
+
+The world simulator (:mod:`smpc_gym.envs.supply_chain.remote`) stands in for the physical
+supply chain: a third process owned by neither party that steps the game with both
+players' actions and answers each player with its own part only. In a deployment each
+player's side of the world is its own business (its stock, its customers); the simulator
+exists so the two parties never need each other's actions in the clear to run an episode.
+It holds both players' game state, so across machines it must run on a host neither
+player controls (``world_address``).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import multiprocessing
-import multiprocessing.connection
 import os
 import queue as queue_mod
 import sys
@@ -52,13 +60,21 @@ import torch
 from smpc_gym.agents import maddpg
 from smpc_gym.agents.base import Algorithm, TrainHooks
 from smpc_gym.agents.common.ou_noise import OUNoise
+from smpc_gym.envs.supply_chain.remote import (
+    PlayerView,
+    episode_seed,
+    new_key,
+    parse_address,
+    read_key_file,
+    start_world,
+)
 from smpc_gym.storage.payload import load_torch, save_torch
 
 AGENTS = maddpg.AGENTS
 N_FEATURES = maddpg.N_FEATURES
 ACTION_DIM = maddpg.ACTION_DIM
 N_PLAYERS = len(AGENTS)
-_AUTHKEY = b"smpc-gym-world"  # the simulator's channel key (not a secret: a local stand-in)
+_episode_seed = episode_seed  # the world's per-episode seed (benchmarks replay episodes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -79,8 +95,9 @@ class Config(maddpg.Config):
             element (see :mod:`smpc_gym.secure.optim`), so a redo almost always succeeds.
         reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
             the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
-        provider: Beaver-triple provider, ``"TFP"`` (player 0 generates them and is trusted
-            for it) or ``"TTP"`` (a separate dealer process).
+        provider: Beaver-triple provider: ``"TTP"`` (default; a dealer process that holds
+            no data) or ``"tfp_player0_sees_all"`` (player 0 generates the triples and can
+            read every opened value: the other player's data, all weights and gradients).
         timeout_s: a party that dies or hangs makes the other fail within this time.
         critic_grad_scale: public loss scale ``c`` of the critic gradients (fixed point,
             see :mod:`smpc_gym.secure.optim`).
@@ -100,14 +117,19 @@ class Config(maddpg.Config):
             runner asks, i.e. ``hooks.should_checkpoint``).
         share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
             under the runner, else a temporary folder).
-        world_address: ``HOST:PORT`` of the world simulator for multi-machine runs (""
-            = the rendezvous host, rendezvous port + 1; rank 0 starts it).
+        world_address: ``HOST:PORT`` of the world simulator (``--world``). Local runs: ""
+            starts it on 127.0.0.1 (a free port); a given address makes the launcher start
+            it there. Multi-machine runs: required; start the simulator yourself on a host
+            neither player controls (``python -m smpc_gym.envs.supply_chain.remote serve``).
+        world_key_file: multi-machine runs: the 0600 file holding the world channel's key
+            (``python -m smpc_gym.envs.supply_chain.remote keygen``); local runs draw a
+            fresh key per run and ignore this.
     """
 
     reveal_losses: bool = True
     overflow_redos: int = 3
     reveal_final_weights: str = "owner"
-    provider: str = "TFP"
+    provider: str = "TTP"
     timeout_s: float = 120.0
     critic_grad_scale: float = 2.0**6
     actor_grad_scale: float = 2.0**10
@@ -119,6 +141,7 @@ class Config(maddpg.Config):
     checkpoint_every: int = 0
     share_dir: str = ""
     world_address: str = ""
+    world_key_file: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,9 +149,11 @@ class Config(maddpg.Config):
             raise ValueError(
                 f"reveal_final_weights must be 'owner' or 'none', got {self.reveal_final_weights!r}"
             )
-        self.provider = str(self.provider).upper()
-        if self.provider not in ("TFP", "TTP"):
-            raise ValueError(f"provider must be 'TFP' or 'TTP', got {self.provider!r}")
+        from smpc_gym.secure.runtime import resolve_provider
+
+        self.provider = resolve_provider(self.provider)
+        if self.world_address:
+            parse_address(self.world_address)  # raises naming the bad value
         if self.n_envs != 1:
             raise ValueError(f"secure_maddpg steps one world (n_envs=1), got n_envs={self.n_envs}")
         if self.timeout_s <= 0 or self.critic_grad_scale <= 0 or self.actor_grad_scale <= 0:
@@ -152,132 +177,6 @@ class Config(maddpg.Config):
 
 class FixedPointOverflow(RuntimeError):
     """A revealed loss was huge or NaN: the fixed-point ring wrapped around."""
-
-
-# ---------------------------------------------------------------------------------------
-# Who sees what: the per-player view of the (simulated) world
-# ---------------------------------------------------------------------------------------
-def _episode_seed(seed: int, episode: int) -> int:
-    return int(np.random.SeedSequence([int(seed), 7, int(episode)]).generate_state(1)[0])
-
-
-def serve_world(env_kwargs: Mapping[str, Any], seed: int, address: tuple[str, int]) -> None:
-    """The world simulator: a process that belongs to neither player.
-
-    Accepts one connection per player (each says which player it is), then loops: both
-    players send ``("reset", episode)`` or ``("step", own_action)``; the game is reset
-    (seeded from ``seed`` and the episode number) or stepped with both actions; each
-    player receives only its own ``(obs, reward, terminated, truncated, info)``. Exits
-    when both players send ``("close",)`` or a connection drops.
-    """
-    from smpc_gym import supply_chain_v0
-
-    env = supply_chain_v0.parallel_env(**dict(env_kwargs))
-    with multiprocessing.connection.Listener(address, authkey=_AUTHKEY) as listener:
-        conns: dict[int, Any] = {}
-        while len(conns) < N_PLAYERS:
-            c = listener.accept()
-            hello = c.recv()
-            conns[int(hello[1])] = c
-        try:
-            while True:
-                msgs = {i: conns[i].recv() for i in range(N_PLAYERS)}
-                kinds = {m[0] for m in msgs.values()}
-                if kinds == {"close"}:
-                    break
-                if len(kinds) != 1:
-                    raise RuntimeError(f"players out of step: {msgs}")
-                kind = kinds.pop()
-                if kind == "reset":
-                    obs, infos = env.reset(seed=_episode_seed(seed, msgs[0][1]))
-                    for i, a in enumerate(AGENTS):
-                        conns[i].send((obs[a], infos.get(a, {})))
-                elif kind == "step":
-                    acts = {a: np.asarray(msgs[i][1], np.float32) for i, a in enumerate(AGENTS)}
-                    obs, rew, term, trunc, infos = env.step(acts)
-                    for i, a in enumerate(AGENTS):
-                        conns[i].send(
-                            (obs[a], float(rew[a]), bool(term[a]), bool(trunc[a]), infos[a])
-                        )
-                else:
-                    raise RuntimeError(f"unknown world request {kind!r}")
-        except (EOFError, OSError):
-            pass
-        finally:
-            for c in conns.values():
-                c.close()
-            env.close()
-
-
-class PlayerView:
-    """One player's window on the world: its own observation, reward and info only.
-
-    The view holds no environment object and no reference to the other player: it sends
-    this player's action to the world simulator and receives this player's part of the
-    result. :attr:`received` keeps every message that arrived (tests check it carries
-    nothing of the other player).
-    """
-
-    def __init__(self, address: tuple[str, int], player: int, timeout_s: float = 60.0):
-        if player not in range(N_PLAYERS):
-            raise ValueError(f"player must be 0 or 1, got {player!r}")
-        self.player = int(player)
-        self.agent = AGENTS[self.player]
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self._conn = multiprocessing.connection.Client(address, authkey=_AUTHKEY)
-                break
-            except (ConnectionRefusedError, FileNotFoundError, OSError):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"player {player}: no world simulator at {address} after {timeout_s}s"
-                    ) from None
-                time.sleep(0.1)
-        self._conn.send(("hello", self.player))
-        self.timeout_s = timeout_s
-        self.received: list[Any] = []
-
-    def _recv(self) -> Any:
-        if not self._conn.poll(self.timeout_s):
-            raise TimeoutError(f"player {self.player}: the world simulator did not answer")
-        msg = self._conn.recv()
-        self.received.append(msg)
-        return msg
-
-    def reset(self, episode: int) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start episode number ``episode``; returns this player's ``(obs, info)``."""
-        self._conn.send(("reset", int(episode)))
-        return self._recv()
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Send this player's action; returns its ``(obs, reward, terminated, truncated, info)``."""
-        self._conn.send(("step", np.asarray(action, np.float32)))
-        return self._recv()
-
-    def close(self) -> None:
-        """Tell the simulator this player is done."""
-        with contextlib.suppress(OSError):
-            self._conn.send(("close",))
-            self._conn.close()
-
-
-def start_world(
-    env_kwargs: Mapping[str, Any], seed: int, address: tuple[str, int] | None = None
-) -> tuple[Any, tuple[str, int]]:
-    """Start :func:`serve_world` in a new process; returns ``(process, address)``."""
-    from smpc_gym.secure.runtime import free_port
-
-    address = address or ("127.0.0.1", free_port())
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(
-        target=serve_world,
-        args=(dict(env_kwargs), int(seed), address),
-        daemon=True,
-        name="smpc-world",
-    )
-    proc.start()
-    return proc, address
 
 
 # ---------------------------------------------------------------------------------------
@@ -731,6 +630,7 @@ class PartyJob:
     seed: int
     total_steps: int
     world_address: tuple[str, int]
+    world_key: bytes
     share_dir: str
     resume_step: int | None
     checkpoint_every: int
@@ -750,6 +650,53 @@ def _plain_actor(
     return actor
 
 
+#: fields of :class:`Config` that may differ between the parties (paths on each machine)
+_LOCAL_FIELDS = ("share_dir", "world_key_file")
+#: modules whose source defines the protocol; their hash is part of the code version
+_PROTOCOL_MODULES = (
+    "smpc_gym.agents.secure_maddpg",
+    "smpc_gym.secure.mpc_nn",
+    "smpc_gym.secure.optim",
+    "smpc_gym.secure.ring",
+    "smpc_gym.secure.runtime",
+)
+
+
+def code_version() -> str:
+    """``"<package version>+<12 hex of SHA-256 over the protocol modules' source>"``."""
+    import importlib.util
+
+    import smpc_gym
+
+    h = hashlib.sha256()
+    for name in _PROTOCOL_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            h.update(Path(spec.origin).read_bytes())
+    return f"{smpc_gym.__version__}+{h.hexdigest()[:12]}"
+
+
+def run_facts(job: PartyJob) -> dict[str, int | str]:
+    """What both parties must agree on before the first secure operation.
+
+    ``resume_step`` (-1 for a fresh start), ``config_hash`` (SHA-256 of the config
+    without the per-machine paths, the game parameters, the seed and the step budget) and
+    ``code_version`` (:func:`code_version`). Compared by
+    :func:`smpc_gym.secure.runtime.check_agreement`; revealed to both parties.
+    """
+    cfg = {k: v for k, v in dataclasses.asdict(job.cfg).items() if k not in _LOCAL_FIELDS}
+    blob = json.dumps(
+        {"cfg": cfg, "env": job.env_kwargs, "seed": job.seed, "total_steps": job.total_steps},
+        sort_keys=True,
+        default=repr,
+    )
+    return {
+        "resume_step": -1 if job.resume_step is None else int(job.resume_step),
+        "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16],
+        "code_version": code_version(),
+    }
+
+
 def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     """The training loop of one party (run by the runtime in each party process).
 
@@ -764,6 +711,9 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     pid_file = Path(job.share_dir) / f"party{rank}" / "pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))  # for operators (and the kill test)
+    from smpc_gym.secure.runtime import check_agreement
+
+    check_agreement(ctx, run_facts(job))  # before any secure operation
     party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
     if job.resume_step is not None:
         party.load(load_share_file(job.share_dir, rank, job.resume_step))
@@ -772,7 +722,7 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
                 f"share file says step {party.env_steps}, expected {job.resume_step}"
             )
     report = reporter or _QueueReporter(job.reports, rank)
-    view = PlayerView(job.world_address, rank, timeout_s=cfg.timeout_s)
+    view = PlayerView(job.world_address, rank, job.world_key, timeout_s=cfg.timeout_s)
     plain_cfg = cfg.plain()
     timing = {"update_s": 0.0, "updates": 0, "bytes": 0, "rounds": 0, "step_s": 0.0, "steps": 0}
     window: list[dict[str, float]] = []
@@ -934,9 +884,10 @@ class _DirectReporter:
 class SecureMADDPG(Algorithm):
     """MADDPG on EDE-shaped networks with every update and action under two-party CrypTen.
 
-    ``train`` spawns the two party processes (and the world simulator, and CrypTen's TTP
-    dealer with ``provider: TTP``) unless the runner passed ``--rank`` (then this process
-    *is* that party and meets the other at ``--rendezvous``). The party processes do all
+    ``train`` spawns the two party processes, the world simulator and (under the default
+    ``provider: TTP``) the dealer, unless the runner passed ``--rank`` (then this process
+    *is* that party and meets the other at ``--rendezvous``; the dealer and the world
+    simulator are then started separately, see docs/security/transport.md). The party processes do all
     the work; this object only relays their log rows and checkpoints to the runner. Its
     checkpoint (``state_dict``) records the env step and where the per-party share files
     are; each party saves and loads its own shares. ``act`` uses the owners' revealed
@@ -988,7 +939,12 @@ class SecureMADDPG(Algorithm):
         return self.share_dir
 
     def _job(
-        self, total_steps: int, hooks: TrainHooks, world: tuple[str, int], reports: Any
+        self,
+        total_steps: int,
+        hooks: TrainHooks,
+        world: tuple[str, int],
+        key: bytes,
+        reports: Any,
     ) -> PartyJob:
         every = self.config.checkpoint_every or int(getattr(hooks, "checkpoint_every", 0) or 0)
         return PartyJob(
@@ -997,6 +953,7 @@ class SecureMADDPG(Algorithm):
             seed=self.seed,
             total_steps=int(total_steps),
             world_address=world,
+            world_key=key,
             share_dir=self._share_dir(hooks),
             resume_step=self.share_step,
             checkpoint_every=every,
@@ -1009,33 +966,38 @@ class SecureMADDPG(Algorithm):
         from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
 
         cfg = self.config
+        opts = dict(self.launch_options)
         pc = party_config_for(
-            self.launch_options,
+            opts,
             N_PLAYERS,
             timeout_s=cfg.timeout_s,
             provider=cfg.provider,
             algo="secure_maddpg",
         )
         if pc is not None:
-            world = self._world_address(pc.rendezvous)
-            proc = None
-            if pc.rank == 0:
-                proc, world = start_world(self.env_kwargs, self.seed, world)
-            try:
-                job = self._job(total_steps, hooks, world, None)
-                res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
-            finally:
-                if proc is not None:
-                    proc.join(5)
-                    if proc.is_alive():
-                        proc.terminate()
+            world_address = str(opts.get("world") or cfg.world_address)
+            if not world_address or not cfg.world_key_file:
+                raise ValueError(
+                    "a multi-machine secure_maddpg party needs the world simulator's address "
+                    "(--world HOST:PORT) and its key file (world_key_file=PATH); start the "
+                    "simulator on a host neither player controls with `python -m "
+                    "smpc_gym.envs.supply_chain.remote serve HOST:PORT --key-file PATH "
+                    f"--seed {self.seed}`"
+                )
+            world = parse_address(world_address)
+            key = read_key_file(cfg.world_key_file)
+            job = self._job(total_steps, hooks, world, key, None)
+            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
             self._absorb([res])
             return
 
-        proc, world = start_world(self.env_kwargs, self.seed)
+        key = new_key()  # fresh per run; reaches only this launcher's child processes
+        world_address = str(opts.get("world") or cfg.world_address)
+        where = parse_address(world_address) if world_address else None
+        proc, world = start_world(self.env_kwargs, self.seed, key, where)
         ctx = multiprocessing.get_context("spawn")
         reports = ctx.Queue()
-        job = self._job(total_steps, hooks, world, reports)
+        job = self._job(total_steps, hooks, world, key, reports)
         pcfg = PartyConfig(world_size=N_PLAYERS, timeout_s=cfg.timeout_s, provider=cfg.provider)
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -1054,18 +1016,6 @@ class SecureMADDPG(Algorithm):
         if errors:
             raise errors[0]
         self._absorb(results)
-
-    def _world_address(self, rendezvous: str | None) -> tuple[str, int]:
-        if self.config.world_address:
-            host, port = self.config.world_address.rsplit(":", 1)
-            return host, int(port)
-        if not rendezvous or not rendezvous.startswith("tcp://"):
-            raise ValueError(
-                "multi-machine secure_maddpg needs --rendezvous tcp://HOST:PORT (the world "
-                "simulator listens on PORT+1) or world_address=HOST:PORT"
-            )
-        host, port = rendezvous[len("tcp://") :].rsplit(":", 1)
-        return host, int(port) + 1
 
     def _relay(
         self, q: Any, hooks: TrainHooks, stop: threading.Event, errors: list[BaseException]

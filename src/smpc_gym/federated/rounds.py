@@ -49,7 +49,13 @@ from smpc_gym.federated.secure_agg import (
     secure_weighted_mean,
 )
 from smpc_gym.secure.comm import gather_tensors
-from smpc_gym.secure.runtime import PartyConfig, PartyContext, PartyError, launch_local
+from smpc_gym.secure.runtime import (
+    DEFAULT_PROVIDER,
+    PartyConfig,
+    PartyContext,
+    PartyError,
+    launch_local,
+)
 
 __all__ = [
     "AGGREGATIONS",
@@ -88,7 +94,9 @@ class RoundsConfig:
         min_holders: fewest holders a round may run with under ``"drop"`` (>= 2: with one
             holder the "aggregate" is its update).
         timeout_s: party timeout (a dead/hung party fails the others within this).
-        provider: CrypTen triple provider (unused by the secure sum, kept for the runtime).
+        provider: Beaver-triple provider of the process group (the secure sum itself
+            uses no triples); default the dealer, see
+            :func:`smpc_gym.secure.runtime.resolve_provider`.
         seed: root seed; holder ``i`` in round ``r`` gets ``torch.Generator`` seeded from
             ``(seed, i, r)``, the coordinator's central-DP noise from ``(seed, 0, r)``.
         dp: differential-privacy settings.
@@ -100,7 +108,7 @@ class RoundsConfig:
     on_holder_failure: str = "abandon"
     min_holders: int = 2
     timeout_s: float = 60.0
-    provider: str = "TFP"
+    provider: str = DEFAULT_PROVIDER
     seed: int = 0
     dp: DPConfig = field(default_factory=DPConfig)
 

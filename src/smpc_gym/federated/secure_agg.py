@@ -7,9 +7,8 @@ A round runs in one process group (see :mod:`smpc_gym.secure.runtime`) of
 ``1..n_holders`` are the **data holders**. The coordinator holds no update; it is an extra
 party rather than one of the holders because a coordinator that also held an update could
 subtract its own from the revealed sum, which for two holders *is* the other holder's
-update. As an extra party it learns the aggregate and nothing else. (It is also rank 0, the
-party CrypTen's default "TFP" provider trusts with Beaver triples, so all trust sits in one
-place; secure aggregation itself needs no triples.)
+update. As an extra party it learns the aggregate and nothing else. (Secure aggregation
+needs no Beaver triples; the process group still gets the runtime's default dealer.)
 
 Protocol (:class:`SecureAggregator`, :func:`secure_sum`)
 --------------------------------------------------------

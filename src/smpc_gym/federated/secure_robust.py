@@ -65,9 +65,10 @@ checks choice and output against :func:`smpc_gym.federated.robust.krum` on hand-
 inputs (a central point, a three-way tie) and random ones with an attacker.
 
 What is revealed to whom (semi-honest): the coordinator learns the median (or trimmed
-mean, or Krum-selected update) vector only; holders learn nothing. Beaver triples come from CrypTen's default TFP
-provider, i.e. from rank 0, which is the coordinator — trusted not to misuse them; pass
-``PartyConfig(provider="TTP")`` for a separate dealer. Like any median, the output value of
+mean, or Krum-selected update) vector only; holders learn nothing. Beaver triples come
+from the runtime's default provider, a dealer process that holds no data
+(``provider="TTP"``); with ``PartyConfig(provider="tfp_player0_sees_all")`` rank 0 — the
+coordinator — would make them and could read every opened value. Like any median, the output value of
 a coordinate *is* one holder's value (odd N), which is inherent to the rule, not the protocol.
 """
 

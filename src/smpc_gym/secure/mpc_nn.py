@@ -127,15 +127,35 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
     draws ``a``, ``b`` from its local generator, computes ``c`` and shares all three
     with ``src=0``, no communication), except that ``c`` is computed with the float64
     limb matmul (:func:`smpc_gym.secure.ring.ring_matmul`, exact) and only by party 0
-    (CrypTen computes it in every party and discards it in all but party 0). Any other
-    provider (``TTP``: the dealer process) is asked as usual.
+    (CrypTen computes it in every party and discards it in all but party 0).
+
+    With the ``TTP`` provider (the dealer) this is CrypTen's ``TrustedThirdParty``
+    protocol with the same random draws in the same order (so the dealer's view is
+    unchanged): each party expands its dealer seed into its shares of ``a`` and ``b``;
+    party 1 also draws its share of ``c``, and party 0 asks the dealer for its share of
+    ``c`` (the dealer, which knows every seed, computes ``c = a @ b``). The one change:
+    CrypTen's party 1 computes the whole int64 product ``a₁ @ b₁`` only to learn the
+    output *shape*; here the shape is computed from the sizes. Any other provider is
+    asked as usual.
     """
     from crypten.common.rng import generate_random_ring_element
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty, TTPClient
 
     from smpc_gym.secure.ring import ring_matmul
 
+    out_size = torch.broadcast_shapes(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
+    if isinstance(provider, TrustedThirdParty):
+        client = TTPClient.get()
+        gen = client.get_generator()
+        a = generate_random_ring_element(size0, generator=gen)
+        b = generate_random_ring_element(size1, generator=gen)
+        if rank == 0:
+            c = client.ttp_request("additive", None, size0, size1, "matmul")
+        else:
+            c = generate_random_ring_element(out_size, generator=gen)
+        return tuple(ArithmeticSharedTensor.from_shares(t, precision=0) for t in (a, b, c))
     if not isinstance(provider, TrustedFirstParty):
         return provider.generate_additive_triple(size0, size1, "matmul")
     if rank == 0:
@@ -143,7 +163,6 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
         b = generate_random_ring_element(size1)
         c = ring_matmul(a, b)
         return tuple(ArithmeticSharedTensor(t, precision=0, src=0) for t in (a, b, c))
-    out_size = torch.broadcast_shapes(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
     return tuple(
         ArithmeticSharedTensor(None, size=sz, precision=0, src=0) for sz in (size0, size1, out_size)
     )

@@ -78,6 +78,18 @@ def _train_parser() -> argparse.ArgumentParser:
     launch.add_argument("--rank", type=int, help="this party's rank")
     launch.add_argument("--world-size", type=int, help="number of parties")
     launch.add_argument("--rendezvous", help="tcp://HOST:PORT of rank 0")
+    launch.add_argument(
+        "--dealer",
+        metavar="HOST:PORT",
+        help="run THIS process as the dealer (holds no data) of the parties meeting at "
+        "tcp://HOST:PORT, then exit; needs --world-size (default 2) and no --algo",
+    )
+    launch.add_argument(
+        "--world",
+        metavar="HOST:PORT",
+        help="secure_maddpg: the world simulator's address (default: a local one on "
+        "127.0.0.1; multi-machine: required, on a host neither player controls)",
+    )
     return p
 
 
@@ -116,7 +128,37 @@ def _launch(args: argparse.Namespace) -> dict[str, Any]:
         if not str(args.rendezvous).startswith("tcp://"):
             raise ConfigError(f"--rendezvous {args.rendezvous!r}: expected tcp://HOST:PORT")
         out["rendezvous"] = args.rendezvous
+    if args.world is not None:
+        from smpc_gym.envs.supply_chain.remote import parse_address
+
+        try:
+            parse_address(args.world)
+        except ValueError as exc:
+            raise ConfigError(f"--world: {exc}") from None
+        out["world"] = args.world
     return out
+
+
+def _run_dealer(args: argparse.Namespace) -> int:
+    """``train.py --dealer HOST:PORT``: be the dealer of the group meeting there."""
+    from smpc_gym.secure.runtime import PartyConfig, run_ttp_dealer
+
+    if args.algo or args.rank is not None or args.rendezvous:
+        raise ConfigError(
+            "--dealer runs only the dealer: drop --algo/--rank/--rendezvous (the dealer joins "
+            "the parties' rendezvous at the --dealer address)"
+        )
+    from smpc_gym.envs.supply_chain.remote import parse_address
+
+    try:
+        parse_address(args.dealer)
+        cfg = PartyConfig.from_env(
+            world_size=args.world_size or 2, rendezvous=f"tcp://{args.dealer}"
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--dealer: {exc}") from None
+    run_ttp_dealer(cfg)
+    return 0
 
 
 def check_env(env: str, env_kwargs: dict[str, Any]) -> None:
@@ -146,6 +188,8 @@ def cmd_train(argv: Sequence[str]) -> int:
                 envs = "(module not available)"
             print(f"{name:16s} {envs}")
         return 0
+    if args.dealer:
+        return _run_dealer(args)
     launch = _launch(args)
     if args.threads is not None:  # always set (default 1); None only when called as a library
         if args.threads < 1:
