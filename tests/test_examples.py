@@ -22,6 +22,10 @@ def test_demo_quick(tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "demo"
     stdout = _run("demo.py", ["--quick", "--out", str(out)], monkeypatch, capsys)
     assert (out / "mouse_strip.png").read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+
+    width, height = Image.open(out / "mouse_strip.png").size
+    assert width <= 1200 and width / height < 2.5  # a readable grid, not an 8-frame strip
     assert (out / "curves_greedy_mouse.png").is_file()
     assert (out / "curves_supply_chain.png").is_file()
     for run in ("tabular_q", "random", "heuristic", "maddpg-chain", "nds-chain"):
