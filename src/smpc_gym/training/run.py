@@ -41,6 +41,7 @@ from smpc_gym.training.checkpoint import (
     atomic_write_bytes,
     load_algorithm,
     read_payload,
+    resume_checkpoint,
     save_algorithm,
     versions,
 )
@@ -384,9 +385,9 @@ def train(
             run.steps = int(steps)
         for stale in (run_dir / "checkpoints").glob(".ckpt-*.tmp"):
             stale.unlink(missing_ok=True)  # a save cut short by a kill
-        ckpts = list_checkpoints(run_dir)
-        if ckpts:
-            algo = load_algorithm(ckpts[-1][1])
+        ckpt = resume_checkpoint([p for _, p in list_checkpoints(run_dir)])  # newest good
+        if ckpt is not None:
+            algo = load_algorithm(ckpt)
             algo.launch_options = dict(run.launch)
             start = int(algo.env_steps)
         else:
