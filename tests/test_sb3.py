@@ -5,6 +5,7 @@ and (slow) the presets reaching a normalized score of 0.9 at their preset length
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,10 @@ def test_model_zip_loads_in_sb3_and_reproduces_the_evaluation(algo: str, tmp_pat
     result = _tiny_run(algo, tmp_path / "run")
     zip_path = tmp_path / "run" / "model.zip"
     assert (tmp_path / "run" / "model.pt").is_file() and zip_path.is_file()
-    assert not list((tmp_path / "run").glob(".model-*"))  # no temporary file left behind
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert zip_path.stat().st_mode & 0o777 == 0o666 & ~umask  # a teammate can read it
     cls = {"sb3_ppo": stable_baselines3.PPO, "sb3_dqn": stable_baselines3.DQN}[algo]
     model = cls.load(zip_path, device="cpu")  # SB3 alone, no smpc_gym wrapper
 

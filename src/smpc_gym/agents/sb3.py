@@ -32,8 +32,7 @@ no-global-RNG rule, confined to these two wrappers.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,24 +162,19 @@ class _SB3Base(Algorithm):
             self.export(Path(run_dir) / MODEL_ZIP)
 
     def export(self, path: str | Path) -> Path:
-        """Write SB3's own ``model.save`` file to ``path`` (atomically: a temporary file in
-        the same folder, then a rename) and return the path.
+        """Write SB3's own ``model.save`` file to ``path`` (atomically, with the normal
+        umask permissions) and return the path.
 
         ``PPO.load(path)`` / ``DQN.load(path)`` reopen it with SB3 alone; its
         ``predict(obs, deterministic=True)`` is the policy :meth:`act` uses, so it
         reproduces the run's evaluation. The replay buffer is not included.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".zip", dir=path.parent)
-        os.close(fd)
-        try:
-            self.model.save(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        from smpc_gym.storage.files import atomic_write_bytes
+
+        buf = io.BytesIO()
+        self.model.save(buf)
+        # plain bytes (SB3 must open it), written atomically with the umask's permissions
+        return atomic_write_bytes(path, buf.getvalue())
 
     def act_batch(self, obs: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
         """Greedy actions for a batch of observations (``epsilon`` is not supported)."""
