@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents.base import TrainHooks
-from smpc_gym.agents.common.schedules import LinearSchedule
+from smpc_gym.agents.common.schedules import exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 from smpc_gym.agents.dqn import DQNLearner, probe_spaces
 from smpc_gym.agents.fed_dqn import Config as FedConfig
@@ -148,7 +148,7 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
         worlds = VectorWorlds(job["env_kwargs"], cfg.num_envs, job["world_seeds"][holder])
         noise_gen = torch.Generator().manual_seed(job["seed"] * 7919 + holder)
     repo = ModelRepository(job["repo_dir"]) if ctx.rank == COORDINATOR else None
-    schedule = LinearSchedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
+    schedule = exploration_schedule(cfg, job["run_steps"])
     env_steps, rounds = job["env_steps"], job["rounds"]
     logs: list[tuple[int, dict[str, float]]] = []
     next_log = (env_steps // cfg.log_every + 1) * cfg.log_every
@@ -256,6 +256,8 @@ class SecureFedDQN(FedDQN):
         from smpc_gym.secure.launch import run_parties
 
         cfg: Any = self.config
+        if self.run_steps is None:
+            self.set_run_length(total_steps)
         repo_dir = self._repo_dir(hooks)
         repo = ModelRepository(repo_dir)
         if repo.latest_round() is None:
@@ -280,6 +282,7 @@ class SecureFedDQN(FedDQN):
                 "env_steps": self.env_steps,
                 "rounds": self.rounds,
                 "target_steps": target,
+                "run_steps": self.run_steps,
                 "repo_dir": repo_dir,
             }
             results = run_parties(

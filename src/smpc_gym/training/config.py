@@ -53,9 +53,96 @@ DEFAULT_STEPS = 100_000
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 
+#: The names ``--env`` accepts besides the short names: the registered Gymnasium id
+#: (``GreedyMouse-v0``, also as ``smpc_gym:GreedyMouse-v0``), the PettingZoo registry ids
+#: (``smpc/GreedyMouse-v0``, ``smpc/SupplyChain-v0``) and the PettingZoo-style module
+#: names (``greedy_mouse_v0``, ``supply_chain_v0``). All name the same game; the runner
+#: trains the single-mouse Gymnasium env for ``greedy_mouse`` and the two-player parallel
+#: env for ``supply_chain``.
+ENV_IDS: dict[str, tuple[str, ...]] = {
+    "greedy_mouse": (
+        "GreedyMouse-v0",
+        "smpc_gym:GreedyMouse-v0",
+        "smpc/GreedyMouse-v0",
+        "greedy_mouse_v0",
+    ),
+    "supply_chain": ("SupplyChain-v0", "smpc/SupplyChain-v0", "supply_chain_v0"),
+}
+
 
 class ConfigError(ValueError):
     """A bad preset file, ``--set`` override, or algorithm/env choice."""
+
+
+def env_name(name: str) -> str:
+    """The runner's short env name for ``name`` (a short name or one of :data:`ENV_IDS`).
+
+    A wrong name is a :class:`ConfigError` that lists every accepted name.
+    """
+    if name in ENV_IDS:
+        return name
+    for short, ids in ENV_IDS.items():
+        if name in ids:
+            return short
+    valid = [n for short, ids in ENV_IDS.items() for n in (short, *ids)]
+    raise ConfigError(f"unknown env {name!r}; choose one of: {', '.join(valid)}")
+
+
+def parse_count(text: str | int | float, what: str = "count") -> int:
+    """A whole, non-negative number written as ``100000``, ``100_000``, ``1e5`` or
+    ``2.5e4``; anything else (``1.5``, ``1e-3``, ``-3``, ``abc``) is a
+    :class:`ConfigError` naming ``what`` and the value."""
+    raw = str(text).strip().replace("_", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        try:
+            f = float(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{what}: bad value {text!r}; expected a whole number such as 100000 or 1e5"
+            ) from None
+        if not (f.is_integer() and abs(f) < 2**53):
+            raise ConfigError(
+                f"{what}: bad value {text!r}; expected a whole number (1e5 = 100000 is fine, "
+                f"{text} is not whole)"
+            ) from None
+        value = int(f)
+    if value < 0:
+        raise ConfigError(f"{what}: bad value {text!r}; expected a whole number >= 0")
+    return value
+
+
+def short_run_warnings(run: RunConfig, preset_steps: int | None = None) -> list[str]:
+    """Warnings for a run too short to learn: ``steps`` at or below the algorithm's
+    ``learning_starts`` means no gradient step is ever taken.
+
+    ``learning_starts`` counts env steps of one learner; for the federated algorithms
+    (a ``holders`` field) each holder sees ``steps / holders`` of them. Each message says
+    what would be right: more steps, or a smaller ``learning_starts`` (the preset length
+    is named when ``preset_steps`` is given).
+    """
+    out: list[str] = []
+    starts = run.config.get("learning_starts")
+    if not isinstance(starts, int) or starts <= 0:
+        return out
+    holders = int(run.config.get("holders", 1) or 1)
+    per_learner = run.steps // holders
+    if per_learner > starts:
+        return out
+    need = starts * holders + 1
+    where = f" per holder ({holders} holders)" if holders > 1 else ""
+    msg = (
+        f"--steps {run.steps} gives {per_learner} env steps{where}, not more than "
+        f"learning_starts={starts}: {run.algo} will collect data but never train. "
+        f"Use --steps {need} or more"
+    )
+    if preset_steps is not None:
+        msg += f" (the preset trains {preset_steps})"
+    small = max(1, per_learner // 10)
+    msg += f", or --set learning_starts={small} (10% of the run)."
+    out.append(msg)
+    return out
 
 
 def preset_file(kind: str, name: str, root: Path | None = None) -> Path:
@@ -354,6 +441,7 @@ def resolve(
     """Resolve presets, overrides and the algorithm's Config into a :class:`RunConfig`."""
     from smpc_gym.agents.base import get_algorithm
 
+    env = env_name(env)
     try:
         spec = get_env_spec(env)
     except ValueError as exc:
