@@ -92,6 +92,19 @@ class EnvSpec:
         return self._make_vec(num_envs, **kwargs)
 
     @property
+    def ids(self) -> tuple[str, ...]:
+        """Every other name the runner accepts for this env: its Gymnasium id (also as
+        ``smpc_gym:<id>``), its PettingZoo id (also without the ``smpc/`` prefix) and its
+        PettingZoo entry module's name (``greedy_mouse_v0``)."""
+        names: list[str] = []
+        if self.gym_id:
+            names += [self.gym_id, f"smpc_gym:{self.gym_id}"]
+        if self.pettingzoo_id:
+            names += [self.pettingzoo_id, self.pettingzoo_id.split("/", 1)[-1]]
+        names.append(self.entry_module.rsplit(".", 1)[-1])
+        return tuple(dict.fromkeys(n for n in names if n != self.name))
+
+    @property
     def has_vector_env(self) -> bool:
         """True when :meth:`make_vec` is available."""
         return self._make_vec is not None

@@ -59,15 +59,8 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 #: names (``greedy_mouse_v0``, ``supply_chain_v0``). All name the same game; the runner
 #: trains the single-mouse Gymnasium env for ``greedy_mouse`` and the two-player parallel
 #: env for ``supply_chain``.
-ENV_IDS: dict[str, tuple[str, ...]] = {
-    "greedy_mouse": (
-        "GreedyMouse-v0",
-        "smpc_gym:GreedyMouse-v0",
-        "smpc/GreedyMouse-v0",
-        "greedy_mouse_v0",
-    ),
-    "supply_chain": ("SupplyChain-v0", "smpc/SupplyChain-v0", "supply_chain_v0"),
-}
+#: Every accepted ``--env`` name by runner name, from the registry (:attr:`EnvSpec.ids`).
+ENV_IDS: dict[str, tuple[str, ...]] = {name: get_env_spec(name).ids for name in ENV_NAMES}
 
 
 class ConfigError(ValueError):
