@@ -12,14 +12,20 @@ export PYTHONUNBUFFERED := 1
 setup: $(STAMP)
 
 # Order matters: torch's CPU build first (any other torch request would fetch a
-# multi-GB CUDA build), then crypten without its broken dependency list, then us.
+# multi-GB CUDA build), then us, then crypten without its broken dependency list
+# (--no-deps). Installing crypten last means no later resolver run meets crypten's
+# unmet `sklearn`/`torchvision` requirements, so pip prints no red "ERROR: ... crypten
+# requires ..." at the end; `pip check` would still list them, by design.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps crypten==0.4.1
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps crypten==0.4.1
+	@echo "crypten 0.4.1 installed without its declared sklearn/torchvision (on purpose:"
+	@echo "  sklearn is a dead package, torchvision would pull another torch)."
 	touch $(STAMP)
+	@echo "Set up. Activate the environment in each new shell: source $(VENV)/bin/activate"
 
 test: setup
 	$(PY) -m pytest -q -n 2

@@ -4,11 +4,15 @@
 
 1. trains a tabular Q-learning mouse on the classic map (train.py's runner: run folder,
    checkpoints, eval.json), plus the random and scripted baselines on the same seeds;
-2. saves a PNG strip of the trained mouse playing (runs/demo/mouse_strip.png);
+2. saves a picture of the trained mouse playing (runs/demo/mouse_strip.png: 8 frames in a
+   2 x 4 grid, each labelled with its step, about 1,000 x 520 pixels);
 3. trains the supply-chain agents briefly: MADDPG with explicit data exchange and
    independent learners without data sharing (NDS), beside the random and myopic
-   baselines;
-4. draws learning curves and prints one comparison table.
+   baselines, in ``CHAIN_SEGMENTS`` segments (the runner's ``--resume --steps``), each
+   ending with the runner's evaluation on the fixed evaluation seeds;
+4. draws the curves (the mouse's training curve; for the supply chain the *evaluation*
+   curves, greedy on the fixed seeds with 95% CIs, not the exploration-noised training
+   returns) and prints one comparison table.
 
 `--quick` (or SMPC_DEMO_QUICK=1) shrinks every run to a smoke test (used by the tests).
 """
@@ -32,6 +36,9 @@ from smpc_gym.training.run import load_run
 FULL = {"mouse_steps": 150_000, "chain_steps": 2_000, "episodes": 20, "mouse_len": 1000}
 QUICK = {"mouse_steps": 1_000, "chain_steps": 80, "episodes": 2, "mouse_len": 50}
 
+#: Evaluation points of the supply-chain curves (the runs are trained in this many parts).
+CHAIN_SEGMENTS = 4
+
 
 def train(algo: str, env: str, out: Path, steps: int, episodes: int, extra: list[str]) -> dict:
     """Train one run with the same CLI as train.py; return its eval.json."""
@@ -43,8 +50,33 @@ def train(algo: str, env: str, out: Path, steps: int, episodes: int, extra: list
     return json.loads((out / "eval.json").read_text())
 
 
-def mouse_strip(run: Path, path: Path, frames: int = 8, every: int = 3, seed: int = 1) -> Path:
-    """A PNG strip of ``frames`` snapshots of the trained mouse, ``every`` steps apart."""
+def train_segments(
+    algo: str, env: str, out: Path, steps: int, episodes: int, extra: list[str], parts: int
+) -> list[tuple[int, dict]]:
+    """Train in ``parts`` equal segments (the first a new run, the rest ``--resume --steps``
+    of the same run folder); return ``(env step, eval.json)`` after each: the evaluation
+    curve on the fixed seeds, measured by the runner's own evaluation."""
+    points = []
+    for k in range(1, parts + 1):
+        target = max(1, steps * k // parts)
+        if k == 1:
+            result = train(algo, env, out, target, episodes, extra)
+        else:
+            argv = ["--resume", "--out", str(out), "--steps", str(target)]
+            argv += ["--eval-episodes", str(episodes), "--threads", "1"]
+            argv += [a for a in ("--quiet", "--no-tensorboard") if a in extra]
+            if train_cli(argv) != 0:
+                raise SystemExit(f"training {algo} on {env} failed at step {target}")
+            result = json.loads((out / "eval.json").read_text())
+        points.append((target, result))
+    return points
+
+
+def mouse_strip(
+    run: Path, path: Path, frames: int = 8, every: int = 3, seed: int = 1, cols: int = 4
+) -> Path:
+    """``frames`` snapshots of the trained mouse, ``every`` steps apart, in a grid of
+    ``cols`` columns, each titled with its step (a figure about 1,000 pixels wide)."""
     import gymnasium as gym
     import matplotlib
 
@@ -54,16 +86,59 @@ def mouse_strip(run: Path, path: Path, frames: int = 8, every: int = 3, seed: in
     algo = load_run(run)
     env = gym.make("GreedyMouse-v0", render_mode="rgb_array", **algo.env_kwargs)
     obs, _ = env.reset(seed=seed)
-    shots = [env.render()]
+    shots = [(0, env.render())]
     for t in range(1, frames * every):
         obs, *_ = env.step(algo.act(obs))
         if t % every == 0:
-            shots.append(env.render())
+            shots.append((t, env.render()))
     env.close()
-    gap = np.full((shots[0].shape[0], 6, 3), 255, np.uint8)
-    strip = np.concatenate([x for s in shots for x in (s, gap)][:-1], axis=1)
+    rows = -(-len(shots) // cols)
+    h, w = shots[0][1].shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 10 * rows * h / (cols * w) + 0.6))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, (t, frame) in zip(np.ravel(axes), shots, strict=False):
+        ax.imshow(frame)
+        ax.set_title(f"step {t}", fontsize=10)
+    fig.suptitle(f"trained {algo.name} mouse, classic map, evaluation seed {seed}", fontsize=11)
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, strip)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_eval_curves(
+    curves: dict[str, list[tuple[int, dict]]], baselines: dict[str, dict], path: Path
+) -> Path:
+    """Evaluation return (mean over the fixed seeds, 95% CI band) against env steps for
+    the learners, with the baselines' evaluations as dashed lines (and their CI bands)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, points) in enumerate(curves.items()):
+        x = [p[0] for p in points]
+        y = np.array([p[1]["mean_return"] for p in points])
+        ci = np.array([p[1]["ci95_return"] for p in points])
+        ax.plot(x, y, marker="o", color=f"C{i}", label=name)
+        ax.fill_between(x, y - ci, y + ci, color=f"C{i}", alpha=0.2)
+    for j, (name, r) in enumerate(baselines.items(), start=len(curves)):
+        m, ci = r["mean_return"], r["ci95_return"]
+        ax.axhline(m, color=f"C{j}", ls="--", label=f"{name} (baseline)")
+        ax.axhspan(m - ci, m + ci, color=f"C{j}", alpha=0.1)
+    episodes = next(iter(baselines.values()))["episodes"] if baselines else "?"
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return (joint, per episode)")
+    ax.set_title(f"SupplyChain: greedy evaluation on {episodes} fixed seeds (95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path
 
 
@@ -113,13 +188,26 @@ def main() -> None:
 
     # 3. SupplyChain: MADDPG (explicit data exchange) vs independent learners (NDS).
     chain: dict[str, dict] = {}
+    chain_curves: dict[str, list[tuple[int, dict]]] = {}
     for algo in ("maddpg", "nds", "random", "heuristic"):
         extra = ["--set", "log_every=40", *quiet]
+        run_dir = out / f"{algo}-chain"
         if algo in ("maddpg", "nds"):
             extra += ["--set", "buffer_size=100000"]
-        chain[algo] = train(
-            algo, "supply_chain", out / f"{algo}-chain", s["chain_steps"], s["episodes"], extra
-        )
+            chain_curves[algo] = train_segments(
+                algo,
+                "supply_chain",
+                run_dir,
+                s["chain_steps"],
+                s["episodes"],
+                extra,
+                CHAIN_SEGMENTS,
+            )
+            chain[algo] = chain_curves[algo][-1][1]
+        else:
+            chain[algo] = train(
+                algo, "supply_chain", run_dir, s["chain_steps"], s["episodes"], extra
+            )
 
     # 4. curves + table
     curves = plot_runs(
@@ -128,11 +216,10 @@ def main() -> None:
         window=3,
         baselines=[out / "random", out / "heuristic"],
     )
-    plot_runs(
-        [out / f"{a}-chain" for a in chain],
-        metrics=["total_ncr", "total_reward"],
-        out=out / "curves_supply_chain.png",
-        labels=list(chain),
+    plot_eval_curves(
+        chain_curves,
+        {a: chain[a] for a in ("random", "heuristic")},
+        out / "curves_supply_chain.png",
     )
     rows = []
     r_rand, r_heur = mouse["random"]["mean_return"], mouse["heuristic"]["mean_return"]

@@ -278,3 +278,83 @@ def test_render_after_training_replays_short_episodes(tmp_path, monkeypatch) -> 
     argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", "50", "--quiet", "--render"]
     assert main([*argv, "--out", str(tmp_path / "r"), "--eval-episodes", "1"]) == 0
     assert seen == [({"max_episode_steps": 200}, 3)]  # 3 episodes, cut to 200 steps
+
+
+# ------------------------------------------------ --env ids and counts such as 1e5
+@pytest.mark.parametrize(
+    ("given", "short"),
+    [
+        ("greedy_mouse", "greedy_mouse"),
+        ("GreedyMouse-v0", "greedy_mouse"),
+        ("smpc_gym:GreedyMouse-v0", "greedy_mouse"),
+        ("smpc/GreedyMouse-v0", "greedy_mouse"),
+        ("greedy_mouse_v0", "greedy_mouse"),
+        ("SupplyChain-v0", "supply_chain"),
+        ("smpc/SupplyChain-v0", "supply_chain"),
+        ("supply_chain_v0", "supply_chain"),
+    ],
+)
+def test_env_accepts_registered_ids(given: str, short: str) -> None:
+    from smpc_gym.training.config import env_name
+
+    assert env_name(given) == short
+    assert resolve("random", given, steps=10).env == short
+
+
+def test_env_ids_cover_every_runner_env_and_are_registered() -> None:
+    import gymnasium as gym
+    import pettingzoo
+
+    import smpc_gym
+    from smpc_gym.agents.base import ENV_NAMES
+    from smpc_gym.training.config import ENV_IDS
+
+    assert set(ENV_IDS) == set(ENV_NAMES)
+    for ids in ENV_IDS.values():
+        for name in ids:
+            if name.startswith("smpc/"):
+                assert name in pettingzoo.parallel_registry, name
+            elif name.endswith("_v0"):
+                assert hasattr(smpc_gym, name), name
+            elif name.startswith("GreedyMouse"):
+                assert name.removeprefix("smpc_gym:") in gym.registry, name
+
+
+def test_wrong_env_lists_the_registered_ids(capsys, tmp_path) -> None:
+    argv = ["--algo", "random", "--env", "GreedyMouse-v1", "--out", str(tmp_path / "r")]
+    err = _error(capsys, argv)
+    for fragment in ("unknown env 'GreedyMouse-v1'", "GreedyMouse-v0", "supply_chain_v0"):
+        assert fragment in err, err
+
+
+def test_run_with_a_gym_id_lands_in_the_short_name_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["--algo", "random", "--env", "GreedyMouse-v0", "--steps", "5e1", "--quiet", *TINY]
+    assert main(argv) == 0
+    config = (tmp_path / "runs" / "random-greedy_mouse-0" / "config.yaml").read_text()
+    assert "env: greedy_mouse" in config and "steps: 50" in config
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("1e5", 100_000), ("2.5e4", 25_000), ("300_000", 300_000), ("1E3", 1000)]
+)
+def test_counts_accept_scientific_notation(text: str, value: int) -> None:
+    from smpc_gym.training.cli import _train_parser
+
+    args = _train_parser().parse_args(["--steps", text])
+    assert args.steps == value and isinstance(args.steps, int)
+    assert _train_parser().parse_args(["--episodes", text]).episodes == value
+
+
+@pytest.mark.parametrize("text", ["1.5", "1e-3", "2.5e0", "7.5e-1", "1e5x"])
+def test_counts_refuse_what_is_not_whole(capsys, tmp_path, text: str) -> None:
+    argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", text]
+    err = _error(capsys, [*argv, "--out", str(tmp_path / "r")])
+    assert "--steps" in err and repr(text) in err and "whole number" in err
+
+
+def test_parse_count_refuses_negative_counts() -> None:
+    from smpc_gym.training.config import parse_count
+
+    with pytest.raises(ConfigError, match="steps: bad value '-1e3'; expected a whole number >= 0"):
+        parse_count("-1e3", "steps")

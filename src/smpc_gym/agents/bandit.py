@@ -24,8 +24,11 @@ class Config:
     Attributes:
         alpha: learning rate α in (0, 1] of the running reward average.
         eps_start: ε at step 0.
-        eps_end: ε after ``eps_decay_steps`` env steps.
-        eps_decay_steps: env steps of the linear ε decay.
+        eps_end: ε once the decay is over.
+        exploration_fraction: fraction of the run's total env steps over which ε decays
+            linearly from ``eps_start`` to ``eps_end`` (as SB3's ``exploration_fraction``).
+        eps_decay_steps: if set, the decay lasts this many env steps whatever the run
+            length (overrides ``exploration_fraction``); None (default) uses the fraction.
         q_init: initial value of every table entry.
         num_envs: worlds of the vector env stepped together in training.
         log_every: env steps between training-metric rows.
@@ -39,7 +42,8 @@ class Config:
     alpha: float = 0.1
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_steps: int = 50_000
+    exploration_fraction: float = 1 / 6  # 50,000 of the preset's 300,000 steps
+    eps_decay_steps: int | None = None
     q_init: float = 0.0
     num_envs: int = 16
     log_every: int = 10_000

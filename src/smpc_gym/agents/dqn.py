@@ -33,7 +33,7 @@ from torch import nn
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator, torch_generator
 from smpc_gym.agents.common.networks import mlp
 from smpc_gym.agents.common.replay import ReplayBuffer
-from smpc_gym.agents.common.schedules import LinearSchedule
+from smpc_gym.agents.common.schedules import check_exploration_fields, exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 
 
@@ -56,7 +56,11 @@ class Config:
         tau: target update rate: 1.0 = hard copy, < 1 = Polyak averaging.
         eps_start: ε at step 0.
         eps_end: final ε.
-        eps_decay_steps: env steps of the linear ε decay.
+        exploration_fraction: fraction of the run's total env steps over which ε decays
+            linearly from ``eps_start`` to ``eps_end`` (as SB3's ``exploration_fraction``),
+            so a short ``--steps`` run still ends at ``eps_end``.
+        eps_decay_steps: if set, the decay lasts this many env steps whatever the run
+            length (overrides ``exploration_fraction``); None (default) uses the fraction.
         double_dqn: pick the bootstrap action with the online net (double DQN).
         max_grad_norm: gradient-norm clip (0 disables).
         reward_scale: rewards are multiplied by this in the loss.
@@ -75,7 +79,8 @@ class Config:
     tau: float = 1.0
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_steps: int = 50_000
+    exploration_fraction: float = 1 / 6  # 50,000 of the preset's 300,000 steps
+    eps_decay_steps: int | None = None
     double_dqn: bool = True
     max_grad_norm: float = 10.0
     reward_scale: float = 0.01
@@ -100,11 +105,9 @@ class Config:
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma!r}")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
-        for name in ("eps_start", "eps_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.learning_starts < 0 or self.eps_decay_steps < 0:
-            raise ValueError("learning_starts and eps_decay_steps must be >= 0")
+        check_exploration_fields(self)
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts!r}")
         if self.max_grad_norm < 0:
             raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm!r}")
 
@@ -139,13 +142,20 @@ class DQNLearner:
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=config.lr)
         self.buffer = ReplayBuffer(config.buffer_size, (self.obs_dim,), np.float32)
-        self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
+        self.run_steps: int | None = None  # the run length ε is scheduled over
+        self.epsilon = exploration_schedule(config, None)
         self.env_steps = 0  # transitions collected by this learner
         self.grad_steps = 0
         self._update_credit = 0.0
         self._last_target_update = 0
         self.last_loss = float("nan")
         self.last_q = float("nan")
+
+    def set_run_length(self, total_steps: int) -> None:
+        """Size the ε schedule for a run of ``total_steps`` env steps (see
+        :func:`~smpc_gym.agents.common.schedules.exploration_schedule`)."""
+        self.run_steps = int(total_steps)
+        self.epsilon = exploration_schedule(self.config, self.run_steps)
 
     # acting -----------------------------------------------------------------------
     @torch.no_grad()
@@ -256,6 +266,7 @@ class DQNLearner:
             "grad_steps": int(self.grad_steps),
             "update_credit": float(self._update_credit),
             "last_target_update": int(self._last_target_update),
+            "run_steps": -1 if self.run_steps is None else int(self.run_steps),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -269,15 +280,18 @@ class DQNLearner:
         self.grad_steps = int(state["grad_steps"])
         self._update_credit = float(state["update_credit"])
         self._last_target_update = int(state["last_target_update"])
+        run_steps = int(state.get("run_steps", -1))  # absent in older checkpoints
+        if run_steps >= 0:
+            self.set_run_length(run_steps)
 
 
 def probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[int, int]:
     """``(obs_dim, num_actions)`` of ``GreedyMouse-v0`` with these kwargs (flat float obs)."""
     import gymnasium as gym
 
-    import smpc_gym  # noqa: F401 - registers the env
+    from smpc_gym.envs.registry import get_env_spec
 
-    env = gym.make("GreedyMouse-v0", **dict(env_kwargs))
+    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
     try:
         shape = env.observation_space.shape
         if shape is None or len(shape) != 1:
@@ -326,8 +340,16 @@ class DQN(Algorithm):
         return int(self.learner.act_batch(np.asarray(obs)[None], eps)[0])
 
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
-        """Train until ``total_steps`` env steps (summed over the worlds)."""
+        """Train until ``total_steps`` env steps (summed over the worlds).
+
+        ε decays over ``exploration_fraction`` of the run length given to the *first*
+        ``train`` call; it is kept in the checkpoint, so a resumed run continues the same
+        schedule and a finished run extended with ``--resume --steps N`` stays at
+        ``eps_end`` instead of exploring again.
+        """
         cfg = self.config
+        if self.learner.run_steps is None:
+            self.learner.set_run_length(total_steps)
         worlds = VectorWorlds(self.env_kwargs, cfg.num_envs, int(self._world_rng.integers(2**31)))
         next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
         last_logged = -1

@@ -18,8 +18,9 @@ Only weights cross the holder boundary. ``secure_fed_dqn`` replaces step 2 by se
 aggregation (override :meth:`FedDQN.aggregate`) and keeps everything else.
 
 Counting and schedules: ``env_steps`` is the total over all holders. ε decays with the
-*total* env steps (``eps_decay_steps`` is a total), so at any total step the holders
-explore as much as a single DQN at the same step; ``learning_starts``, ``train_every``,
+*total* env steps over ``exploration_fraction`` of the total run (``eps_decay_steps``,
+when set, is a total too), so at any total step the holders explore as much as a single
+DQN at the same step; ``learning_starts``, ``train_every``,
 ``target_update_every`` and ``buffer_size`` are per holder (local steps).
 
 Progress per total env step: averaging the holders' parallel steps gives roughly *one*
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
-from smpc_gym.agents.common.schedules import LinearSchedule
+from smpc_gym.agents.common.schedules import exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 from smpc_gym.agents.dqn import Config as DQNConfig
 from smpc_gym.agents.dqn import DQNLearner, probe_spaces
@@ -53,7 +54,7 @@ from smpc_gym.agents.dqn import DQNLearner, probe_spaces
 class Config(DQNConfig):
     """Federated-DQN hyper-parameters: every :class:`smpc_gym.agents.dqn.Config` field
     (per holder; ``num_envs`` is the number of worlds *each holder* owns, and
-    ``eps_decay_steps`` counts total env steps) plus:
+    ``exploration_fraction`` / ``eps_decay_steps`` refer to total env steps) plus:
 
     Attributes:
         holders: number of data holders (clients).
@@ -102,7 +103,8 @@ class FedDQN(Algorithm):
             learner.target.load_state_dict(init)
         self.global_learner = DQNLearner(config, obs_dim, num_actions, seed)
         self.global_learner.set_weights(init)
-        self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
+        self.run_steps: int | None = None  # the run length ε is scheduled over
+        self.epsilon = exploration_schedule(config, None)
         self.rounds = 0
         self._world_rng = numpy_generator(seed + 1)
 
@@ -140,8 +142,15 @@ class FedDQN(Algorithm):
 
     # training ---------------------------------------------------------------------
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
-        """FedAvg rounds until ``total_steps`` env steps in total over all holders."""
+        """FedAvg rounds until ``total_steps`` env steps in total over all holders.
+
+        ε decays over ``exploration_fraction`` of the run length given to the first
+        ``train`` call (kept in the checkpoint, as in :meth:`DQN.train
+        <smpc_gym.agents.dqn.DQN.train>`).
+        """
         cfg = self.config
+        if self.run_steps is None:
+            self.set_run_length(total_steps)
         worlds = [
             VectorWorlds(self.env_kwargs, cfg.num_envs, int(self._world_rng.integers(2**31)))
             for _ in self.learners
@@ -164,6 +173,11 @@ class FedDQN(Algorithm):
         finally:
             for w in worlds:
                 w.close()
+
+    def set_run_length(self, total_steps: int) -> None:
+        """Size the ε schedule for a run of ``total_steps`` total env steps."""
+        self.run_steps = int(total_steps)
+        self.epsilon = exploration_schedule(self.config, self.run_steps)
 
     def _metrics(self, worlds: Sequence[VectorWorlds], eps: float) -> dict[str, float]:
         stats = [w.stats() for w in worlds]
@@ -189,6 +203,7 @@ class FedDQN(Algorithm):
             "rounds": int(self.rounds),
             "world_rng": self._world_rng.bit_generator.state,
             "env_steps": int(self.env_steps),
+            "run_steps": -1 if self.run_steps is None else int(self.run_steps),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -204,3 +219,6 @@ class FedDQN(Algorithm):
         self.rounds = int(state["rounds"])
         self._world_rng.bit_generator.state = dict(state["world_rng"])
         self.env_steps = int(state["env_steps"])
+        run_steps = int(state.get("run_steps", -1))  # absent in older checkpoints
+        if run_steps >= 0:
+            self.set_run_length(run_steps)

@@ -12,6 +12,19 @@ means for SB3: the weights, optimiser and step counter continue exactly, and so 
 DQN replay buffer and PPO's current rollout are NOT restored (they are refilled from
 fresh episodes), and SB3's internal RNG streams restart from the seed.
 
+Reward scale: ``reward_scale`` multiplies the rewards SB3 learns from (a ``VecEnv``
+wrapper outside SB3's ``Monitor``, so logged episode returns stay raw). GreedyMouse's
+rewards (-1 per step, +50, -100) are far from the unit scale SB3's defaults assume; PPO's
+shared gradient clip is then dominated by the value loss and the policy barely moves
+(the unscaled preset scored at the random level), so the ``sb3_ppo`` preset scales by
+0.01, as rl-zoo normalises rewards.
+
+SB3's own file: at the end of :meth:`train` under the runner, ``model.zip`` (SB3's
+``model.save``: policy, optimiser and hyper-parameters, no replay buffer) is written into
+the run folder beside ``model.pt``, so ``PPO.load("runs/.../model.zip")`` /
+``DQN.load(...)`` open the trained policy with SB3 alone (see :meth:`export`). SB3's
+``load`` unpickles parts of that file (cloudpickle): load only files you trust.
+
 Seeding: SB3 seeds its components with ``set_random_seed``, which also seeds Python's,
 numpy's and torch's *global* generators — a documented departure from the project's
 no-global-RNG rule, confined to these two wrappers.
@@ -19,29 +32,49 @@ no-global-RNG rule, confined to these two wrappers.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from smpc_gym.agents.base import Algorithm, TrainHooks
 
+#: The file :meth:`_SB3Base.export` writes into the run folder (SB3's own format).
+MODEL_ZIP = "model.zip"
 
-def _make_venv(env_kwargs: Mapping[str, Any], n_envs: int, seed: int) -> Any:
-    import gymnasium as gym
+
+def _make_venv(
+    env_kwargs: Mapping[str, Any], n_envs: int, seed: int, reward_scale: float = 1.0
+) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecEnvWrapper
 
-    import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
+    from smpc_gym.envs.registry import get_env_spec
 
-    kwargs = dict(env_kwargs)
-    return make_vec_env(lambda: gym.make("GreedyMouse-v0", **kwargs), n_envs=n_envs, seed=seed)
+    class _ScaleReward(VecEnvWrapper):
+        """Multiplies the rewards by ``reward_scale`` (after Monitor: logs stay raw)."""
+
+        def reset(self) -> Any:
+            return self.venv.reset()
+
+        def step_wait(self) -> Any:
+            obs, rewards, dones, infos = self.venv.step_wait()
+            return obs, rewards * reward_scale, dones, infos
+
+    kwargs, spec = dict(env_kwargs), get_env_spec("greedy_mouse")
+    venv = make_vec_env(lambda: spec.make(**kwargs), n_envs=n_envs, seed=seed)
+    return venv if reward_scale == 1.0 else _ScaleReward(venv)
 
 
 def _check_positive(cfg: Any, names: Sequence[str]) -> None:
     for name in names:
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
+    if not cfg.reward_scale > 0:
+        raise ValueError(f"reward_scale must be > 0, got {cfg.reward_scale!r}")
 
 
 def _hook_callback(owner: _SB3Base, hooks: TrainHooks, log_every: int) -> Any:
@@ -104,7 +137,7 @@ class _SB3Base(Algorithm):
     def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         env_kwargs = {"obs_mode": "features", **dict(env_kwargs)}
         super().__init__(config, env_kwargs, seed)
-        self.venv = _make_venv(self.env_kwargs, config.n_envs, self.seed)
+        self.venv = _make_venv(self.env_kwargs, config.n_envs, self.seed, config.reward_scale)
         self.model = self._build_model()
 
     def _build_model(self) -> Any:
@@ -123,6 +156,24 @@ class _SB3Base(Algorithm):
             progress_bar=False,
         )
         self.env_steps = int(self.model.num_timesteps)
+        run_dir = getattr(hooks, "run_dir", None)  # the runner's hooks name the run folder
+        if run_dir is not None:
+            self.export(Path(run_dir) / MODEL_ZIP)
+
+    def export(self, path: str | Path) -> Path:
+        """Write SB3's own ``model.save`` file to ``path`` (atomically, with the normal
+        umask permissions) and return the path.
+
+        ``PPO.load(path)`` / ``DQN.load(path)`` reopen it with SB3 alone; its
+        ``predict(obs, deterministic=True)`` is the policy :meth:`act` uses, so it
+        reproduces the run's evaluation. The replay buffer is not included.
+        """
+        from smpc_gym.storage.files import atomic_write_bytes
+
+        buf = io.BytesIO()
+        self.model.save(buf)
+        # plain bytes (SB3 must open it), written atomically with the umask's permissions
+        return atomic_write_bytes(path, buf.getvalue())
 
     def act_batch(self, obs: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
         """Greedy actions for a batch of observations (``epsilon`` is not supported)."""
@@ -175,6 +226,7 @@ class DQNConfig:
         exploration_final_eps: final ε.
         max_grad_norm: gradient clip.
         net_arch: hidden-layer sizes of the Q-network.
+        reward_scale: rewards are multiplied by this for learning (1.0: unchanged).
         log_every: env steps between training-metric rows.
     """
 
@@ -192,6 +244,7 @@ class DQNConfig:
     exploration_final_eps: float = 0.05
     max_grad_norm: float = 10.0
     net_arch: tuple[int, ...] = (128, 128)
+    reward_scale: float = 1.0
     log_every: int = 5_000
 
     def __post_init__(self) -> None:
@@ -266,6 +319,7 @@ class PPOConfig:
         vf_coef: value-loss weight.
         max_grad_norm: gradient clip.
         net_arch: hidden-layer sizes of the policy and value MLPs.
+        reward_scale: rewards are multiplied by this for learning (1.0: unchanged).
         log_every: env steps between training-metric rows.
     """
 
@@ -281,6 +335,7 @@ class PPOConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     net_arch: tuple[int, ...] = (64, 64)
+    reward_scale: float = 1.0
     log_every: int = 5_000
 
     def __post_init__(self) -> None:

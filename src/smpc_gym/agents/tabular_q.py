@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
-from smpc_gym.agents.common.schedules import LinearSchedule
+from smpc_gym.agents.common.schedules import check_exploration_fields, exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 
 
@@ -42,9 +42,11 @@ class Config:
         alpha: learning rate α in (0, 1].
         gamma: discount γ in [0, 1).
         eps_start: ε at step 0.
-        eps_end: ε after ``eps_decay_steps`` env steps (and in ``act(deterministic=False)``
-            once decayed).
-        eps_decay_steps: env steps of the linear ε decay.
+        eps_end: ε once the decay is over (and in ``act(deterministic=False)`` then).
+        exploration_fraction: fraction of the run's total env steps over which ε decays
+            linearly from ``eps_start`` to ``eps_end`` (as SB3's ``exploration_fraction``).
+        eps_decay_steps: if set, the decay lasts this many env steps whatever the run
+            length (overrides ``exploration_fraction``); None (default) uses the fraction.
         q_init: initial value of every Q-table entry.
         num_envs: worlds of the vector env stepped together in training.
         log_every: env steps between training-metric rows.
@@ -59,7 +61,8 @@ class Config:
     gamma: float = 0.9
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_steps: int = 100_000
+    exploration_fraction: float = 1 / 3  # 100,000 of the preset's 300,000 steps
+    eps_decay_steps: int | None = None
     q_init: float = 0.0
     num_envs: int = 16
     log_every: int = 10_000
@@ -74,12 +77,7 @@ class Config:
 def _check_tabular_config(cfg: Any) -> None:
     if not 0.0 < cfg.alpha <= 1.0:
         raise ValueError(f"alpha must be in (0, 1], got {cfg.alpha!r}")
-    for name in ("eps_start", "eps_end"):
-        v = getattr(cfg, name)
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-    if cfg.eps_decay_steps < 0:
-        raise ValueError(f"eps_decay_steps must be >= 0, got {cfg.eps_decay_steps!r}")
+    check_exploration_fields(cfg)
     if cfg.num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {cfg.num_envs!r}")
     if cfg.log_every < 1:
@@ -137,7 +135,8 @@ class _TabularAgent(Algorithm):
         self.num_states = int(np.prod(probe[0].nvec))
         self.q = np.full((self.num_states, self.num_actions), float(config.q_init))
         self.rng = numpy_generator(seed)
-        self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
+        self.run_steps: int | None = None  # the run length ε is scheduled over
+        self.epsilon = exploration_schedule(config, None)
         self.updates = 0
 
     # -- discount -------------------------------------------------------------------
@@ -168,9 +167,21 @@ class _TabularAgent(Algorithm):
         return int(self.act_batch(np.asarray(obs)[None], eps)[0])
 
     # -- training -------------------------------------------------------------------
+    def set_run_length(self, total_steps: int) -> None:
+        """Size the ε schedule for a run of ``total_steps`` env steps."""
+        self.run_steps = int(total_steps)
+        self.epsilon = exploration_schedule(self.config, self.run_steps)
+
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
-        """Q-learning on ``num_envs`` vector-env worlds until ``total_steps`` env steps."""
+        """Q-learning on ``num_envs`` vector-env worlds until ``total_steps`` env steps.
+
+        ε decays over ``exploration_fraction`` of the run length given to the first
+        ``train`` call (kept in the checkpoint: a resumed run continues the same schedule,
+        an extended one stays at ``eps_end``).
+        """
         cfg = self.config
+        if self.run_steps is None:
+            self.set_run_length(total_steps)
         worlds = VectorWorlds(self.env_kwargs, cfg.num_envs, int(self.rng.integers(2**31)))
         next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
         last_logged = -1
@@ -223,6 +234,7 @@ class _TabularAgent(Algorithm):
             "env_steps": int(self.env_steps),
             "updates": int(self.updates),
             "rng": self.rng.bit_generator.state,
+            "run_steps": -1 if self.run_steps is None else int(self.run_steps),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -237,15 +249,16 @@ class _TabularAgent(Algorithm):
         self.env_steps = int(state["env_steps"])
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = dict(state["rng"])
+        run_steps = int(state.get("run_steps", -1))  # absent in older checkpoints
+        if run_steps >= 0:
+            self.set_run_length(run_steps)
 
 
 def _probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
     """(observation_space, action_space) of one GreedyMouse env with these kwargs."""
-    import gymnasium as gym
+    from smpc_gym.envs.registry import get_env_spec
 
-    import smpc_gym  # noqa: F401
-
-    env = gym.make("GreedyMouse-v0", **dict(env_kwargs))
+    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
     try:
         return env.observation_space, env.action_space
     finally:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from smpc_gym.training.config import ConfigError
+from smpc_gym.training.config import ConfigError, parse_count
 
 PROG = "train.py"
 
@@ -43,7 +43,11 @@ def _train_parser() -> argparse.ArgumentParser:
         epilog="Subcommands: `%(prog)s plot RUN...`, `%(prog)s eval RUN`.",
     )
     p.add_argument("--algo", help="algorithm name (see --list)")
-    p.add_argument("--env", help="greedy_mouse or supply_chain")
+    p.add_argument(
+        "--env",
+        help="greedy_mouse or supply_chain, or a registered id (GreedyMouse-v0, "
+        "SupplyChain-v0, greedy_mouse_v0, supply_chain_v0, smpc/...)",
+    )
     p.add_argument("--config", help="agent preset file (default agents/ALGO.yaml)")
     p.add_argument(
         "--set",
@@ -54,8 +58,10 @@ def _train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="total env steps")
-    length.add_argument("--episodes", type=int, help="total episodes (x episode length)")
+    length.add_argument("--steps", type=_count, help="total env steps (e.g. 300000 or 3e5)")
+    length.add_argument(
+        "--episodes", type=_count, help="total episodes (x episode length; 1e3 is fine)"
+    )
     p.add_argument("--out", help="run folder (default runs/ALGO-ENV-SEED)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -118,6 +124,15 @@ def _eval_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _count(text: str) -> int:
+    """argparse ``type`` for counts: ``100000``, ``100_000`` and ``1e5`` are accepted; a
+    number that is not whole is refused with the value named."""
+    try:
+        return parse_count(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("count: ")) from None
+
+
 def _launch(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.rank is not None:
@@ -163,17 +178,10 @@ def _run_dealer(args: argparse.Namespace) -> int:
 
 def check_env(env: str, env_kwargs: dict[str, Any]) -> None:
     """Build the env once so bad kwargs fail before training (as a ConfigError)."""
+    from smpc_gym.envs.registry import get_env_spec
+
     try:
-        if env == "greedy_mouse":
-            import gymnasium as gym
-
-            import smpc_gym  # noqa: F401
-
-            e: Any = gym.make("GreedyMouse-v0", **env_kwargs)
-        else:
-            from smpc_gym import supply_chain_v0
-
-            e = supply_chain_v0.parallel_env(**env_kwargs)
+        e = get_env_spec(env).make(**env_kwargs)
     except (TypeError, ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"env {env} with {env_kwargs}: {exc}") from None
     e.close()
@@ -215,9 +223,10 @@ def cmd_train(argv: Sequence[str]) -> int:
     else:
         if not args.algo or not args.env:
             raise UsageError("--algo and --env are required (or --resume --out RUN)")
+        env = cfg.env_name(args.env)
         run = cfg.resolve(
             args.algo,
-            args.env,
+            env,
             sets=args.set,
             config_path=args.config,
             seed=args.seed,
@@ -225,7 +234,11 @@ def cmd_train(argv: Sequence[str]) -> int:
             episodes=args.episodes,
             launch=launch,
         )
-        out = Path(args.out) if args.out else runmod.default_run_dir(args.algo, args.env, args.seed)
+        out = Path(args.out) if args.out else runmod.default_run_dir(args.algo, env, args.seed)
+        if not args.quiet:
+            preset = cfg.agent_preset(args.algo, env, args.config).get("steps")
+            for warning in cfg.short_run_warnings(run, preset):
+                print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.resume:
         saved = runmod.run_config_from_dict(runmod.read_run_config(out))
         check_env(saved.env, saved.env_kwargs)

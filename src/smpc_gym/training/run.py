@@ -362,7 +362,9 @@ def train(
     """Train (or resume) a run in ``run_dir`` and return its evaluation (``eval.json``).
 
     With ``resume=True`` the run's own ``config.yaml`` is used (``run`` may be None;
-    ``steps`` may extend the run's length). ``checkpoint_every`` defaults to a tenth of
+    ``steps`` may extend the run's length). A new run's length is ``run.steps`` alone
+    (:func:`~smpc_gym.training.config.resolve` sets it from ``--steps``/``--episodes``);
+    ``steps`` is refused without ``resume``. ``checkpoint_every`` defaults to a tenth of
     the run (at least 1,000 steps).
     """
     from smpc_gym.training.evaluate import evaluate, write_eval
@@ -401,7 +403,10 @@ def train(
         if run is None:
             raise ConfigError("nothing to train: give a RunConfig or resume=True")
         if steps is not None:
-            run.steps = int(steps)
+            raise ConfigError(
+                f"steps={steps} extends a resumed run; a new run's length is run.steps "
+                f"({run.steps}, set by resolve(steps=...))"
+            )
         prepare_run_dir(run_dir, overwrite)
         algo = build_algorithm(run)
 

@@ -1,12 +1,21 @@
 """Exploration schedules (ε as a function of the env step).
 
 Schedules are plain dataclasses with no state of their own: the value depends only on
-the env step, so resuming a run needs nothing beyond the step counter.
+the env step, so resuming a run needs nothing beyond the step counter (and the run
+length the schedule was sized for, which the algorithms keep in their checkpoints).
+
+Run-relative exploration, as Stable-Baselines3's ``exploration_fraction``: the ε-greedy
+agents (``tabular_q``, ``bandit``, ``dqn``, ``fed_dqn``, ``secure_fed_dqn``) decay ε
+linearly over ``exploration_fraction`` of the run's total env steps
+(:func:`exploration_schedule`), so a short ``--steps`` run still ends at ``eps_end``
+instead of half-exploring. An explicit ``eps_decay_steps`` (env steps) overrides the
+fraction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,3 +57,47 @@ class ExponentialSchedule:
     def __call__(self, step: int) -> float:
         """The value at env step ``step``."""
         return float(max(self.end, self.start * self.decay ** max(step, 0)))
+
+
+def decay_steps(fraction: float, total_steps: int) -> int:
+    """Env steps of a decay that lasts ``fraction`` of a ``total_steps``-step run.
+
+    Rounded to the nearest step, so a fraction written to a few digits (e.g. 0.1666667
+    of 300,000) gives the intended whole count (50,000).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"exploration_fraction must be in [0, 1], got {fraction!r}")
+    if total_steps < 0:
+        raise ValueError(f"total_steps must be >= 0, got {total_steps!r}")
+    return int(round(float(fraction) * int(total_steps)))
+
+
+def exploration_schedule(config: Any, total_steps: int | None) -> LinearSchedule:
+    """The linear ε schedule of an ε-greedy agent's config for a ``total_steps`` run.
+
+    ``config`` has ``eps_start``, ``eps_end``, ``exploration_fraction`` and
+    ``eps_decay_steps``. The decay lasts ``eps_decay_steps`` env steps when that is set
+    (not None), else ``exploration_fraction · total_steps``. With neither known (no
+    ``eps_decay_steps`` and the run length not yet given, i.e. before training) ε stays
+    at ``eps_start``: the value every schedule starts from.
+    """
+    start, end = float(config.eps_start), float(config.eps_end)
+    if config.eps_decay_steps is not None:
+        return LinearSchedule(start, end, int(config.eps_decay_steps))
+    if total_steps is None:
+        return LinearSchedule(start, start, 0)
+    return LinearSchedule(start, end, decay_steps(config.exploration_fraction, total_steps))
+
+
+def check_exploration_fields(config: Any) -> None:
+    """Validate the ε fields :func:`exploration_schedule` reads (``ValueError`` naming
+    the bad value and the allowed range)."""
+    for name in ("eps_start", "eps_end", "exploration_fraction"):
+        v = getattr(config, name)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+    if config.eps_decay_steps is not None and config.eps_decay_steps < 0:
+        raise ValueError(
+            f"eps_decay_steps must be >= 0 or None (None: use exploration_fraction), "
+            f"got {config.eps_decay_steps!r}"
+        )
