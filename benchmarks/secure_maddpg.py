@@ -26,6 +26,30 @@ extra exchange per triple batch, counted in party 0's bytes and rounds) or
 The versions are timed interleaved (one update of each per round), so a change of load
 on a shared machine hits all of them alike; the ratios are the figures to compare.
 
+``--profile`` also charges every timed update of ours to its phases (input sharing,
+forward, the forward's ReLU comparisons and sigmoid, backward, optimiser and — for Adam —
+its ``1/√v`` start and Newton iterations, target updates, loss reveal) and times the
+secure action (both actors on one observation); per phase it reports wall seconds, the
+part spent inside CrypTen's communication calls (``comm_s``: sending and waiting for the
+peer), the rest (``local_s``: local compute plus Python/CrypTen overhead), bytes and
+rounds, per update. Phases are exclusive: a nested phase (``forward.relu_compare``) is
+not counted again in its parent (``forward``). ``unattributed`` is the update's time
+outside every phase.
+
+``--network`` re-runs ours over emulated links, parties (and the dealer) each in their
+own network namespace started with the multi-machine launch (``--rank``-style
+``run_party`` over ``tcp://``; see ``benchmarks/netns.py``): ``local`` (no limit, the
+compute baseline of this launch path), ``lan`` (1 Gbit/s; its 0.5 ms RTT is *not*
+emulated — a userspace relay cannot carry 1 Gbit/s here — and is added by the model) and
+``wan`` (100 Mbit/s and 40 ms RTT, both emulated). The network model, per update::
+
+    seconds ≈ compute_s + rounds × rtt_s + (bytes / 2) / rate_bytes_per_s
+
+(``bytes`` counts what party 0 sent plus received, so half of it crosses each direction
+of a full-duplex link; ``rounds`` is CrypTen's count of communication calls, each
+charged one full RTT: an upper bound, since the two parties' sends overlap). Without
+``--network``, ``lan_s``/``wan_s`` are the model's prediction from the loopback run.
+
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
 it ran with), ``config`` (the arguments), ``plain_s``
 (plaintext EDE seconds per update), and for ``ours_sgd``, ``ours_adam`` (those asked
@@ -33,7 +57,18 @@ for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain
 ``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
 sent+received as CrypTen counts them, communication rounds), plus
 ``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
-(straightforward seconds / ours).
+(straightforward seconds / ours). Each ``ours_*`` entry also has ``lan_s`` and
+``wan_s`` (seconds per update on the LAN / WAN link) with ``lan_kind`` / ``wan_kind``:
+``"measured"`` (emulated in full), ``"measured+predicted_latency"`` (bandwidth emulated,
+the RTT term added by the model) or ``"predicted"`` (model only). With ``--profile``:
+``profile`` = ``{"ours_<opt>": {"update_s", "phases": {name: {"calls", "wall_s",
+"comm_s", "local_s", "bytes", "rounds"}} (per update), "unattributed_s", "act":
+{"seconds", "comm_s", "bytes", "rounds"} (per call)}, "plain_act_s"}``. With
+``--network``: ``network`` = ``{"model", "links": {name: {"rate_mbit", "rtt_ms",
+"rtt_emulated"}}, "ours_<opt>": {link: {"measured_s", "predicted_s", "bytes",
+"rounds"}, "rtt_factor_fit"}}`` (``rtt_factor_fit``: the per-round RTT multiple that
+makes the model match the WAN measurement); where namespaces cannot be made,
+``network_unavailable`` names why and ``lan_s``/``wan_s`` stay ``"predicted"``.
 """
 
 from __future__ import annotations
@@ -41,21 +76,31 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
+from smpc_gym.secure.comm import PhaseProfile, phase, profiling
 from smpc_gym.secure.runtime import (
     DEFAULT_PROVIDER,
     PROVIDERS,
     PartyConfig,
     launch_local,
     resolve_provider,
+    run_party,
+    run_ttp_dealer,
 )
 
 SEED = 0
+#: emulated links: name -> (rate in Mbit/s or None, RTT in ms, RTT emulated?)
+LINKS = {"local": (None, 0.0, True), "lan": (1000.0, 0.5, False), "wan": (100.0, 40.0, True)}
+NET_TIMEOUT_S = 1200  # bound on one emulated-link run (all parties)
 
 
 def _data(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -89,6 +134,21 @@ def _plain_seconds(cfg: sm.Config, data, n_updates: int) -> float:
     for _ in range(n_updates):
         maddpg.maddpg_update(algo.nets, algo.opts, batch, cfg.plain(), algo.sharing)
     return (time.perf_counter() - t) / n_updates
+
+
+def _plain_act_seconds(cfg: sm.Config, high: list[torch.Tensor], n: int = 20) -> float:
+    """Both players' plaintext actors on one 10-feature observation (seconds per call)."""
+    g = torch.Generator().manual_seed(0)
+    actors = [maddpg.make_actor(2 * sm.N_FEATURES, cfg.hidden, high[i], g) for i in range(2)]
+    x = torch.rand(1, 2 * sm.N_FEATURES, generator=g)
+    with torch.no_grad():
+        for a in actors:
+            a(x)
+        t = time.perf_counter()
+        for _ in range(n):
+            for a in actors:
+                a(x)
+    return (time.perf_counter() - t) / n
 
 
 def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
@@ -151,16 +211,63 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     return time.perf_counter() - t0, ctx.comm_stats()
 
 
-def _timed_update(ctx, party: sm.Party) -> tuple[float, dict[str, int]]:
+def _timed_update(
+    ctx, party: sm.Party, prof: PhaseProfile | None = None
+) -> tuple[float, dict[str, int]]:
+    """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof."""
     idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
     ctx.barrier()
     ctx.reset_comm_stats()
-    t = time.perf_counter()
-    party.update(idx)
-    return time.perf_counter() - t, ctx.comm_stats()
+    if prof is None:
+        t = time.perf_counter()
+        party.update(idx)
+        return time.perf_counter() - t, ctx.comm_stats()
+    with profiling(ctx.comm) as p:
+        t = time.perf_counter()
+        party.update(idx)
+        dt = time.perf_counter() - t
+    for name, st in p.phases.items():  # accumulate into the caller's profile
+        acc = prof.phases.setdefault(name, type(st)())
+        acc.calls += st.calls
+        acc.wall_s += st.wall_s
+        acc.comm_s += st.comm_s
+        acc.bytes += st.bytes
+        acc.rounds += st.rounds
+    return dt, ctx.comm_stats()
 
 
-def _party(ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool, optimizers):
+def _act_profile(ctx, party: sm.Party, n: int = 5) -> dict[str, float]:
+    """Per call of :meth:`Party.secure_act` (after one warm-up): seconds, comm, bytes, rounds."""
+    obs = party.replay.get(torch.arange(1)).obs.numpy().reshape(-1)
+    party.secure_act(obs)
+    ctx.barrier()
+    ctx.reset_comm_stats()
+    with profiling(ctx.comm) as p:
+        t = time.perf_counter()
+        for _ in range(n):
+            with phase("act"):
+                party.secure_act(obs)
+        dt = time.perf_counter() - t
+    tot = p.total()
+    return {"seconds": dt / n, "comm_s": tot.comm_s / n, "bytes": tot.bytes / n,
+            "rounds": tot.rounds / n}  # fmt: skip
+
+
+def _profile_summary(prof: PhaseProfile, seconds: list[float]) -> dict:
+    """Per-update figures of a profile accumulated over ``len(seconds)`` updates."""
+    n = len(seconds)
+    phases = {k: {f: v / n for f, v in st.as_dict().items()} for k, st in prof.phases.items()}
+    update_s = sum(seconds) / n
+    return {
+        "update_s": update_s,
+        "phases": phases,
+        "unattributed_s": update_s - prof.total().wall_s / n,
+    }
+
+
+def _party(
+    ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool, optimizers, profile=False
+):
     torch.set_num_threads(1)
     parties = {}
     for opt in optimizers:
@@ -180,12 +287,26 @@ def _party(ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool, opti
     # interleaved: one update of each version per round, so load drift hits all alike
     rows: dict[str, list] = {f"ours_{opt}": [] for opt in optimizers}
     rows["straightforward"] = []
+    profs = {opt: PhaseProfile(ctx.comm) if profile else None for opt in optimizers}
     for _ in range(n_updates):
         for opt, party in parties.items():
-            rows[f"ours_{opt}"].append(_timed_update(ctx, party))
+            rows[f"ours_{opt}"].append(_timed_update(ctx, party, profs[opt]))
         ctx.barrier()
         rows["straightforward"].append(_straightforward(ctx, cfg, [cols, cols], high))
     plain = _plain_seconds(cfg, data, max(3, n_updates)) if do_plain and ctx.rank == 0 else None
+    prof_out = None
+    if profile:
+        act = _act_profile(ctx, next(iter(parties.values())))
+        prof_out = {
+            f"ours_{opt}": {
+                **_profile_summary(pr, [r[0] for r in rows[f"ours_{opt}"]]),
+                "act": act,
+            }
+            for opt, pr in profs.items()
+            if pr is not None
+        }
+        if ctx.rank == 0:
+            prof_out["plain_act_s"] = _plain_act_seconds(cfg, high)
 
     def summary(r):
         n = len(r)
@@ -195,7 +316,149 @@ def _party(ctx, cfg: sm.Config, data, n_updates: int, high, do_plain: bool, opti
             "rounds": sum(x[1]["rounds"] for x in r) / n,
         }
 
-    return {**{k: summary(v) for k, v in rows.items()}, "plain_s": plain}
+    return {**{k: summary(v) for k, v in rows.items()}, "plain_s": plain, "profile": prof_out}
+
+
+# ----------------------------------------------------------------------------- network
+
+
+def predict_seconds(
+    compute_s: float, nbytes: float, rounds: float, rate_mbit: float | None, rtt_ms: float
+) -> float:
+    """The network model: ``compute_s + rounds·rtt + (bytes/2)/rate`` (seconds per update).
+
+    ``nbytes`` is party 0's sent+received count (half of it per direction of a
+    full-duplex link), ``rate_mbit`` the per-direction rate (``None``: no limit).
+    """
+    wire = 0.0 if rate_mbit is None else (nbytes / 2) / (rate_mbit * 1e6 / 8)
+    return compute_s + rounds * rtt_ms / 1e3 + wire
+
+
+def _net_party(ctx, cfg: sm.Config, data, n_updates: int, high, optimizers):
+    """Ours only, per optimiser: one warm-up, then ``n_updates`` timed updates."""
+    torch.set_num_threads(1)
+    out = {}
+    for opt in optimizers:
+        party = sm.Party(
+            ctx.crypten, ctx.rank, dataclasses.replace(cfg, optimizer=opt), {}, SEED,
+            action_high=high,
+        )  # fmt: skip
+        _fill(party.replay, data[ctx.rank])
+        _timed_update(ctx, party)  # warm-up
+        r = [_timed_update(ctx, party) for _ in range(n_updates)]
+        out[f"ours_{opt}"] = {
+            "seconds": sum(x[0] for x in r) / n_updates,
+            "bytes": sum(x[1]["bytes"] for x in r) / n_updates,
+            "rounds": sum(x[1]["rounds"] for x in r) / n_updates,
+        }
+    return out
+
+
+def _net_role(args, cfg: sm.Config, data, high, optimizers) -> None:
+    """Run as one process of an emulated-link run (started by :func:`_network_runs`)."""
+    pc = PartyConfig(
+        world_size=2, rank=args.net_party, rendezvous=args.rendezvous, timeout_s=NET_TIMEOUT_S,
+        provider=args.provider,
+    )  # fmt: skip
+    if args.net_party == 2:
+        run_ttp_dealer(pc)
+        return
+    res = run_party(_net_party, pc, (cfg, data, args.updates, high, optimizers))
+    if args.net_party == 0:
+        print("NETRESULT " + json.dumps(res), flush=True)
+
+
+def _one_link(args, link: str) -> dict:
+    """Start the parties (and dealer) in namespaces joined by ``link``; party 0's figures."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from netns import Testbed
+
+    rate, rtt, rtt_emulated = LINKS[link]
+    n = 3 if args.provider == DEFAULT_PROVIDER else 2
+    base = [
+        sys.executable, str(Path(__file__).resolve()), "--hidden", str(args.hidden),
+        "--batch", str(args.batch), "--updates", str(args.updates), "--optimizer",
+        args.optimizer, "--provider", args.provider,
+    ]  # fmt: skip
+    with Testbed(n, rate_mbit=rate, rtt_ms=rtt if rtt_emulated else 0.0, tag=link) as tb:
+        rdv = f"tcp://{tb.ip(0)}:29500"
+        procs = []
+        try:
+            for k in range(n):
+                env = {**os.environ, "GLOO_SOCKET_IFNAME": tb.ifname(k)}
+                cmd = tb.exec_prefix(k) + base + ["--net-party", str(k), "--rendezvous", rdv]
+                procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
+                if k == 0:
+                    time.sleep(1.0)  # rank 0 hosts the rendezvous store
+            out, _ = procs[0].communicate(timeout=NET_TIMEOUT_S)
+            for p in procs[1:]:
+                p.communicate(timeout=60)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(10)
+    lines = [x for x in out.splitlines() if x.startswith("NETRESULT ")]
+    if procs[0].returncode != 0 or not lines:
+        raise RuntimeError(f"emulated {link} run failed (party 0 exit {procs[0].returncode})")
+    return json.loads(lines[-1][len("NETRESULT ") :])
+
+
+def _network(args, out: dict, optimizers) -> None:
+    """Fill ``lan_s``/``wan_s`` (and ``network`` with ``--network``) into ``out``."""
+    keys = [f"ours_{o}" for o in optimizers]
+    measured: dict[str, dict] = {}
+    if args.network:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from netns import unavailable
+
+        reason = unavailable()
+        if reason is None:
+            for link in LINKS:
+                measured[link] = _one_link(args, link)
+        else:  # say so, and give the model alone
+            print(f"--network: cannot emulate links here ({reason}); model only", file=sys.stderr)
+            out["network_unavailable"] = reason
+    net: dict = {
+        "model": "seconds = compute_s + rounds * rtt_s + (bytes / 2) / (rate_mbit * 1e6 / 8)",
+        "links": {
+            k: {"rate_mbit": r, "rtt_ms": t, "rtt_emulated": e} for k, (r, t, e) in LINKS.items()
+        },
+    }
+    for key in keys:
+        base = measured["local"][key] if measured else out[key]
+        compute_s, nbytes, rounds = base["seconds"], base["bytes"], base["rounds"]
+        per: dict = {}
+        for link, (rate, rtt, _) in LINKS.items():
+            pred = predict_seconds(compute_s, nbytes, rounds, rate, rtt)
+            row = {"predicted_s": pred}
+            if measured:
+                m = measured[link][key]
+                row.update(measured_s=m["seconds"], bytes=m["bytes"], rounds=m["rounds"])
+            per[link] = row
+        for link in ("lan", "wan"):
+            _, rtt, emulated = LINKS[link]
+            if not measured:
+                out[key][f"{link}_s"], out[key][f"{link}_kind"] = (
+                    per[link]["predicted_s"],
+                    "predicted",
+                )
+            elif emulated:
+                out[key][f"{link}_s"], out[key][f"{link}_kind"] = (
+                    per[link]["measured_s"],
+                    "measured",
+                )
+            else:
+                out[key][f"{link}_s"] = per[link]["measured_s"] + rounds * rtt / 1e3
+                out[key][f"{link}_kind"] = "measured+predicted_latency"
+        net[key] = per
+        if measured:
+            rate, rtt, _ = LINKS["wan"]
+            wire = predict_seconds(0.0, nbytes, 0.0, rate, 0.0)
+            lat = per["wan"]["measured_s"] - compute_s - wire
+            net[key]["rtt_factor_fit"] = lat / (rounds * rtt / 1e3) if rounds else None
+    if measured:
+        out["network"] = net
 
 
 def main() -> None:
@@ -217,20 +480,32 @@ def main() -> None:
         help=f"Beaver-triple provider, one of {PROVIDERS} (default {DEFAULT_PROVIDER})",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", action="store_true", help="per-phase profile of ours")
+    p.add_argument(
+        "--network",
+        action="store_true",
+        help="also run ours over emulated LAN/WAN links in network namespaces (needs root)",
+    )
+    p.add_argument("--net-party", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--rendezvous", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(1)
     optimizers = ("sgd", "adam") if args.optimizer == "both" else (args.optimizer,)
     cfg = sm.Config(hidden=args.hidden, batch_size=args.batch, reveal_losses=False)
     high = maddpg.action_caps({})
     data = _data(max(2 * args.batch, 256), high)
+    if args.net_party is not None:
+        _net_role(args, cfg, data, high, optimizers)
+        return
     res = launch_local(
         _party,
         2,
-        (cfg, data, args.updates, high, True, optimizers),
+        (cfg, data, args.updates, high, True, optimizers, args.profile),
         config=PartyConfig(world_size=2, timeout_s=600, provider=args.provider),
     )[0]
     plain = res["plain_s"]
-    out = {"provider": args.provider, "config": vars(args), "plain_s": plain}
+    config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
+    out = {"provider": args.provider, "config": config, "plain_s": plain}
     keys = [f"ours_{o}" for o in optimizers] + ["straightforward"]
     for k in keys:
         out[k] = {**res[k], "ratio_to_plain": res[k]["seconds"] / plain}
@@ -238,6 +513,9 @@ def main() -> None:
         out[f"speedup_{o}_vs_straightforward"] = (
             res["straightforward"]["seconds"] / res[f"ours_{o}"]["seconds"]
         )
+    if res["profile"] is not None:
+        out["profile"] = res["profile"]
+    _network(args, out, optimizers)
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return
@@ -256,6 +534,56 @@ def main() -> None:
         print(
             f"{labels[k]:<24}{v['seconds']:>10.3f}{v['ratio_to_plain']:>10.0f}"
             f"{v['bytes'] / 1e6:>9.1f}{v['rounds']:>8.0f}{sp:>9.2f}x"
+        )
+    for o in optimizers:
+        v = out[f"ours_{o}"]
+        print(
+            f"ours ({o}) per update: LAN {v['lan_s']:.3f} s ({v['lan_kind']}), "
+            f"WAN {v['wan_s']:.3f} s ({v['wan_kind']})"
+        )
+    if "network" in out:
+        _print_network(out, optimizers)
+    if "profile" in out:
+        _print_profile(out, plain, optimizers)
+
+
+def _print_network(out: dict, optimizers) -> None:
+    print("\nemulated links (namespaces, multi-machine launch): s/update measured vs model")
+    print(f"{'version':<14}{'link':<7}{'Mbit/s':>8}{'RTT ms':>8}{'measured':>10}{'model':>9}")
+    for o in optimizers:
+        net = out["network"][f"ours_{o}"]
+        for link, (rate, rtt, emulated) in LINKS.items():
+            r = net[link]
+            rtt_s = f"{rtt:g}" + ("" if emulated else "*")
+            print(
+                f"{'ours (' + o + ')':<14}{link:<7}{rate or 0:>8.0f}{rtt_s:>8}"
+                f"{r['measured_s']:>10.3f}{r['predicted_s']:>9.3f}"
+            )
+        print(f"  per-round RTT factor fitted on WAN: {net['rtt_factor_fit']:.2f}")
+    print("  * RTT not emulated (measured at ~0 added RTT; lan_s adds rounds x RTT)")
+
+
+def _print_profile(out: dict, plain: float, optimizers) -> None:
+    prof = out["profile"]
+    for o in optimizers:
+        pr = prof[f"ours_{o}"]
+        print(
+            f"\nprofile, ours ({o}): {pr['update_s']:.3f} s per update "
+            f"(plaintext update {plain:.4f} s, {pr['update_s'] / plain:.0f}x)"
+        )
+        print(f"{'phase':<30}{'wall s':>8}{'comm s':>8}{'local s':>9}{'MB':>8}{'rounds':>8}")
+        rows = sorted(pr["phases"].items(), key=lambda kv: -kv[1]["wall_s"])
+        for name, r in rows:
+            print(
+                f"{name:<30}{r['wall_s']:>8.3f}{r['comm_s']:>8.3f}{r['local_s']:>9.3f}"
+                f"{r['bytes'] / 1e6:>8.1f}{r['rounds']:>8.1f}"
+            )
+        print(f"{'(outside every phase)':<30}{pr['unattributed_s']:>8.3f}")
+        a = pr["act"]
+        print(
+            f"act (both actors, 1 obs): {a['seconds']:.4f} s/call, comm {a['comm_s']:.4f} s, "
+            f"{a['bytes'] / 1e3:.1f} kB, {a['rounds']:.0f} rounds "
+            f"(plaintext {prof['plain_act_s'] * 1e3:.3f} ms)"
         )
 
 

@@ -293,6 +293,7 @@ def secure_update(
         Shares of the per-player losses ``critic_loss`` ``[P]`` and ``actor_loss`` ``[P]``
         (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
     """
+    from smpc_gym.secure.comm import phase
     from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked
     from smpc_gym.secure.optim import mul_public
 
@@ -302,49 +303,58 @@ def secure_update(
     rep = [crypten.stack([t] * P) for t in (s, s2)]
 
     # A. actors(s) and target actors(s')
-    (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
+    with phase("forward"):
+        (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
 
     # B. critic update
     x = crypten.cat([s, a], dim=1)
     x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
-    (q, q2), (critic_cache, _) = forward_stacked(
-        [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
-    )
-    (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
+    with phase("forward"):
+        (q, q2), (critic_cache, _) = forward_stacked(
+            [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
+        )
+        (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
     y = b["reward"] + mul_public(not_done_q2, cfg.gamma)
     diff = q - y
     out: dict[str, Any] = {}
     if cfg.reveal_losses:
-        out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
+        with phase("loss"):
+            out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
     dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
-    grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
+    with phase("backward"):
+        grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
     assert grads is not None  # weight_grads=True
-    nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
+    with phase("optimiser"):
+        nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
 
     # C. actor update through the updated critics
     own = [
         crypten.cat([s, a_cur[0], a[:, 2:4]], dim=1),
         crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
     ]
-    (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
+    with phase("forward"):
+        (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
     if cfg.reveal_losses:
         out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
     dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
     f2 = 2 * N_FEATURES
-    _, d_act = backward_stacked(
-        [nets.critics],
-        [qa_cache],
-        [dqa],
-        weight_grads=False,
-        input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
-    )
-    agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
+    with phase("backward"):
+        _, d_act = backward_stacked(
+            [nets.critics],
+            [qa_cache],
+            [dqa],
+            weight_grads=False,
+            input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
+        )
+        agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
     assert agrads is not None  # weight_grads=True
-    nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
+    with phase("optimiser"):
+        nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
 
     # D. targets
-    _soft_update(nets.target_actors, nets.actors, cfg.tau)
-    _soft_update(nets.target_critics, nets.critics, cfg.tau)
+    with phase("targets"):
+        _soft_update(nets.target_actors, nets.actors, cfg.tau)
+        _soft_update(nets.target_critics, nets.critics, cfg.tau)
     return out
 
 
@@ -519,16 +529,19 @@ class Party:
         raise error
 
     def _update_once(self, indices: torch.Tensor) -> dict[str, float]:
+        from smpc_gym.secure.comm import phase
         from smpc_gym.secure.mpc_nn import fast_dispatch
 
         own = self.replay.get(indices)
         with fast_dispatch():
-            b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
+            with phase("input"):
+                b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
             losses = secure_update(self.crypten, self.nets, self.opts, b, self.cfg)
         self.updates += 1
         out: dict[str, float] = {}
         for k, v in losses.items():
-            plain = self.reveal(v, dst=None, what=k)
+            with phase("reveal"):
+                plain = self.reveal(v, dst=None, what=k)
             assert plain is not None
             for i in range(N_PLAYERS):
                 val = float(plain[i])

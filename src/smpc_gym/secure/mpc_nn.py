@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.comm import phase
 
 __all__ = [
     "OUT_ACTS",
@@ -479,11 +480,13 @@ def forward_stacked(
         (z,) = beaver_many([("matmul", h, w)])
         z = z + b
         if k < n_layers - 1:
-            mask = relu_mask(z)
+            with phase("forward.relu_compare"):
+                mask = relu_mask(z)
             cache.masks.append(mask)
             h = beaver_many([("mul", z, mask)])[0]
         else:
-            h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
+            with phase("forward.sigmoid"):
+                h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
     cache.out = h
     outs = _split(h, sizes)
     caches = [

@@ -72,6 +72,7 @@ from typing import Any
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.comm import phase
 
 __all__ = ["SecureAdam", "SecureSGD", "flatten_cat", "mul_public", "unflatten_like"]
 
@@ -257,9 +258,10 @@ class SecureAdam:
         return y - shrink
 
     def _newton(self, x: Any, y: Any, iters: int) -> Any:
-        for _ in range(iters):
-            u = (x * y) * y  # not x·y²: y² underflows the fixed-point grid for small y
-            y = mul_public(y * (3 - u), 0.5)
+        with phase("optimiser.adam_newton"):
+            for _ in range(iters):
+                u = (x * y) * y  # not x·y²: y² underflows the fixed-point grid for small y
+                y = mul_public(y * (3 - u), 0.5)
         return y
 
     def step(self, params: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
@@ -296,9 +298,11 @@ class SecureAdam:
             or (self.refresh_every > 0 and st.t % self.refresh_every == 0)
         )
         if refresh:
-            st.y = self._newton(x, self._initial_guess(x), self.init_iters)
+            with phase("optimiser.adam_rsqrt_start"):  # Newton's own time: adam_newton
+                st.y = self._newton(x, self._initial_guess(x), self.init_iters)
         else:
-            st.y = self._newton(x, self._guard(x, st.y), self.nr_iters)
+            with phase("optimiser.adam_rsqrt_start"):
+                st.y = self._newton(x, self._guard(x, st.y), self.nr_iters)
         # y ≈ 2^(−V_SHIFT/2)/√(v̂' + ε'²): undo the shift in the public learning rate
         upd = mul_public(st.m * st.y, self.lr * 2.0 ** (self.V_SHIFT / 2))
         return unflatten_like(theta - upd, params)

@@ -1,0 +1,199 @@
+"""The per-phase profiler (``smpc_gym.secure.comm.phase``), the benchmark's network model
+and the namespace testbed of ``benchmarks/netns.py``.
+
+The profiler is checked for its accounting (nested phases exclusive, rows adding up to
+the block) with a fake communicator, and on a real two-party secure MADDPG update: every
+byte and round CrypTen counts during an update must be charged to some phase.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from smpc_gym.secure.comm import PhaseProfile, phase, profiling
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _FakeComm:
+    """CrypTen's counter attributes, advanced by hand."""
+
+    def __init__(self) -> None:
+        self.comm_bytes, self.comm_rounds, self.comm_time = 0, 0, 0.0
+
+    def send(self, nbytes: int, seconds: float) -> None:
+        self.comm_bytes += nbytes
+        self.comm_rounds += 1
+        self.comm_time += seconds
+
+
+def test_nested_phases_are_charged_exclusively_and_add_up() -> None:
+    comm = _FakeComm()
+    with profiling(comm) as prof:
+        t0 = time.perf_counter()
+        with phase("outer"):
+            comm.send(100, 0.5)
+            with phase("outer.inner"):
+                comm.send(40, 0.25)
+                with phase("outer.inner.deep"):
+                    comm.send(7, 0.125)
+            with phase("outer.inner"):  # entered twice: calls and figures accumulate
+                comm.send(3, 0.0)
+        inclusive = time.perf_counter() - t0
+    p = prof.phases
+    assert set(p) == {"outer", "outer.inner", "outer.inner.deep"}
+    assert (p["outer"].bytes, p["outer"].rounds, p["outer"].comm_s) == (100, 1, 0.5)
+    assert (p["outer.inner"].bytes, p["outer.inner"].rounds) == (43, 2)
+    assert p["outer.inner"].calls == 2 and p["outer.inner"].comm_s == 0.25
+    assert (p["outer.inner.deep"].bytes, p["outer.inner.deep"].comm_s) == (7, 0.125)
+    tot = prof.total()
+    assert (tot.bytes, tot.rounds, tot.comm_s) == (150, 4, 0.875)
+    assert 0 <= tot.wall_s <= inclusive
+    assert all(st.wall_s >= 0 for st in p.values())
+    d = prof.as_dict()["outer"]
+    assert d["local_s"] == pytest.approx(d["wall_s"] - d["comm_s"])
+
+
+def test_phase_outside_profiling_records_nothing() -> None:
+    comm = _FakeComm()
+    with phase("forward"):
+        comm.send(8, 0.0)
+    with profiling(comm) as prof:
+        pass
+    with phase("forward"):  # after the block: not charged to it
+        comm.send(8, 0.0)
+    assert prof.phases == {}
+
+
+def test_profiles_nest_and_only_the_innermost_collects() -> None:
+    comm = _FakeComm()
+    with profiling(comm) as outer:
+        with phase("a"):
+            comm.send(1, 0.0)
+        with profiling(comm) as inner, phase("b"):
+            comm.send(2, 0.0)
+        with phase("c"):
+            comm.send(4, 0.0)
+    assert set(outer.phases) == {"a", "c"} and set(inner.phases) == {"b"}
+    assert isinstance(inner, PhaseProfile)
+
+
+def _profiled_updates(ctx) -> dict:
+    """One profiled update per optimiser (tiny networks): phases and the party's totals."""
+    from smpc_gym.agents import maddpg
+    from smpc_gym.agents import secure_maddpg as sm
+
+    torch.set_num_threads(1)
+    high = maddpg.action_caps({})
+    out = {}
+    for optimizer in ("sgd", "adam"):
+        cfg = sm.Config(hidden=8, batch_size=8, optimizer=optimizer)
+        party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, 0, action_high=high)
+        g = torch.Generator().manual_seed(ctx.rank)
+        n = 16
+        party.replay.add(
+            torch.rand(n, 5, generator=g),
+            torch.rand(n, 5, generator=g),
+            torch.rand(n, 2, generator=g) * high[ctx.rank],
+            torch.rand(n, 1, generator=g) * 0.5,
+            torch.zeros(n, 1),
+        )
+        ctx.reset_comm_stats()
+        with profiling(ctx.comm) as prof:
+            party.update(torch.arange(8))
+        out[optimizer] = {"phases": prof.as_dict(), "total": ctx.comm_stats()}
+    return out
+
+
+@pytest.mark.slow  # two parties + dealer, one SGD and one Adam update (tiny networks)
+def test_every_byte_and_round_of_a_secure_update_is_charged_to_a_phase() -> None:
+    from smpc_gym.secure.runtime import PartyConfig, launch_local
+
+    res = launch_local(_profiled_updates, 2, config=PartyConfig(world_size=2, timeout_s=300))
+    for rank, per_opt in enumerate(res):  # party 0 also counts its exchanges with the dealer
+        for optimizer, r in per_opt.items():
+            ph, where = r["phases"], f"party {rank}, {optimizer}"
+            expected = {"input", "forward", "forward.relu_compare", "forward.sigmoid"}
+            expected |= {"backward", "optimiser", "targets", "loss", "reveal"}
+            if optimizer == "adam":
+                expected |= {"optimiser.adam_rsqrt_start", "optimiser.adam_newton"}
+            assert expected <= set(ph), (where, sorted(ph))
+            charged = {k: sum(p[k] for p in ph.values()) for k in ("bytes", "rounds")}
+            assert charged == r["total"], where
+            assert r["total"]["rounds"] > 0
+            assert ph["forward.relu_compare"]["rounds"] > 0 and ph["backward"]["bytes"] > 0
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_secure_maddpg", ROOT / "benchmarks" / "secure_maddpg.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_network_model_matches_a_hand_worked_case() -> None:
+    predict = _bench().predict_seconds
+    # 1 s compute, 100 rounds at 40 ms, 100 MB sent+received (50 MB each way) at 100 Mbit/s
+    assert predict(1.0, 100e6, 100, 100.0, 40.0) == pytest.approx(1.0 + 4.0 + 4.0)
+    assert predict(2.0, 5e6, 10, None, 0.0) == 2.0  # no limit, no delay: compute only
+
+
+def _netns() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import netns
+    finally:
+        sys.path.pop(0)
+    return netns
+
+
+@pytest.mark.parametrize("rtt_ms", [0.0, 2.0])
+def test_testbed_connects_its_nodes_and_removes_every_namespace(rtt_ms: float) -> None:
+    netns = _netns()
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    echo = (
+        "import socket,sys\n"
+        "s=socket.socket();s.bind((sys.argv[1],5001));s.listen(1);print('up',flush=True)\n"
+        "c,_=s.accept();c.sendall(c.recv(16)[::-1])\n"
+    )
+    client = (
+        "import socket,sys\n"
+        "c=socket.create_connection((sys.argv[1],5001),timeout=10);c.sendall(b'ping')\n"
+        "print(c.recv(16).decode())\n"
+    )
+    with netns.Testbed(2, rate_mbit=50, rtt_ms=rtt_ms, tag="test") as tb:
+        names = [n.ns for n in tb.nodes]
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert all(n in listed for n in names)
+        srv = subprocess.Popen(
+            tb.exec_prefix(1) + [sys.executable, "-c", echo, tb.ip(1)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert srv.stdout is not None and srv.stdout.readline().strip() == "up"
+            out = subprocess.run(
+                tb.exec_prefix(0) + [sys.executable, "-c", client, tb.ip(1)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.stdout.strip() == "gnip", out.stderr
+        finally:
+            srv.kill()
+            srv.wait(10)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(n in listed for n in names), listed
