@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from smpc_gym.agents.base import ENV_NAMES, Algorithm, TrainHooks, numpy_generator
+from smpc_gym.agents.common.cadence import Cadence
 
 
 @dataclass
@@ -137,16 +138,13 @@ class _Baseline(Algorithm):
         else:
             self._run_greedy_mouse(total_steps, hooks)
 
-    def _log(self, hooks: TrainHooks, window: dict[str, Any], extra: Mapping[str, float]) -> None:
+    def _row(self, window: dict[str, Any], extra: Mapping[str, float]) -> dict[str, float]:
         rets = window["returns"]
-        metrics = {
+        return {
             "episode_return": float(np.mean(rets)) if rets else math.nan,
             "episodes": float(self.episodes_done),
             **extra,
         }
-        hooks.log(self.env_steps, metrics)
-        if hooks.should_checkpoint(self.env_steps):
-            hooks.checkpoint(self.env_steps)
 
     def _run_greedy_mouse(self, total_steps: int, hooks: TrainHooks) -> None:
         import gymnasium as gym
@@ -157,6 +155,20 @@ class _Baseline(Algorithm):
         obs, _ = env.reset(seed=self.seed + self.env_steps)
         ep_return = 0.0
         window: dict[str, Any] = {"returns": [], "steps": 0, "cheese": 0, "deaths": 0}
+        cadence = Cadence(hooks, self.config.log_every, self.env_steps, total_steps)
+
+        def row() -> dict[str, float]:
+            n = max(window["steps"], 1)
+            out = self._row(
+                window,
+                {
+                    "cheese_per_1000_steps": 1000.0 * window["cheese"] / n,
+                    "deaths_per_1000_steps": 1000.0 * window["deaths"] / n,
+                },
+            )
+            window.update(returns=[], steps=0, cheese=0, deaths=0)
+            return out
+
         try:
             while self.env_steps < total_steps:
                 obs, reward, terminated, truncated, info = env.step(self.act(obs))
@@ -170,17 +182,8 @@ class _Baseline(Algorithm):
                     self.episodes_done += 1
                     ep_return = 0.0
                     obs, _ = env.reset()
-                if self.env_steps % self.config.log_every == 0 or self.env_steps >= total_steps:
-                    n = max(window["steps"], 1)
-                    self._log(
-                        hooks,
-                        window,
-                        {
-                            "cheese_per_1000_steps": 1000.0 * window["cheese"] / n,
-                            "deaths_per_1000_steps": 1000.0 * window["deaths"] / n,
-                        },
-                    )
-                    window = {"returns": [], "steps": 0, "cheese": 0, "deaths": 0}
+                if cadence.after_step(self.env_steps, row):
+                    break
         finally:
             env.close()
 
@@ -195,6 +198,21 @@ class _Baseline(Algorithm):
             return {"returns": [], "ncr": [], "waste": [], "reward": 0.0, "steps": 0}
 
         window = fresh()
+        cadence = Cadence(hooks, self.config.log_every, self.env_steps, total_steps)
+
+        def row() -> dict[str, float]:
+            done = bool(window["returns"])
+            extra = {
+                "reward_per_step": window["reward"] / max(window["steps"], 1),
+                # the names MADDPG/NDS log, so their curves plot side by side
+                "total_reward": float(np.mean(window["returns"])) if done else math.nan,
+                "total_ncr": float(np.mean(window["ncr"])) if done else math.nan,
+                "total_wastage_units": float(np.mean(window["waste"])) if done else math.nan,
+            }
+            out = self._row(window, extra)
+            window.update(fresh())
+            return out
+
         try:
             while self.env_steps < total_steps:
                 obs, rewards, _, _, infos = env.step(self.act(obs))
@@ -211,19 +229,8 @@ class _Baseline(Algorithm):
                     self.episodes_done += 1
                     ep_return, ep_waste = 0.0, 0.0
                     obs, _ = env.reset()
-                if self.env_steps % self.config.log_every == 0 or self.env_steps >= total_steps:
-                    done = bool(window["returns"])
-                    extra = {
-                        "reward_per_step": window["reward"] / max(window["steps"], 1),
-                        # the names MADDPG/NDS log, so their curves plot side by side
-                        "total_reward": float(np.mean(window["returns"])) if done else math.nan,
-                        "total_ncr": float(np.mean(window["ncr"])) if done else math.nan,
-                        "total_wastage_units": float(np.mean(window["waste"]))
-                        if done
-                        else math.nan,
-                    }
-                    self._log(hooks, window, extra)
-                    window = fresh()
+                if cadence.after_step(self.env_steps, row):
+                    break
         finally:
             env.close()
 

@@ -908,6 +908,7 @@ class _DirectReporter:
 
     def log(self, step: int, row: Mapping[str, float]) -> None:
         self.algo.env_steps = int(step)
+        self.hooks.phase("secure phase")
         self.hooks.log(step, row)
 
     def want_checkpoint(self, step: int, every: int) -> bool:
@@ -939,6 +940,13 @@ class SecureMADDPG(Algorithm):
     name: ClassVar[str] = "secure_maddpg"
     envs: ClassVar[tuple[str, ...]] = ("supply_chain",)
     Config: ClassVar[type] = Config
+    #: The parties run in lockstep in their own processes and cannot agree on a step to
+    #: stop at, so Ctrl-C ends them at once and the runner names the last checkpoint both
+    #: parties wrote (at most ``--checkpoint-every`` steps old).
+    stops_on_request: ClassVar[bool] = False
+    #: The policy exists in plaintext only at the end (owners' revealed actors), so
+    #: ``--eval-every`` is refused.
+    evaluates_during_training: ClassVar[bool] = False
 
     def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         super().__init__(config, env_kwargs, seed)
@@ -1029,6 +1037,7 @@ class SecureMADDPG(Algorithm):
             self._absorb([res])
             return
 
+        hooks.phase("start-up")  # spawning parties, CrypTen, plaintext pre-training
         proc, world = start_world(self.env_kwargs, self.seed)
         ctx = multiprocessing.get_context("spawn")
         reports = ctx.Queue()
@@ -1081,6 +1090,7 @@ class SecureMADDPG(Algorithm):
                 if kind == "log":
                     rows.setdefault(step, {})[rank] = payload
                     if len(rows[step]) == N_PLAYERS:
+                        hooks.phase("secure phase")
                         merged = self._merge(rows.pop(step))
                         self.episodes = int(merged.get("episodes", self.episodes))
                         self.updates = int(merged.get("updates", self.updates))

@@ -305,13 +305,18 @@ def replay(
     env_kwargs: Mapping[str, Any] | None = None,
     episodes: int = 3,
     max_steps: int | None = 200,
+    epsilon: float | None = None,
 ) -> dict[str, Any]:
     """Show ``episodes`` episodes of the policy in a pygame window (``render_mode="human"``).
 
-    GreedyMouse episodes are cut to ``max_steps`` steps (None: the env's own limit; at
-    8 fps a full 1,000-step episode takes two minutes).
+    Episodes are cut to ``max_steps`` steps (None: the env's own limit; at 8 fps a full
+    1,000-step GreedyMouse episode takes two minutes). The returned dict has the
+    :func:`evaluate` keys, but for the shortened episodes: it is not an ``eval.json``.
     """
+    from smpc_gym.training.config import EPISODE_LENGTH
+
     kwargs = dict(algo.env_kwargs if env_kwargs is None else env_kwargs)
-    if env == "greedy_mouse" and max_steps is not None:
-        kwargs["max_episode_steps"] = min(int(kwargs.get("max_episode_steps", 1000)), max_steps)
-    return evaluate(algo, env, kwargs, episodes=episodes, render_mode="human")
+    if max_steps is not None and env in EPISODE_LENGTH:
+        key, default = EPISODE_LENGTH[env]
+        kwargs[key] = min(int(kwargs.get(key, default)), int(max_steps))
+    return evaluate(algo, env, kwargs, episodes=episodes, epsilon=epsilon, render_mode="human")
