@@ -223,6 +223,7 @@ class TrainingProgress:
             print(text, file=self.stream, flush=True)
 
     def _start_bar(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -241,6 +242,7 @@ class TrainingProgress:
             TextColumn("{task.fields[rate]:>16}"),
             TextColumn("ETA {task.fields[eta]}"),
             TextColumn("{task.fields[metrics]}"),
+            console=Console(file=self.stream),
         )
         self._bar.start()
         self._task = self._bar.add_task(
