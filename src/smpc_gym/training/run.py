@@ -5,19 +5,28 @@ A run folder (default ``runs/<algo>-<env>-<seed>``) holds::
     config.yaml      the fully resolved run: algo, env, env_preset, env_kwargs, config,
                      seed, steps, launch, runner settings, package versions
     metrics.csv      one row per hooks.log() call: step, wall_time, then the metrics
-                     (appended and flushed per row; a new metric name rewrites the header)
+                     (appended and flushed per row; a new metric name rewrites the header);
+                     with --eval-every, eval/... columns on the evaluated steps
     tb/              TensorBoard event files (when tensorboard is installed)
     checkpoints/     ckpt-<step>.pt, written atomically; the last ``keep`` are kept
     model.pt         the final algorithm (same format as a checkpoint)
     eval.json        final evaluation (see smpc_gym.training.evaluate)
+    learning_curves.png   written by ``train.py plot``
 
 Resume semantics (``--resume``): the latest checkpoint is loaded (its env step ``S``),
 rows of ``metrics.csv`` with ``step > S`` are dropped (as is a half-written last line),
 TensorBoard is re-opened with ``purge_step=S+1`` so its later events are hidden, and
 training continues from ``S``. Every step the algorithm logs therefore appears exactly
 once, in strictly increasing order. An episode in progress at the checkpoint restarts
-(documented in :mod:`smpc_gym.agents.base`). Ctrl-C or a crash leaves the last
-checkpoint intact: checkpoints are only ever replaced atomically.
+(documented in :mod:`smpc_gym.agents.base`). ``--resume`` names the checkpoint and step
+it continues from, and refuses (:class:`NothingToResume`) when the run has no checkpoint
+or is finished and not extended with a larger ``--steps``.
+
+Ctrl-C (:class:`StopRequest`): the algorithm finishes its current step, checkpoints it
+and returns; :class:`TrainingInterrupted` names the file. A second Ctrl-C, or an algorithm
+that cannot stop at a step of its choosing (``stops_on_request = False``: secure MADDPG's
+lockstep parties), ends at once; the message then names the last checkpoint that exists.
+A crash leaves the last checkpoint intact: checkpoints are only ever replaced atomically.
 """
 
 from __future__ import annotations
@@ -564,6 +573,12 @@ def train(
                 hooks.checkpoint(algo.env_steps)
     except KeyboardInterrupt:
         raise TrainingInterrupted(_interrupted_message(run_dir, hooks.last_step)) from None
+    except Exception:
+        # In a terminal, Ctrl-C reaches party processes too: they die, and the launcher
+        # reports their failure. That is the interruption, not a new error.
+        if hooks.stop.requested:
+            raise TrainingInterrupted(_interrupted_message(run_dir, hooks.last_step)) from None
+        raise
     finally:
         hooks.close()
     save_algorithm(algo, run_dir / "model.pt")
