@@ -113,8 +113,10 @@ def evaluate_greedy_mouse(
     seeds: Sequence[int],
     epsilon: float = 0.0,
     render_mode: str | None = None,
+    on_episode: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``policy(obs) -> action`` on ``GreedyMouse-v0`` (one episode per seed)."""
+    """Evaluate ``policy(obs) -> action`` on ``GreedyMouse-v0`` (one episode per seed;
+    ``on_episode(n)`` is called after the ``n``-th, e.g. for a progress display)."""
     import gymnasium as gym
 
     import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
@@ -142,6 +144,8 @@ def evaluate_greedy_mouse(
                 done = terminated or truncated
             lives += 0 if eaten else 1  # the life still going when the episode ended
             returns.append(ep_return)
+            if on_episode is not None:
+                on_episode(len(returns))
     finally:
         env.close()
     out = _summary(returns)
@@ -161,8 +165,10 @@ def evaluate_supply_chain(
     seeds: Sequence[int],
     epsilon: float = 0.0,
     render_mode: str | None = None,
+    on_episode: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``policy({agent: obs}) -> {agent: action}`` on the SupplyChain game."""
+    """Evaluate ``policy({agent: obs}) -> {agent: action}`` on the SupplyChain game
+    (``on_episode(n)`` is called after the ``n``-th episode)."""
     from smpc_gym import supply_chain_v0
 
     env = supply_chain_v0.parallel_env(render_mode=render_mode, **dict(env_kwargs))
@@ -201,6 +207,8 @@ def evaluate_supply_chain(
                 ncr = last_info.get(p, {}).get("ncr")
                 sums[p]["ncr"] += float(ncr) if ncr is not None else ep[p]
             returns.append(sum(ep.values()))
+            if on_episode is not None:
+                on_episode(len(returns))
     finally:
         env.close()
     n = len(seeds)
@@ -233,9 +241,11 @@ def evaluate(
     seeds: Sequence[int] | None = None,
     epsilon: float | None = None,
     render_mode: str | None = None,
+    on_episode: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained :class:`~smpc_gym.agents.base.Algorithm`; returns the
-    ``eval.json`` dict (keys in this module's docstring)."""
+    ``eval.json`` dict (keys in this module's docstring). ``on_episode(n)`` is called
+    after the ``n``-th episode (the runner's progress display)."""
     env_kwargs = dict(algo.env_kwargs if env_kwargs is None else env_kwargs)
     seeds = list(seeds) if seeds is not None else eval_seeds(episodes)
     if epsilon is None:
@@ -247,9 +257,9 @@ def evaluate(
         return algo.act(obs, deterministic=True)
 
     if env == "greedy_mouse":
-        body = evaluate_greedy_mouse(policy, env_kwargs, seeds, epsilon, render_mode)
+        body = evaluate_greedy_mouse(policy, env_kwargs, seeds, epsilon, render_mode, on_episode)
     elif env == "supply_chain":
-        body = evaluate_supply_chain(policy, env_kwargs, seeds, epsilon, render_mode)
+        body = evaluate_supply_chain(policy, env_kwargs, seeds, epsilon, render_mode, on_episode)
     else:
         raise ValueError(f"unknown env {env!r}; choose greedy_mouse or supply_chain")
     head = {

@@ -105,6 +105,7 @@ class TrainingProgress:
         self.lines: list[str] = []  # the plain lines printed (for tests and logs)
         self._phase, self._unit, self._total = "train", unit, int(total)
         self._created = time.monotonic()
+        self._tenths = True
         self._reset_clock(int(start))
         self.step = int(start)
         self.metrics: dict[str, float] = {}
@@ -156,11 +157,15 @@ class TrainingProgress:
         total: int | None = None,
         start: int | None = None,
         unit: str | None = None,
+        tenths: bool = True,
     ) -> None:
         """Start phase ``name`` (optionally with its own ``total``/``start``/``unit``);
-        the rate and ETA restart with it (``elapsed`` keeps counting)."""
+        the rate and ETA restart with it (``elapsed`` keeps counting). ``tenths=False``:
+        plain output prints only the phase's first and last line (short phases such as
+        a periodic evaluation)."""
         if name == self._phase and total is None and start is None and unit is None:
             return
+        self._tenths = tenths
         self._phase = str(name)
         if total is not None:
             self._total = int(total)
@@ -195,6 +200,8 @@ class TrainingProgress:
             )  # fmt: skip
         elif not self.quiet:
             tenth = 10 * self.step // max(self._total, 1)
+            if not self._tenths and self.step < self._total:
+                return
             if tenth >= self._next_tenth or self.step >= self._total:
                 if self.step >= self._total and self._next_tenth > 10:
                     return  # the final line is already out

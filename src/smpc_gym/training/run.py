@@ -528,10 +528,15 @@ def train(
     _write_yaml(run_dir / "config.yaml", record)
 
     def periodic_eval(step: int) -> dict[str, float]:
-        progress.phase("evaluation", total=eval_episodes, start=0, unit="episodes")
+        progress.phase("evaluation", total=eval_episodes, start=0, unit="episodes", tenths=False)
         try:
             result = evaluate(
-                algo, run.env, run.env_kwargs, episodes=eval_episodes, epsilon=eval_epsilon
+                algo,
+                run.env,
+                run.env_kwargs,
+                episodes=eval_episodes,
+                epsilon=eval_epsilon,
+                on_episode=progress.update,
             )
             metrics = _eval_metrics(result)
             progress.update(eval_episodes, metrics)
@@ -600,7 +605,19 @@ def train(
         _say(
             quiet, f"replacing {run_dir / 'eval.json'} with the evaluation at step {algo.env_steps}"
         )
-    result = evaluate(algo, run.env, run.env_kwargs, episodes=eval_episodes, epsilon=eval_epsilon)
+    final = TrainingProgress(eval_episodes, quiet=quiet, unit="episodes", tty=progress_tty)
+    final.phase("evaluation", tenths=False)
+    try:
+        result = evaluate(
+            algo,
+            run.env,
+            run.env_kwargs,
+            episodes=eval_episodes,
+            epsilon=eval_epsilon,
+            on_episode=final.update,
+        )
+    finally:
+        final.close()
     write_eval(run_dir / "eval.json", result)
     if render:
         from smpc_gym.training.evaluate import replay
