@@ -16,7 +16,12 @@ the same mean return (checked). ``--json`` prints one JSON object with stable ke
     {"run": str, "episodes": int, "repeats": int, "load": [float, float, float],
      "cli_seconds": [float, ...], "python_seconds": [float, ...],
      "cli_median_s": float, "python_median_s": float, "ratio": float,
-     "target_ratio": 1.2, "mean_return": float}
+     "cli_cpu_seconds": [float, ...], "python_cpu_seconds": [float, ...],
+     "cpu_ratio": float, "target_ratio": 1.2, "mean_return": float}
+
+The CPU seconds (user + system: the subprocess's, and this process's during
+``evaluate``) are reported beside the wall times because on a loaded machine the wall
+time of a short subprocess mostly measures waiting for a core.
 
 ``load`` is the 1/5/15-minute load average at the start (timings are noisy on a shared
 machine: compare the ratio, not the seconds).
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,16 +57,22 @@ def _train_run(out: Path) -> Path:
     return out
 
 
-def _cli_eval(run: Path, episodes: int) -> tuple[float, dict[str, Any]]:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _cli_eval(run: Path, episodes: int) -> tuple[float, float, dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     argv = [sys.executable, str(ROOT / "train.py"), "eval", str(run)]
     argv += ["--episodes", str(episodes), "--json"]
-    t0 = time.perf_counter()
+    c0, t0 = _children_cpu(), time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
-    return time.perf_counter() - t0, json.loads(done.stdout)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    return wall, cpu, json.loads(done.stdout)
 
 
-def _python_eval(run: Path, episodes: int) -> tuple[float, dict[str, Any]]:
+def _python_eval(run: Path, episodes: int) -> tuple[float, float, dict[str, Any]]:
     import torch
 
     from smpc_gym.training.evaluate import evaluate
@@ -69,9 +81,9 @@ def _python_eval(run: Path, episodes: int) -> tuple[float, dict[str, Any]]:
     torch.set_num_threads(1)
     algo = load_run(run)
     env = read_run_config(run)["env"]
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     result = evaluate(algo, env, algo.env_kwargs, episodes=episodes)
-    return time.perf_counter() - t0, result
+    return time.perf_counter() - t0, time.process_time() - c0, result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -85,13 +97,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else _train_run(Path(tmp) / "dqn")
         _python_eval(run, 1)  # warm the imports of the baseline once
-        cli, py, returns = [], [], set()
+        cli, py, cli_cpu, py_cpu, returns = [], [], [], [], set()
         for _ in range(args.repeats):
-            t, r = _cli_eval(run, args.episodes)
+            t, c, r = _cli_eval(run, args.episodes)
             cli.append(t)
+            cli_cpu.append(c)
             returns.add(round(r["mean_return"], 6))
-            t, r = _python_eval(run, args.episodes)
+            t, c, r = _python_eval(run, args.episodes)
             py.append(t)
+            py_cpu.append(c)
             returns.add(round(r["mean_return"], 6))
         if len(returns) != 1:
             raise SystemExit(f"cli and python evaluations disagree: mean returns {returns}")
@@ -105,6 +119,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cli_median_s": statistics.median(cli),
             "python_median_s": statistics.median(py),
             "ratio": statistics.median(cli) / statistics.median(py),
+            "cli_cpu_seconds": cli_cpu,
+            "python_cpu_seconds": py_cpu,
+            "cpu_ratio": statistics.median(cli_cpu) / statistics.median(py_cpu),
             "target_ratio": TARGET,
             "mean_return": returns.pop(),
         }
@@ -116,6 +133,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  train.py eval (subprocess, all included): {out['cli_median_s']:8.2f} s")
         print(f"  evaluate() from Python, one thread:       {out['python_median_s']:8.2f} s")
         print(f"  ratio {out['ratio']:.2f} (target <= {TARGET})")
+        print(
+            f"  CPU seconds: {statistics.median(cli_cpu):.2f} vs {statistics.median(py_cpu):.2f}"
+            f", ratio {out['cpu_ratio']:.2f} (less sensitive to the machine's load)"
+        )
     return out
 
 

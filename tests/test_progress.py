@@ -176,3 +176,20 @@ def test_cadence_next_due_bounds_chunked_loops() -> None:
 def test_cadence_rejects_bad_log_every() -> None:
     with pytest.raises(ValueError, match="log_every: bad value 0"):
         Cadence(NullHooks(), 0, 0, 10)
+
+
+def test_short_phases_print_only_their_first_and_last_line() -> None:
+    out = io.StringIO()
+    p = TrainingProgress(1000, 0, tty=False, stream=out)
+    p.phase("evaluation", total=20, start=0, unit="episodes", tenths=False)
+    for n in range(1, 21):
+        p.update(n)
+    p.phase("train", total=1000, start=500, unit="steps")
+    p.update(600)
+    lines = [LINE.match(t) for t in out.getvalue().splitlines()]
+    assert [(m["phase"].strip(), m["step"]) for m in lines] == [
+        ("evaluation", "0"),
+        ("evaluation", "20"),
+        ("train", "500"),
+        ("train", "600"),  # tenths again in the train phase
+    ]

@@ -51,6 +51,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
 
 AGENTS = maddpg.AGENTS
@@ -770,8 +771,15 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     timing = {"update_s": 0.0, "updates": 0, "bytes": 0, "rounds": 0, "step_s": 0.0, "steps": 0}
     window: list[dict[str, float]] = []
     losses: dict[str, list[float]] = {}
-    next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
-    saved = party.env_steps
+    hooks = _PartyHooks(report, party, job)
+    cadence = Cadence(hooks, cfg.log_every, party.env_steps, job.total_steps)
+
+    def row() -> dict[str, float]:
+        nonlocal window, losses
+        out = _log_row(party, window, losses, timing, rank)
+        window, losses = [], {}
+        return out
+
     try:
         obs, _ = view.reset(party.episodes)
         party.noise.reset()
@@ -821,18 +829,9 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
                 timing["updates"] += 1
                 for k, v in stats.items():
                     losses.setdefault(k, []).append(v)
-            if party.env_steps >= next_log or party.env_steps >= job.total_steps:
-                row = _log_row(party, window, losses, timing, rank)
-                report.log(party.env_steps, row)
-                window, losses = [], {}
-                next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
-            if report.want_checkpoint(party.env_steps, job.checkpoint_every):
-                party.save(job.share_dir)
-                report.checkpointed(party.env_steps)
-                saved = party.env_steps
-        if saved != party.env_steps:  # the runner's final checkpoint needs shares of this step
-            party.save(job.share_dir)
-            report.checkpointed(party.env_steps)
+            cadence.after_step(party.env_steps, row)  # parties never stop on request
+        if hooks.saved != party.env_steps:  # the runner's final checkpoint needs this step
+            hooks.checkpoint(party.env_steps)
         final = party.final_weights()
     finally:
         view.close()
@@ -880,6 +879,26 @@ def _log_row(
     if timing["steps"]:
         row["secure_act_step_s"] = timing["step_s"] / timing["steps"]
     return row
+
+
+class _PartyHooks:
+    """A party's side of :class:`~smpc_gym.agents.common.cadence.Cadence`: rows go to the
+    reporter; a checkpoint saves this party's shares, then tells the reporter."""
+
+    def __init__(self, report: Any, party: Party, job: PartyJob) -> None:
+        self.report, self.party, self.job = report, party, job
+        self.saved = party.env_steps
+
+    def log(self, step: int, row: Mapping[str, float]) -> None:
+        self.report.log(step, row)
+
+    def should_checkpoint(self, step: int) -> bool:
+        return bool(self.report.want_checkpoint(step, self.job.checkpoint_every))
+
+    def checkpoint(self, step: int) -> None:
+        self.party.save(self.job.share_dir)
+        self.report.checkpointed(step)
+        self.saved = int(step)
 
 
 class _QueueReporter:
