@@ -131,7 +131,7 @@ def secure_weights(run_dir: Path) -> tuple[int, dict[str, list[list[torch.Tensor
     if not files[0] or not files[1]:
         raise FileNotFoundError(f"no share files under {share_dir}")
     step = int(files[0][-1].stem.split("-")[1])
-    states = [torch.load(sm.share_file(share_dir, r, step), weights_only=True) for r in range(2)]
+    states = [sm.load_share_file(share_dir, r, step) for r in range(2)]
     out: dict[str, list[list[torch.Tensor]]] = {}
     for g in GROUPS:
         shares = [s["nets"][g] for s in states]

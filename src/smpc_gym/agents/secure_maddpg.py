@@ -53,6 +53,7 @@ from smpc_gym.agents import maddpg
 from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
+from smpc_gym.storage.payload import load_torch, save_torch
 
 AGENTS = maddpg.AGENTS
 N_FEATURES = maddpg.N_FEATURES
@@ -452,22 +453,23 @@ def _seeds(seed: int) -> np.ndarray:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """Write a share file: atomic, verified (SHA-256 header), see :mod:`smpc_gym.storage`."""
+    save_torch(path, obj)
 
 
 def share_file(share_dir: str | Path, rank: int, step: int) -> Path:
     """Where party ``rank`` keeps its shares at env step ``step``."""
     return Path(share_dir) / f"party{rank}" / f"shares-{int(step):012d}.pt"
+
+
+def load_share_file(share_dir: str | Path, rank: int, step: int) -> dict[str, Any]:
+    """Party ``rank``'s share checkpoint of step ``step``, verified before it is loaded.
+
+    Raises:
+        smpc_gym.storage.IntegrityError: the file is damaged or unverified (the message
+            names it); ``FileNotFoundError`` if it is missing.
+    """
+    return load_torch(share_file(share_dir, rank, step))
 
 
 class Party:
@@ -760,7 +762,7 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     pid_file.write_text(str(os.getpid()))  # for operators (and the kill test)
     party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
     if job.resume_step is not None:
-        party.load(torch.load(share_file(job.share_dir, rank, job.resume_step), weights_only=True))
+        party.load(load_share_file(job.share_dir, rank, job.resume_step))
         if party.env_steps != job.resume_step:
             raise RuntimeError(
                 f"share file says step {party.env_steps}, expected {job.resume_step}"

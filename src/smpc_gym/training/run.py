@@ -51,6 +51,7 @@ from smpc_gym.training.checkpoint import (
     atomic_write_bytes,
     load_algorithm,
     read_payload,
+    resume_checkpoint,
     save_algorithm,
     versions,
 )
@@ -476,13 +477,13 @@ def train(
             run.steps = int(steps)
         for stale in (run_dir / "checkpoints").glob(".ckpt-*.tmp"):
             stale.unlink(missing_ok=True)  # a save cut short by a kill
-        point = resume_point(run_dir)
-        if point is None:
+        path = resume_checkpoint([p for _, p in list_checkpoints(run_dir)])  # newest good
+        if path is None:
             raise NothingToResume(
                 f"--resume: {run_dir} has no checkpoint to resume from (it stopped before "
                 "its first one); start it again with --overwrite"
             )
-        path, start = point
+        start = int(CKPT_RE.match(path.name).group(1))  # type: ignore[union-attr]
         if start >= run.steps and (run_dir / "model.pt").is_file():
             raise NothingToResume(
                 f"--resume: {run_dir} is finished (step {start} of {run.steps}; its "

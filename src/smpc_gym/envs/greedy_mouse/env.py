@@ -12,8 +12,12 @@ from gymnasium import spaces
 from smpc_gym.envs.greedy_mouse import core
 from smpc_gym.envs.greedy_mouse.maps import GridMap, Topology, load_map
 from smpc_gym.envs.greedy_mouse.render import PygameWindow, render_ansi, render_rgb_array
+from smpc_gym.envs.options import check_reset_options
 
 _INT_TYPES = (int, np.integer)
+
+#: The keys ``reset(options=...)`` understands: pinned ``(row, col)`` cells.
+_RESET_OPTIONS = ("mouse", "cat", "cheese")
 
 
 class GreedyMouseEnv(gym.Env[np.ndarray, int]):
@@ -231,7 +235,14 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode; ``options`` may pin ``mouse``/``cat``/``cheese`` cells."""
+        """Start an episode; ``options`` may pin ``mouse``/``cat``/``cheese`` cells.
+
+        Raises:
+            TypeError: ``options`` is neither a dict nor ``None``.
+            ValueError: an unknown option key (the message suggests the closest valid
+                one) or a cell that is not a free cell of the map.
+        """
+        options = check_reset_options("GreedyMouse-v0", options, _RESET_OPTIONS)
         super().reset(seed=seed)
         if seed is not None or self._base is None:
             self._base = core.new_base(self.np_random)
@@ -325,10 +336,7 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
         return a
 
     def _apply_options(self, options: dict[str, Any]) -> None:
-        names = ("mouse", "cat", "cheese")
-        bad = sorted(set(options) - set(names))
-        if bad:
-            raise ValueError(f"unknown reset option(s) {bad}; allowed: {list(names)}")
+        names = _RESET_OPTIONS  # (keys checked by check_reset_options)
         w = self._world
         cells = {"mouse": w.mouse, "cat": w.cat, "cheese": w.cheese}
         pinned: dict[str, int] = {}
