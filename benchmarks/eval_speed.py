@@ -67,7 +67,9 @@ def _cli_eval(run: Path, episodes: int) -> tuple[float, float, dict[str, Any]]:
     argv = [sys.executable, str(ROOT / "train.py"), "eval", str(run)]
     argv += ["--episodes", str(episodes), "--json"]
     c0, t0 = _children_cpu(), time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     return wall, cpu, json.loads(done.stdout)
 
