@@ -31,10 +31,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from smpc_gym.envs.registry import ENV_NAMES as ENV_NAMES  # the --env names
 from smpc_gym.storage import payload
-
-#: Environment names understood by the runner (``--env``).
-ENV_NAMES = ("greedy_mouse", "supply_chain")
 
 
 class TrainHooks(Protocol):

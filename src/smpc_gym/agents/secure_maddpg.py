@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents import maddpg
-from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.base import Algorithm, TrainHooks
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.storage.payload import load_torch, save_torch
@@ -94,6 +94,9 @@ class Config(maddpg.Config):
             parties run the same deterministic pre-training and secret-share the result.
         pretrain_env: env parameter overrides for the simulated game (e.g. a different
             ``demand_intercept``); the private game uses the run's env parameters.
+        pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
+            (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
+            uses the run's values. Unknown keys are an error.
         checkpoint_every: env steps between per-party share checkpoints (0: whenever the
             runner asks, i.e. ``hooks.should_checkpoint``).
         share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
@@ -113,6 +116,7 @@ class Config(maddpg.Config):
     adam_refresh_every: int = 1
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
+    pretrain_config: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 0
     share_dir: str = ""
     world_address: str = ""
@@ -138,6 +142,8 @@ class Config(maddpg.Config):
                 "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
                 f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
+
+        maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
 
     def plain(self) -> maddpg.Config:
         """The plaintext :class:`maddpg.Config` with the same shared fields."""
@@ -533,8 +539,7 @@ class Party:
         if cfg.pretrain_steps > 0:
             # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
             # (one torch thread, seeded generators), so both parties get the same networks.
-            sim = maddpg.MADDPG(cfg.plain(), {**dict(env_kwargs), **cfg.pretrain_env}, self.seed)
-            sim.train(cfg.pretrain_steps, NullHooks())
+            sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed)
             return list(sim.nets.actors), list(sim.nets.critics)
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
@@ -1027,22 +1032,18 @@ class SecureMADDPG(Algorithm):
 
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
         """Run both parties until ``env_steps >= total_steps`` (see the class docstring)."""
+        from smpc_gym.secure.launch import party_config_for
         from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
 
         cfg = self.config
-        opts = dict(self.launch_options)
-        if "rank" in opts:
-            pc = PartyConfig.from_env(
-                world_size=int(opts.get("world_size", N_PLAYERS)),
-                rank=int(opts["rank"]),
-                rendezvous=opts.get("rendezvous"),
-                timeout_s=cfg.timeout_s,
-                provider=cfg.provider,
-            )
-            if pc.world_size != N_PLAYERS:
-                raise ValueError(
-                    f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}"
-                )
+        pc = party_config_for(
+            self.launch_options,
+            N_PLAYERS,
+            timeout_s=cfg.timeout_s,
+            provider=cfg.provider,
+            algo="secure_maddpg",
+        )
+        if pc is not None:
             world = self._world_address(pc.rendezvous)
             proc = None
             if pc.rank == 0:

@@ -447,7 +447,9 @@ def train(
     """Train (or resume) a run in ``run_dir`` and return its evaluation (``eval.json``).
 
     With ``resume=True`` the run's own ``config.yaml`` is used (``run`` may be None;
-    ``steps`` may extend the run's length). ``checkpoint_every`` defaults to a tenth of
+    ``steps`` may extend the run's length). A new run's length is ``run.steps`` alone
+    (:func:`~smpc_gym.training.config.resolve` sets it from ``--steps``/``--episodes``);
+    ``steps`` is refused without ``resume``. ``checkpoint_every`` defaults to a tenth of
     the run (at least 1,000 steps). ``eval_every`` evaluates the policy every that many
     env steps on the fixed evaluation seeds (``eval_episodes`` episodes) and logs
     ``eval/mean_return``, ``eval/ci95_return``, … in the same row.
@@ -503,7 +505,10 @@ def train(
         if run is None:
             raise ConfigError("nothing to train: give a RunConfig or resume=True")
         if steps is not None:
-            run.steps = int(steps)
+            raise ConfigError(
+                f"steps={steps} extends a resumed run; a new run's length is run.steps "
+                f"({run.steps}, set by resolve(steps=...))"
+            )
         prepare_run_dir(run_dir, overwrite)
         algo = build_algorithm(run)
 
@@ -537,10 +542,9 @@ def train(
                 run.env_kwargs,
                 episodes=eval_episodes,
                 epsilon=eval_epsilon,
-                on_episode=progress.update,
             )
             metrics = _eval_metrics(result)
-            progress.update(eval_episodes, metrics)
+            progress.update(eval_episodes, metrics)  # (no per-episode callback yet)
         finally:
             progress.phase("train", total=run.steps, start=step, unit="steps")
         return metrics
@@ -615,8 +619,8 @@ def train(
             run.env_kwargs,
             episodes=eval_episodes,
             epsilon=eval_epsilon,
-            on_episode=final.update,
         )
+        final.update(eval_episodes)
     finally:
         final.close()
     write_eval(run_dir / "eval.json", result)

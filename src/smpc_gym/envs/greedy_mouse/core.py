@@ -128,6 +128,17 @@ class WorldConfig:
             raise ValueError(f"lookdist must be an int >= 1, got {self.lookdist!r}")
 
 
+def world_config(
+    owner: str, kwargs: Mapping[str, Any], extra_valid: Iterable[str] = ()
+) -> WorldConfig:
+    """A :class:`WorldConfig` from an env's keyword arguments (the one place an env's
+    world kwargs are named: its fields). Unknown names raise ``TypeError`` naming
+    ``owner`` and listing the fields and ``extra_valid`` (the env's other kwargs)."""
+    unknown = {k: v for k, v in kwargs.items() if k not in CONFIG_FIELDS}
+    check_kwargs(owner, unknown, (*CONFIG_FIELDS, *extra_valid))
+    return WorldConfig(**kwargs)
+
+
 def check_kwargs(owner: str, unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
     """Raise ``TypeError`` naming unknown keyword arguments and listing the valid ones."""
     if not unknown:
