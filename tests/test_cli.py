@@ -358,3 +358,93 @@ def test_parse_count_refuses_negative_counts() -> None:
 
     with pytest.raises(ConfigError, match="steps: bad value '-1e3'; expected a whole number >= 0"):
         parse_count("-1e3", "steps")
+
+
+# --- periodic evaluation, plot into the run folder, fast eval, short render -------------
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evalrun") / "tq"
+    argv = ["--algo", "tabular_q", "--env", "greedy_mouse", "--steps", "400", "--quiet"]
+    argv += ["--set", "num_envs=4", "--eval-every", "150", "--checkpoint-every", "150"]
+    argv += ["--out", str(out), *TINY]
+    assert main(argv) == 0
+    return out
+
+
+def test_eval_every_logs_eval_columns_in_the_csv_and_tensorboard(eval_run) -> None:
+    import yaml
+
+    from smpc_gym.training.checkpoint import load_algorithm
+    from smpc_gym.training.evaluate import evaluate
+    from smpc_gym.training.run import checkpoint_path, read_metrics
+
+    header, rows = read_metrics(eval_run / "metrics.csv")
+    assert {"eval/mean_return", "eval/ci95_return", "eval/cheese_per_1000_steps"} <= set(header)
+    evaluated = [int(r["step"]) for r in rows if r["eval/mean_return"] == r["eval/mean_return"]]
+    assert evaluated == [152, 304]  # the first step (4 worlds per step) at/past 150, 300
+    assert yaml.safe_load((eval_run / "config.yaml").read_text())["runner"]["eval_every"] == 150
+    # the logged figure is the evaluation of that step's policy on the fixed seeds
+    row = next(r for r in rows if r["step"] == 304)
+    again = evaluate(load_algorithm(checkpoint_path(eval_run, 304)), "greedy_mouse", episodes=2)
+    assert row["eval/mean_return"] == again["mean_return"]
+    assert row["eval/ci95_return"] == again["ci95_return"]
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(eval_run / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/mean_return")] == evaluated
+
+
+def test_plot_defaults_to_the_eval_curve_in_the_run_folder(capsys, eval_run, tiny_runs) -> None:
+    from smpc_gym.training.plot import default_metrics
+
+    assert main(["plot", str(eval_run)]) == 0
+    assert capsys.readouterr().out.strip() == str(eval_run / "learning_curves.png")
+    assert (eval_run / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert default_metrics([eval_run]) == ["eval/mean_return"]
+    assert default_metrics([eval_run, tiny_runs[0]]) == ["episode_return"]  # no eval column
+
+
+def test_eval_uses_one_thread_by_default(eval_run, capsys) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["eval", str(eval_run), "--episodes", "1", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["eval", str(eval_run), "--episodes", "1", "--threads", "2", "--json"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_eval_render_is_short_by_default(eval_run, monkeypatch, capsys) -> None:
+    from smpc_gym.training import evaluate
+
+    seen = []
+
+    def spy(algo, env, env_kwargs=None, **kw):
+        seen.append((dict(env_kwargs or {}).get("max_episode_steps"), kw.get("episodes")))
+        return {"episodes": kw.get("episodes"), "exploration": 0.0, "mean_return": 0.0}
+
+    monkeypatch.setattr(evaluate, "evaluate", spy)
+    assert main(["eval", str(eval_run), "--render", "--json"]) == 0
+    assert main(["eval", str(eval_run), "--render", "--episodes", "2", "--max-steps", "30"]) == 0
+    assert seen == [(50, 3), (30, 2)]  # the run's 50-step episodes are already short
+    err = _error(capsys, ["eval", str(eval_run), "--max-steps", "30"])
+    assert "--max-steps applies to --render only" in err
+    err = _error(capsys, ["eval", str(eval_run), "--render", "--write"])
+    assert "not an evaluation" in err
+
+
+def test_eval_every_is_refused_where_no_policy_exists_midway(capsys, tmp_path) -> None:
+    err = _error(
+        capsys,
+        ["--algo", "secure_maddpg", "--env", "supply_chain", "--steps", "10", "--eval-every", "5"]
+        + ["--out", str(tmp_path / "s"), "--quiet"],
+    )
+    assert "secure_maddpg has no plaintext policy until training ends" in err
+    err = _error(capsys, ["--algo", "random", "--env", "greedy_mouse", "--eval-every", "0"])
+    assert "--eval-every: bad value 0" in err

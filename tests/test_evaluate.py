@@ -141,3 +141,25 @@ def test_normalized_score() -> None:
         normalized_score(1.0, 2.0, 2.0)
     ref = reference_returns("supply_chain", {}, eval_seeds(3))
     assert ref["heuristic"] > ref["random"]
+
+
+def test_replay_cuts_episodes_of_both_envs(monkeypatch) -> None:
+    from smpc_gym.agents.baselines import RandomAgent
+    from smpc_gym.training import evaluate as ev
+
+    seen = []
+    monkeypatch.setattr(
+        ev, "evaluate", lambda algo, env, kw, **k: seen.append((env, dict(kw), k)) or {}
+    )
+    mouse = RandomAgent(RandomAgent.Config(env="greedy_mouse"), {}, 0)
+    ev.replay(mouse, "greedy_mouse", {"max_episode_steps": 500}, episodes=2, max_steps=40)
+    chain = RandomAgent(RandomAgent.Config(env="supply_chain"), {}, 0)
+    ev.replay(chain, "supply_chain", {}, episodes=1, max_steps=7, epsilon=0.5)
+    ev.replay(chain, "supply_chain", {"max_cycles": 5}, episodes=1, max_steps=7)
+    assert [(e, kw) for e, kw, _ in seen] == [
+        ("greedy_mouse", {"max_episode_steps": 40}),
+        ("supply_chain", {"max_cycles": 7}),
+        ("supply_chain", {"max_cycles": 5}),  # never longer than the run's own episodes
+    ]
+    assert all(k["render_mode"] == "human" for _, _, k in seen)
+    assert seen[1][2]["epsilon"] == 0.5 and seen[0][2]["episodes"] == 2

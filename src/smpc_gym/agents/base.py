@@ -36,7 +36,12 @@ from smpc_gym.storage import payload
 
 
 class TrainHooks(Protocol):
-    """What the runner offers an algorithm during :meth:`Algorithm.train`."""
+    """What the runner offers an algorithm during :meth:`Algorithm.train`.
+
+    Algorithms do not keep their own "every N steps" bookkeeping: they end each loop
+    iteration with :meth:`smpc_gym.agents.common.cadence.Cadence.after_step`, which calls
+    these hooks in the right order (log, periodic evaluation, checkpoint, stop on Ctrl-C).
+    """
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record one row of metrics at env step ``step`` (CSV, TensorBoard, progress bar).
@@ -46,11 +51,35 @@ class TrainHooks(Protocol):
         """
 
     def should_checkpoint(self, step: int) -> bool:
-        """True when a checkpoint is due at env step ``step``."""
+        """True when a checkpoint is due at env step ``step`` (``--checkpoint-every``)."""
 
     def checkpoint(self, step: int) -> None:
         """Write a checkpoint now (the runner calls ``state_dict()``); ``step`` must
         equal ``algorithm.env_steps`` and be the step of the last logged row or later."""
+
+    def stop_requested(self) -> bool:
+        """True once the user pressed Ctrl-C: checkpoint this step and return from
+        ``train`` (the runner then exits, naming the checkpoint)."""
+
+    def should_evaluate(self, step: int) -> bool:
+        """True when a periodic evaluation (``--eval-every``) is due at ``step``."""
+
+    def evaluate(self, step: int) -> Mapping[str, float]:
+        """Evaluate the current policy on the fixed evaluation seeds; returns ``eval/…``
+        metrics for the row logged at ``step`` (the caller logs them)."""
+
+    def next_checkpoint(self, step: int) -> int | None:
+        """The first env step after ``step`` at which a checkpoint is due (None: never)."""
+
+    def next_evaluation(self, step: int) -> int | None:
+        """The first env step after ``step`` at which an evaluation is due (None: never)."""
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """Name the phase the algorithm is in (``start-up``, ``pre-training``, ``secure
+        phase`` …) for the progress display; ``total`` gives the phase its own length."""
+
+    def event(self, message: str) -> None:
+        """Show a one-off event (e.g. a redone secure update) as one line."""
 
 
 class NullHooks:
@@ -63,6 +92,27 @@ class NullHooks:
         return False
 
     def checkpoint(self, step: int) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return False
+
+    def should_evaluate(self, step: int) -> bool:
+        return False
+
+    def evaluate(self, step: int) -> Mapping[str, float]:
+        return {}
+
+    def next_checkpoint(self, step: int) -> int | None:
+        return None
+
+    def next_evaluation(self, step: int) -> int | None:
+        return None
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def event(self, message: str) -> None:
         pass
 
 
@@ -104,8 +154,9 @@ class Algorithm(abc.ABC):
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
         """Train from ``self.env_steps`` until ``self.env_steps >= total_steps``.
 
-        Call ``hooks.log`` regularly (at least every few thousand steps) and
-        ``hooks.checkpoint`` whenever ``hooks.should_checkpoint(step)`` says so.
+        End every loop iteration with a :class:`~smpc_gym.agents.common.cadence.Cadence`'s
+        ``after_step`` (it logs, evaluates, checkpoints when the hooks say so) and return
+        early when it returns True (Ctrl-C: the checkpoint of this step is written).
         """
 
     @abc.abstractmethod

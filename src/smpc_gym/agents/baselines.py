@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.envs.greedy_mouse.policies import heuristic_action as greedy_mouse_heuristic_action
 from smpc_gym.envs.registry import ENV_NAMES, get_env_spec
 
@@ -108,22 +109,22 @@ class _Baseline(Algorithm):
             total_steps,
             self.config.log_every,
         )
+        # run_policy yields a row every log_every steps; checkpoints (and a Ctrl-C stop)
+        # happen on those steps, through the shared Cadence
+        cadence = Cadence(hooks, self.config.log_every, self.env_steps, total_steps)
         with closing(steps):
             for step, ended, row in steps:
                 self.env_steps = step
                 self.episodes_done += ended
                 if row is None:
                     continue
-                hooks.log(
-                    step,
-                    {
-                        "episode_return": row["episode_return"],
-                        "episodes": float(self.episodes_done),
-                        **row,
-                    },
-                )
-                if hooks.should_checkpoint(step):
-                    hooks.checkpoint(step)
+                metrics = {
+                    "episode_return": row["episode_return"],
+                    "episodes": float(self.episodes_done),
+                    **row,
+                }
+                if cadence.after_step(step, lambda m=metrics: m, log=True):
+                    break
 
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator, torch_generator
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.networks import mlp
 from smpc_gym.agents.common.replay import ReplayBuffer
 from smpc_gym.agents.common.schedules import check_exploration_fields, exploration_schedule
@@ -351,21 +352,13 @@ class DQN(Algorithm):
         if self.learner.run_steps is None:
             self.learner.set_run_length(total_steps)
         worlds = VectorWorlds(self.env_kwargs, cfg.num_envs, int(self._world_rng.integers(2**31)))
-        next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-        last_logged = -1
+        cadence = Cadence(hooks, cfg.log_every, self.env_steps, total_steps)
         try:
             while self.env_steps < total_steps:
                 self.learner.step(worlds)
                 self.env_steps = self.learner.env_steps
-                if self.env_steps >= next_log or self.env_steps >= total_steps:
-                    hooks.log(self.env_steps, self._metrics(worlds))
-                    last_logged = self.env_steps
-                    next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-                if hooks.should_checkpoint(self.env_steps):
-                    if last_logged != self.env_steps:
-                        hooks.log(self.env_steps, self._metrics(worlds))
-                        last_logged = self.env_steps
-                    hooks.checkpoint(self.env_steps)
+                if cadence.after_step(self.env_steps, lambda: self._metrics(worlds)):
+                    break
         finally:
             worlds.close()
 

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.schedules import exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 from smpc_gym.agents.dqn import Config as DQNConfig
@@ -155,7 +156,7 @@ class FedDQN(Algorithm):
             VectorWorlds(self.env_kwargs, cfg.num_envs, int(self._world_rng.integers(2**31)))
             for _ in self.learners
         ]
-        next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
+        cadence = Cadence(hooks, cfg.log_every, self.env_steps, total_steps)
         try:
             while self.env_steps < total_steps:
                 eps = self.epsilon(self.env_steps)
@@ -164,12 +165,8 @@ class FedDQN(Algorithm):
                     samples.append(float(learner.local_train(w, cfg.sync_every, epsilon=eps)))
                 self.sync(samples)
                 self.env_steps = sum(lr.env_steps for lr in self.learners)
-                due = hooks.should_checkpoint(self.env_steps)
-                if self.env_steps >= next_log or self.env_steps >= total_steps or due:
-                    hooks.log(self.env_steps, self._metrics(worlds, eps))
-                    next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-                if due:
-                    hooks.checkpoint(self.env_steps)
+                if cadence.after_step(self.env_steps, lambda e=eps: self._metrics(worlds, e)):
+                    break
         finally:
             for w in worlds:
                 w.close()

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.envs.supply_chain.game import StepResult, SupplyChainConfig, SupplyChainGame
 
@@ -601,7 +602,14 @@ class MADDPG(Algorithm):
             nz.reset()
         window: list[dict[str, float]] = []
         losses: dict[str, list[float]] = {}
-        next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
+        cadence = Cadence(hooks, cfg.log_every, self.env_steps, total_steps)
+
+        def row() -> dict[str, float]:
+            nonlocal window, losses
+            out = self._log_row(window, losses)
+            window, losses = [], {}
+            return out
+
         try:
             while self.env_steps < total_steps:
                 feats = [o.clone() for o in worlds.obs]
@@ -632,12 +640,8 @@ class MADDPG(Algorithm):
                         for k, v in stats.items():
                             losses.setdefault(k, []).append(v)
 
-                if self.env_steps >= next_log:
-                    hooks.log(self.env_steps, self._log_row(window, losses))
-                    window, losses = [], {}
-                    next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-                if hooks.should_checkpoint(self.env_steps):
-                    hooks.checkpoint(self.env_steps)
+                if cadence.after_step(self.env_steps, row):
+                    break
         finally:
             worlds.close()
 

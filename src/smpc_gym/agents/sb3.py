@@ -2,8 +2,9 @@
 
 Both train SB3's own implementation on ``gym.make("GreedyMouse-v0", obs_mode="features",
 **env_kwargs)`` (``n_envs`` copies in SB3's ``DummyVecEnv``) and adapt ``learn()`` to the
-runner's hooks with a callback that logs every ``log_every`` env steps and writes a
-checkpoint whenever ``hooks.should_checkpoint`` says so.
+runner's hooks with a callback that drives a :class:`~smpc_gym.agents.common.cadence.Cadence`
+(log rows every ``log_every`` env steps, periodic evaluations and checkpoints when the
+runner asks; Ctrl-C ends ``learn`` after a checkpoint).
 
 ``state_dict`` holds the policy's parameters (online and, for DQN, target Q-networks),
 the optimiser state and SB3's counters (``num_timesteps``, ``_n_updates``). What resume
@@ -41,6 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smpc_gym.agents.base import Algorithm, TrainHooks
+from smpc_gym.agents.common.cadence import Cadence
 
 #: The file :meth:`_SB3Base.export` writes into the run folder (SB3's own format).
 MODEL_ZIP = "model.zip"
@@ -77,16 +79,16 @@ def _check_positive(cfg: Any, names: Sequence[str]) -> None:
         raise ValueError(f"reward_scale must be > 0, got {cfg.reward_scale!r}")
 
 
-def _hook_callback(owner: _SB3Base, hooks: TrainHooks, log_every: int) -> Any:
+def _hook_callback(owner: _SB3Base, hooks: TrainHooks, log_every: int, total_steps: int) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class _HooksCallback(BaseCallback):
-        """Forwards SB3 progress to the runner's hooks (logs and checkpoints)."""
+        """Forwards SB3 progress to the runner's hooks through a :class:`Cadence`
+        (logs, evaluations, checkpoints; returning False stops ``learn`` on Ctrl-C)."""
 
         def __init__(self) -> None:
             super().__init__(verbose=0)
-            self.next_log = (owner.env_steps // log_every + 1) * log_every
-            self.last_logged = -1
+            self.cadence = Cadence(hooks, log_every, owner.env_steps, total_steps)
             self.cheese = 0
             self.deaths = 0
             self.steps = 0
@@ -98,16 +100,9 @@ def _hook_callback(owner: _SB3Base, hooks: TrainHooks, log_every: int) -> Any:
             n = int(self.model.num_timesteps)
             self.steps += n - owner.env_steps
             owner.env_steps = n
-            due = hooks.should_checkpoint(n)
-            if n >= self.next_log or due:
-                self._log(n)
-            if due:
-                hooks.checkpoint(n)
-            return True
+            return not self.cadence.after_step(n, self._metrics)
 
-        def _log(self, n: int) -> None:
-            if n == self.last_logged:
-                return
+        def _metrics(self) -> dict[str, float]:
             steps = max(self.steps, 1)
             metrics = {
                 "train/cheese_per_1000_steps": 1000.0 * self.cheese / steps,
@@ -118,13 +113,11 @@ def _hook_callback(owner: _SB3Base, hooks: TrainHooks, log_every: int) -> Any:
                 metrics["train/episode_return"] = float(np.mean([e["r"] for e in buf]))
             if hasattr(self.model, "exploration_rate"):
                 metrics["epsilon"] = float(self.model.exploration_rate)
-            hooks.log(n, metrics)
             self.cheese = self.deaths = self.steps = 0
-            self.last_logged = n
-            self.next_log = (n // log_every + 1) * log_every
+            return metrics
 
         def _on_training_end(self) -> None:
-            self._log(int(self.model.num_timesteps))
+            self.cadence.finish(int(self.model.num_timesteps), self._metrics)
 
     return _HooksCallback()
 
@@ -151,7 +144,7 @@ class _SB3Base(Algorithm):
             return
         self.model.learn(
             total_timesteps=remaining,
-            callback=_hook_callback(self, hooks, self.config.log_every),
+            callback=_hook_callback(self, hooks, self.config.log_every, int(total_steps)),
             reset_num_timesteps=False,
             progress_bar=False,
         )

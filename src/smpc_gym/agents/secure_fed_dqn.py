@@ -25,9 +25,13 @@ Same seeds give the same computation as ``fed_dqn`` up to fixed-point rounding o
 aggregate (≤ 2⁻¹⁶ per element per round); ``tests/test_secure_fed_dqn.py`` measures the
 final-weight MAE.
 
-Training runs in segments of ``segment_steps`` total env steps (one process group per
-segment); the runner's checkpoints are written between segments, so ``--resume``
-continues from the last segment boundary. A holder that dies makes the segment fail within
+Training runs in segments (one process group per segment) of at most ``segment_steps``
+total env steps, each ending where the runner wants its next checkpoint
+(``--checkpoint-every``) or periodic evaluation (``--eval-every``); checkpoints are written
+between segments, so ``--resume`` continues from the last checkpoint, and Ctrl-C lets the
+current segment finish (at most ``--checkpoint-every`` steps), checkpoints and stops. Log
+rows are computed in the coordinator every ``log_every`` steps and reach the runner at the
+end of their segment. A holder that dies makes the segment fail within
 ``timeout_s`` with a :class:`~smpc_gym.secure.runtime.PartyError` naming it; the
 repository keeps every completed round.
 
@@ -48,6 +52,7 @@ import numpy as np
 import torch
 
 from smpc_gym.agents.base import TrainHooks
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.schedules import exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 from smpc_gym.agents.dqn import DQNLearner, probe_spaces
@@ -78,7 +83,8 @@ class Config(FedConfig):
             holds no data) or ``"tfp_player0_sees_all"`` (rank 0, the coordinator, makes
             the triples and could read what is opened with them); see
             :func:`smpc_gym.secure.runtime.resolve_provider`.
-        segment_steps: total env steps per process group (checkpoints in between).
+        segment_steps: at most this many total env steps per process group (segments
+            also end at the runner's checkpoint and evaluation steps).
         repo_every: store the global model every this many rounds (and the last).
     """
 
@@ -265,11 +271,14 @@ class SecureFedDQN(FedDQN):
         world_seeds = [int(self._world_rng.integers(2**31)) for _ in self.learners]
         world = cfg.holders + 1
         opts = dict(self.launch_options)
+        cadence = Cadence(hooks, cfg.log_every, self.env_steps, total_steps)
         while self.env_steps < total_steps:
+            # A segment (one process group) ends where the runner wants a checkpoint or an
+            # evaluation, so both happen at the requested cadence, not every segment_steps.
             target = (
                 total_steps
                 if "rank" in opts
-                else min(total_steps, self.env_steps + cfg.segment_steps)
+                else min(cadence.next_due(self.env_steps), self.env_steps + cfg.segment_steps)
             )
             job = {
                 "config": cfg,
@@ -299,15 +308,19 @@ class SecureFedDQN(FedDQN):
                     self.learners[r - 1].load_state_dict(res["learner"])
             first = next(iter(results.values()))
             self.env_steps, self.rounds = int(first["env_steps"]), int(first["rounds"])
+            last: dict[str, float] = {}
             if 0 in results:
                 self.global_learner.set_weights(results[0]["global"])
                 self._account()
                 for step, row in results[0]["logs"]:
-                    hooks.log(step, {**row, "dp_epsilon": self._epsilon()})
+                    if step < self.env_steps:
+                        hooks.log(step, {**row, "dp_epsilon": self._epsilon()})
+                    else:  # the segment's last row: logged below with any evaluation
+                        last = {**row, "dp_epsilon": self._epsilon()}
             # next segment's worlds continue with fresh seeds, drawn like fed_dqn's
             world_seeds = [int(self._world_rng.integers(2**31)) for _ in self.learners]
-            if hooks.should_checkpoint(self.env_steps) or self.env_steps >= total_steps:
-                hooks.checkpoint(self.env_steps)
+            if cadence.after_step(self.env_steps, lambda r=last: r, log=bool(last)):
+                break
 
     def _account(self) -> None:
         from smpc_gym.federated.dp import PrivacyAccountant

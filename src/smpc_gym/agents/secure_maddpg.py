@@ -59,6 +59,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents.base import Algorithm, TrainHooks
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.envs.supply_chain.remote import (
     PlayerView,
@@ -740,8 +741,15 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     timing = {"update_s": 0.0, "updates": 0, "bytes": 0, "rounds": 0, "step_s": 0.0, "steps": 0}
     window: list[dict[str, float]] = []
     losses: dict[str, list[float]] = {}
-    next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
-    saved = party.env_steps
+    hooks = _PartyHooks(report, party, job)
+    cadence = Cadence(hooks, cfg.log_every, party.env_steps, job.total_steps)
+
+    def row() -> dict[str, float]:
+        nonlocal window, losses
+        out = _log_row(party, window, losses, timing, rank)
+        window, losses = [], {}
+        return out
+
     try:
         obs, _ = view.reset(party.episodes)
         party.noise.reset()
@@ -791,18 +799,9 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
                 timing["updates"] += 1
                 for k, v in stats.items():
                     losses.setdefault(k, []).append(v)
-            if party.env_steps >= next_log or party.env_steps >= job.total_steps:
-                row = _log_row(party, window, losses, timing, rank)
-                report.log(party.env_steps, row)
-                window, losses = [], {}
-                next_log = (party.env_steps // cfg.log_every + 1) * cfg.log_every
-            if report.want_checkpoint(party.env_steps, job.checkpoint_every):
-                party.save(job.share_dir)
-                report.checkpointed(party.env_steps)
-                saved = party.env_steps
-        if saved != party.env_steps:  # the runner's final checkpoint needs shares of this step
-            party.save(job.share_dir)
-            report.checkpointed(party.env_steps)
+            cadence.after_step(party.env_steps, row)  # parties never stop on request
+        if hooks.saved != party.env_steps:  # the runner's final checkpoint needs this step
+            hooks.checkpoint(party.env_steps)
         final = party.final_weights()
     finally:
         view.close()
@@ -852,6 +851,26 @@ def _log_row(
     return row
 
 
+class _PartyHooks:
+    """A party's side of :class:`~smpc_gym.agents.common.cadence.Cadence`: rows go to the
+    reporter; a checkpoint saves this party's shares, then tells the reporter."""
+
+    def __init__(self, report: Any, party: Party, job: PartyJob) -> None:
+        self.report, self.party, self.job = report, party, job
+        self.saved = party.env_steps
+
+    def log(self, step: int, row: Mapping[str, float]) -> None:
+        self.report.log(step, row)
+
+    def should_checkpoint(self, step: int) -> bool:
+        return bool(self.report.want_checkpoint(step, self.job.checkpoint_every))
+
+    def checkpoint(self, step: int) -> None:
+        self.party.save(self.job.share_dir)
+        self.report.checkpointed(step)
+        self.saved = int(step)
+
+
 class _QueueReporter:
     """Party side of the local launch: log rows and checkpoints go to the launcher."""
 
@@ -878,6 +897,7 @@ class _DirectReporter:
 
     def log(self, step: int, row: Mapping[str, float]) -> None:
         self.algo.env_steps = int(step)
+        self.hooks.phase("secure phase")
         self.hooks.log(step, row)
 
     def want_checkpoint(self, step: int, every: int) -> bool:
@@ -910,6 +930,13 @@ class SecureMADDPG(Algorithm):
     name: ClassVar[str] = "secure_maddpg"
     envs: ClassVar[tuple[str, ...]] = ("supply_chain",)
     Config: ClassVar[type] = Config
+    #: The parties run in lockstep in their own processes and cannot agree on a step to
+    #: stop at, so Ctrl-C ends them at once and the runner names the last checkpoint both
+    #: parties wrote (at most ``--checkpoint-every`` steps old).
+    stops_on_request: ClassVar[bool] = False
+    #: The policy exists in plaintext only at the end (owners' revealed actors), so
+    #: ``--eval-every`` is refused.
+    evaluates_during_training: ClassVar[bool] = False
 
     def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
         super().__init__(config, env_kwargs, seed)
@@ -1004,6 +1031,7 @@ class SecureMADDPG(Algorithm):
             self._absorb([res])
             return
 
+        hooks.phase("start-up")  # spawning parties, CrypTen, plaintext pre-training
         key = new_key()  # fresh per run; reaches only this launcher's child processes
         world_address = str(opts.get("world") or cfg.world_address)
         where = parse_address(world_address) if world_address else None
@@ -1047,6 +1075,7 @@ class SecureMADDPG(Algorithm):
                 if kind == "log":
                     rows.setdefault(step, {})[rank] = payload
                     if len(rows[step]) == N_PLAYERS:
+                        hooks.phase("secure phase")
                         merged = self._merge(rows.pop(step))
                         self.episodes = int(merged.get("episodes", self.episodes))
                         self.updates = int(merged.get("updates", self.updates))

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
+from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.schedules import check_exploration_fields, exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
 
@@ -183,10 +184,19 @@ class _TabularAgent(Algorithm):
         if self.run_steps is None:
             self.set_run_length(total_steps)
         worlds = VectorWorlds(self.env_kwargs, cfg.num_envs, int(self.rng.integers(2**31)))
-        next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-        last_logged = -1
-        td_abs = 0.0
-        td_n = 0
+        cadence = Cadence(hooks, cfg.log_every, self.env_steps, total_steps)
+        window = {"td_abs": 0.0, "td_n": 0}
+        eps = self.epsilon(self.env_steps)
+
+        def metrics() -> dict[str, float]:
+            m = worlds.stats()
+            m["epsilon"] = eps  # the ε of the last step taken
+            m["train/td_abs"] = window["td_abs"] / max(window["td_n"], 1)
+            m["states_visited"] = float((self.q != cfg.q_init).any(axis=1).sum())
+            worlds.reset_stats()
+            window.update(td_abs=0.0, td_n=0)
+            return m
+
         try:
             while self.env_steps < total_steps:
                 eps = self.epsilon(self.env_steps)
@@ -203,26 +213,12 @@ class _TabularAgent(Algorithm):
                         cfg.alpha,
                         self.gamma,
                     )
-                    td_abs += float(np.abs(td).sum())
-                    td_n += td.size
+                    window["td_abs"] += float(np.abs(td).sum())
+                    window["td_n"] += td.size
                     self.updates += 1
                 self.env_steps += len(tr)
-                if self.env_steps >= next_log or self.env_steps >= total_steps:
-                    metrics = worlds.stats()
-                    metrics["epsilon"] = eps
-                    metrics["train/td_abs"] = td_abs / max(td_n, 1)
-                    metrics["states_visited"] = float((self.q != cfg.q_init).any(axis=1).sum())
-                    hooks.log(self.env_steps, metrics)
-                    last_logged = self.env_steps
-                    worlds.reset_stats()
-                    td_abs, td_n = 0.0, 0
-                    next_log = (self.env_steps // cfg.log_every + 1) * cfg.log_every
-                if hooks.should_checkpoint(self.env_steps):
-                    if last_logged != self.env_steps:
-                        hooks.log(self.env_steps, {"epsilon": eps, **worlds.stats()})
-                        last_logged = self.env_steps
-                        worlds.reset_stats()
-                    hooks.checkpoint(self.env_steps)
+                if cadence.after_step(self.env_steps, metrics):
+                    break
         finally:
             worlds.close()
 

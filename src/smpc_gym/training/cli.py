@@ -6,11 +6,15 @@ Three commands::
              [--seed N] [--steps N | --episodes N] [--out runs/NAME] [--resume]
              [--render] [--quiet] [...]
     train.py plot RUN [RUN ...] [--metric M ...] [--out F.png] [--smooth K]
-    train.py eval RUN [--episodes N] [--epsilon E] [--render] [--normalized] [--json]
+             (default: the periodic evaluation with its 95% CI, else the training return)
+    train.py eval RUN [--episodes N] [--epsilon E] [--render [--max-steps N]]
+             [--normalized] [--json] [--write] [--threads N]
 
 Bad input (unknown algo, env, field, bad value, algo/env mismatch, an existing run
-folder without ``--resume``/``--overwrite``) prints one ``error:`` line and exits with
-code 2, without a traceback. Ctrl-C exits with 130 and keeps the last checkpoint.
+folder without ``--resume``/``--overwrite``, ``--resume`` with nothing to resume) prints
+one ``error:`` line and exits with code 2, without a traceback. Ctrl-C during training
+finishes the current step, writes a checkpoint and exits with 130, naming the file
+(a second Ctrl-C aborts at once; the last periodic checkpoint is then named).
 """
 
 from __future__ import annotations
@@ -67,7 +71,18 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--render", action="store_true", help="show a few episodes at the end")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="env steps between checkpoints (default: a tenth of the run, at least 1000); "
+        "Ctrl-C also checkpoints, so an interrupted run loses at most this many steps",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help="evaluate on the fixed evaluation seeds every N env steps (--eval-episodes "
+        "episodes) and log eval/mean_return, eval/ci95_return, ... (CSV, TensorBoard)",
+    )
     p.add_argument("--keep-checkpoints", type=int, default=3)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--eval-epsilon", type=float, help="exploration during evaluation")
@@ -106,7 +121,9 @@ def _plot_parser() -> argparse.ArgumentParser:
         "--baseline", action="append", default=[], help="run drawn as a dashed mean line"
     )
     p.add_argument("--metric", action="append", help="metric column (repeatable)")
-    p.add_argument("--out", default="learning_curves.png", help="PNG path")
+    p.add_argument(
+        "--out", help="PNG path (default: learning_curves.png in the (first) run folder)"
+    )
     p.add_argument("--smooth", type=int, default=1, help="moving-average window (rows)")
     p.add_argument("--title")
     return p
@@ -115,9 +132,17 @@ def _plot_parser() -> argparse.ArgumentParser:
 def _eval_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=f"{PROG} eval", description="Evaluate (and replay) a trained run.")
     p.add_argument("run", help="run folder")
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--episodes", type=int, help="episodes (default 20; 3 with --render)")
     p.add_argument("--epsilon", type=float, help="exploration during evaluation")
     p.add_argument("--render", action="store_true", help="replay in a pygame window")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help="with --render: cut each episode to this many steps (default 200)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1, as in training)"
+    )
     p.add_argument("--normalized", action="store_true", help="also the normalized score")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--write", action="store_true", help="overwrite the run's eval.json")
@@ -251,8 +276,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     ):
         if value < 1:
             raise ConfigError(f"{name}: bad value {value}; expected an int >= 1")
-    if args.checkpoint_every is not None and args.checkpoint_every < 1:
-        raise ConfigError(f"--checkpoint-every: bad value {args.checkpoint_every}; expected >= 1")
+    for name, value in (
+        ("--checkpoint-every", args.checkpoint_every),
+        ("--eval-every", args.eval_every),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}: bad value {value}; expected an int >= 1")
     steps = args.steps if args.resume else None
     if args.resume and args.episodes is not None:
         raise ConfigError("--resume takes --steps to extend a run, not --episodes")
@@ -266,6 +295,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         keep_checkpoints=args.keep_checkpoints,
         eval_episodes=args.eval_episodes,
         eval_epsilon=args.eval_epsilon,
+        eval_every=args.eval_every,
         render=args.render,
         tensorboard=not args.no_tensorboard,
         steps=steps,
@@ -297,7 +327,7 @@ def _summary_line(result: dict[str, Any]) -> str:
 
 def cmd_plot(argv: Sequence[str]) -> int:
     """``train.py plot RUN...``."""
-    from smpc_gym.training.plot import DEFAULT_METRIC, plot_runs
+    from smpc_gym.training.plot import plot_runs
 
     args = _plot_parser().parse_args(argv)
     if not args.runs and not args.baseline:
@@ -307,10 +337,11 @@ def cmd_plot(argv: Sequence[str]) -> int:
             raise ConfigError(f"{r} is not a run folder (no metrics.csv)")
     if args.smooth < 1:
         raise ConfigError(f"--smooth: bad value {args.smooth}; expected an int >= 1")
+    out = args.out or Path([*args.runs, *args.baseline][0]) / "learning_curves.png"
     path = plot_runs(
         args.runs,
-        metrics=args.metric or [DEFAULT_METRIC],
-        out=args.out,
+        metrics=args.metric or None,
+        out=out,
         window=args.smooth,
         title=args.title,
         baselines=args.baseline,
@@ -321,24 +352,42 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 def cmd_eval(argv: Sequence[str]) -> int:
     """``train.py eval RUN``."""
-    from smpc_gym.training.evaluate import evaluate, normalized_score_of, write_eval
+    from smpc_gym.training.evaluate import evaluate, normalized_score_of, replay, write_eval
     from smpc_gym.training.run import load_run, read_run_config
 
     args = _eval_parser().parse_args(argv)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes: bad value {args.episodes}; expected an int >= 1")
+    episodes = args.episodes if args.episodes is not None else (3 if args.render else 20)
+    for name, value in (
+        ("--episodes", episodes),
+        ("--max-steps", args.max_steps),
+        ("--threads", args.threads),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}: bad value {value}; expected an int >= 1")
+    if args.max_steps is not None and not args.render:
+        raise ConfigError("--max-steps applies to --render only (evaluation plays whole episodes)")
     if args.epsilon is not None and not 0 <= args.epsilon <= 1:
         raise ConfigError(f"--epsilon: bad value {args.epsilon}; expected a float in [0, 1]")
+    import torch
+
+    torch.set_num_threads(args.threads)  # the one-thread default of training
     saved = read_run_config(args.run)
     algo = load_run(args.run)
-    result = evaluate(
-        algo,
-        saved["env"],
-        algo.env_kwargs,
-        episodes=args.episodes,
-        epsilon=args.epsilon,
-        render_mode="human" if args.render else None,
-    )
+    if args.render:
+        if args.write:
+            raise ConfigError("--write with --render: shortened replays are not an evaluation")
+        result = replay(
+            algo,
+            saved["env"],
+            algo.env_kwargs,
+            episodes=episodes,
+            max_steps=args.max_steps or 200,
+            epsilon=args.epsilon,
+        )
+    else:
+        result = evaluate(
+            algo, saved["env"], algo.env_kwargs, episodes=episodes, epsilon=args.epsilon
+        )
     if args.normalized:
         result["normalized_score"] = normalized_score_of(result)
     if args.write:
@@ -393,6 +442,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_train(argv)
     except (UsageError, ConfigError) as exc:
         return _fail(str(exc))
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # run.TrainingInterrupted says which checkpoint
+        print(f"{PROG}: {exc or 'interrupted'}", file=sys.stderr)
         return 130

@@ -177,15 +177,17 @@ def replay(
     env_kwargs: Mapping[str, Any] | None = None,
     episodes: int = 3,
     max_steps: int | None = 200,
+    epsilon: float | None = None,
 ) -> dict[str, Any]:
     """Show ``episodes`` episodes of the policy in a pygame window (``render_mode="human"``).
 
     Episodes longer than ``max_steps`` steps are cut to it (None: the env's own length;
     at 8 fps a full 1,000-step GreedyMouse episode takes two minutes; SupplyChain's 40
-    steps are shown whole).
+    steps are shown whole). The result has the :func:`evaluate` keys, but for the
+    shortened episodes: it is not an ``eval.json``.
     """
     kwargs = dict(algo.env_kwargs if env_kwargs is None else env_kwargs)
     spec = get_env_spec(env)
     if max_steps is not None and spec.episode_length(kwargs) > max_steps:
         kwargs = spec.with_episode_length(kwargs, max_steps)
-    return evaluate(algo, env, kwargs, episodes=episodes, render_mode="human")
+    return evaluate(algo, env, kwargs, episodes=episodes, epsilon=epsilon, render_mode="human")

@@ -5,19 +5,28 @@ A run folder (default ``runs/<algo>-<env>-<seed>``) holds::
     config.yaml      the fully resolved run: algo, env, env_preset, env_kwargs, config,
                      seed, steps, launch, runner settings, package versions
     metrics.csv      one row per hooks.log() call: step, wall_time, then the metrics
-                     (appended and flushed per row; a new metric name rewrites the header)
+                     (appended and flushed per row; a new metric name rewrites the header);
+                     with --eval-every, eval/... columns on the evaluated steps
     tb/              TensorBoard event files (when tensorboard is installed)
     checkpoints/     ckpt-<step>.pt, written atomically; the last ``keep`` are kept
     model.pt         the final algorithm (same format as a checkpoint)
     eval.json        final evaluation (see smpc_gym.training.evaluate)
+    learning_curves.png   written by ``train.py plot``
 
 Resume semantics (``--resume``): the latest checkpoint is loaded (its env step ``S``),
 rows of ``metrics.csv`` with ``step > S`` are dropped (as is a half-written last line),
 TensorBoard is re-opened with ``purge_step=S+1`` so its later events are hidden, and
 training continues from ``S``. Every step the algorithm logs therefore appears exactly
 once, in strictly increasing order. An episode in progress at the checkpoint restarts
-(documented in :mod:`smpc_gym.agents.base`). Ctrl-C or a crash leaves the last
-checkpoint intact: checkpoints are only ever replaced atomically.
+(documented in :mod:`smpc_gym.agents.base`). ``--resume`` names the checkpoint and step
+it continues from, and refuses (:class:`NothingToResume`) when the run has no checkpoint
+or is finished and not extended with a larger ``--steps``.
+
+Ctrl-C (:class:`StopRequest`): the algorithm finishes its current step, checkpoints it
+and returns; :class:`TrainingInterrupted` names the file. A second Ctrl-C, or an algorithm
+that cannot stop at a step of its choosing (``stops_on_request = False``: secure MADDPG's
+lockstep parties), ends at once; the message then names the last checkpoint that exists.
+A crash leaves the last checkpoint intact: checkpoints are only ever replaced atomically.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ import math
 import os
 import re
 import shutil
-import sys
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +56,7 @@ from smpc_gym.training.checkpoint import (
     versions,
 )
 from smpc_gym.training.config import ConfigError, RunConfig, build_algorithm
+from smpc_gym.training.progress import TrainingProgress
 
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 RUN_FILES = ("config.yaml", "metrics.csv", "model.pt", "eval.json")
@@ -184,62 +195,43 @@ def _fmt(v: Any) -> str:
     return repr(f) if not f.is_integer() or abs(f) >= 1e16 else str(int(f))
 
 
-class _Progress:
-    """A rich progress bar with live metrics; plain milestone lines when not a TTY."""
+class StopRequest:
+    """Ctrl-C handling for a training run: the first SIGINT asks the algorithm to stop
+    after its current step (it checkpoints that step), the second aborts at once.
 
-    def __init__(self, total: int, start: int, label: str, quiet: bool) -> None:
-        self.total, self.label, self.quiet = total, label, quiet
-        self.tty = sys.stdout.isatty() and not quiet
-        self._next_pct = 10 * (int(100 * start / max(total, 1)) // 10 + 1)
-        self._progress: Any = None
-        if self.tty:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+    Installed only in the main thread (``signal`` allows no other); elsewhere Ctrl-C
+    raises :class:`KeyboardInterrupt` as usual and the last periodic checkpoint is kept.
+    """
 
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[metrics]}"),
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(label, total=total, completed=start, metrics="")
+    def __init__(self, cooperative: bool = True, on_request: Any = None) -> None:
+        self.requested = False
+        self.cooperative = cooperative
+        self.on_request = on_request
+        self._previous: Any = None
 
-    def update(self, step: int, metrics: Mapping[str, float]) -> None:
-        text = "  ".join(f"{k}={_short(v)}" for k, v in list(metrics.items())[:4])
-        if self._progress is not None:
-            self._progress.update(self._task, completed=min(step, self.total), metrics=text)
-        elif not self.quiet:
-            pct = 100 * step / max(self.total, 1)
-            if pct >= self._next_pct:
-                print(f"{self.label}: step {step}/{self.total} ({pct:.0f}%)  {text}", flush=True)
-                while self._next_pct <= pct:
-                    self._next_pct += 10
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
 
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
-
-def _short(v: Any) -> str:
-    try:
-        return f"{float(v):.4g}"
-    except (TypeError, ValueError):
-        return str(v)
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested or not self.cooperative:
+            self.requested = True
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.on_request is not None:
+            self.on_request()
 
 
 class RunHooks:
     """The runner's :class:`~smpc_gym.agents.base.TrainHooks`: CSV + TensorBoard +
-    progress bar logging, and periodic atomic checkpoints of ``algo``."""
+    progress display, periodic atomic checkpoints of ``algo``, periodic evaluation
+    (``eval_every``) and the Ctrl-C stop request."""
 
     def __init__(
         self,
@@ -253,6 +245,9 @@ class RunHooks:
         keep_checkpoints: int = 3,
         quiet: bool = False,
         tensorboard: bool = True,
+        eval_every: int | None = None,
+        evaluator: Any = None,
+        progress: TrainingProgress | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.algo = algo
@@ -260,6 +255,10 @@ class RunHooks:
         self.keep = max(1, int(keep_checkpoints))
         self.last_step = start_step
         self.last_ckpt = start_step
+        self.eval_every = int(eval_every) if eval_every else None
+        self.last_eval = start_step
+        self.evaluator = evaluator  # step -> {"eval/...": value}
+        self.stop = StopRequest()
         self._t0 = time.monotonic() - wall_offset
         self.csv = MetricsCSV(run_dir / "metrics.csv")
         self.tb: Any = None
@@ -273,7 +272,7 @@ class RunHooks:
                     log_dir=str(run_dir / "tb"),
                     purge_step=start_step + 1 if start_step > 0 else None,
                 )
-        self.progress = _Progress(total_steps, start_step, f"{algo.name} on {run_dir.name}", quiet)
+        self.progress = progress or TrainingProgress(total_steps, start_step, quiet=quiet)
         self.rows_logged = 0
         self._min_next = start_step + 1 if start_step > 0 else 0
 
@@ -300,6 +299,39 @@ class RunHooks:
         """True every ``checkpoint_every`` env steps."""
         return int(step) - self.last_ckpt >= self.checkpoint_every
 
+    def next_checkpoint(self, step: int) -> int | None:
+        """The env step at which the next checkpoint falls due."""
+        return max(self.last_ckpt + self.checkpoint_every, int(step) + 1)
+
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C was pressed (see :class:`StopRequest`)."""
+        return self.stop.requested
+
+    def should_evaluate(self, step: int) -> bool:
+        """True every ``eval_every`` env steps (never without ``eval_every``)."""
+        return self.eval_every is not None and int(step) - self.last_eval >= self.eval_every
+
+    def next_evaluation(self, step: int) -> int | None:
+        """The env step at which the next periodic evaluation falls due (None: off)."""
+        if self.eval_every is None:
+            return None
+        return max(self.last_eval + self.eval_every, int(step) + 1)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Run the periodic evaluation now; ``eval/…`` metrics for the row at ``step``."""
+        self.last_eval = int(step)
+        if self.evaluator is None:
+            return {}
+        return dict(self.evaluator(int(step)))
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """Show ``name`` as the current phase."""
+        self.progress.phase(name, total=total)
+
+    def event(self, message: str) -> None:
+        """Print a one-line event."""
+        self.progress.event(message)
+
     def checkpoint(self, step: int) -> None:
         """Atomically write ``checkpoints/ckpt-<step>.pt`` and prune old ones."""
         step = int(step)
@@ -312,7 +344,7 @@ class RunHooks:
         self.csv.sync()
         if self.tb is not None:
             self.tb.flush()
-        save_algorithm(self.algo, self.run_dir / "checkpoints" / f"ckpt-{step:012d}.pt")
+        save_algorithm(self.algo, checkpoint_path(self.run_dir, step))
         self.last_ckpt = step
         for _, old in list_checkpoints(self.run_dir)[: -self.keep]:
             old.unlink(missing_ok=True)
@@ -344,6 +376,57 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a run; the message says which checkpoint holds it (or that none does)."""
+
+
+class NothingToResume(ConfigError):
+    """``--resume`` on a run that has no checkpoint, or that is already finished."""
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """``<run_dir>/checkpoints/ckpt-<step, 12 digits>.pt``."""
+    return Path(run_dir) / "checkpoints" / f"ckpt-{int(step):012d}.pt"
+
+
+def resume_point(run_dir: str | Path) -> tuple[Path, int] | None:
+    """The checkpoint ``--resume`` continues from and its env step (None: none)."""
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        return None
+    step, path = ckpts[-1]
+    return path, step
+
+
+def _interrupted_message(run_dir: Path, step_reached: int | None) -> str:
+    point = resume_point(run_dir)
+    if point is None:
+        return (
+            f"interrupted before the first checkpoint: nothing of {run_dir} can be resumed; "
+            "start it again (add --overwrite)"
+        )
+    path, step = point
+    where = f" (reached step {step_reached})" if step_reached and step_reached > step else ""
+    return (
+        f"interrupted{where}; checkpoint {path} holds step {step}; continue with: "
+        f"train.py --resume --out {run_dir}"
+    )
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, flush=True)
+
+
+def _eval_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The ``eval/…`` CSV/TensorBoard columns of an evaluation result."""
+    from smpc_gym.training.evaluate import GREEDY_MOUSE_KEYS
+
+    keys = ("mean_return", "ci95_return", "std_return", *GREEDY_MOUSE_KEYS)
+    keys += ("total_ncr", "total_wastage_units")
+    return {f"eval/{k}": float(result[k]) for k in keys if k in result}
+
+
 def train(
     run: RunConfig | None,
     run_dir: str | Path,
@@ -355,9 +438,11 @@ def train(
     keep_checkpoints: int = 3,
     eval_episodes: int = 20,
     eval_epsilon: float | None = None,
+    eval_every: int | None = None,
     render: bool = False,
     tensorboard: bool = True,
     steps: int | None = None,
+    progress_tty: bool | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``run_dir`` and return its evaluation (``eval.json``).
 
@@ -365,7 +450,14 @@ def train(
     ``steps`` may extend the run's length). A new run's length is ``run.steps`` alone
     (:func:`~smpc_gym.training.config.resolve` sets it from ``--steps``/``--episodes``);
     ``steps`` is refused without ``resume``. ``checkpoint_every`` defaults to a tenth of
-    the run (at least 1,000 steps).
+    the run (at least 1,000 steps). ``eval_every`` evaluates the policy every that many
+    env steps on the fixed evaluation seeds (``eval_episodes`` episodes) and logs
+    ``eval/mean_return``, ``eval/ci95_return``, … in the same row.
+
+    Raises:
+        NothingToResume: ``resume`` with no checkpoint, or on a finished run whose length
+            is not extended (its ``eval.json`` is left as it is).
+        TrainingInterrupted: Ctrl-C; the message names the checkpoint that holds the run.
     """
     from smpc_gym.training.evaluate import evaluate, write_eval
 
@@ -387,18 +479,28 @@ def train(
             run.steps = int(steps)
         for stale in (run_dir / "checkpoints").glob(".ckpt-*.tmp"):
             stale.unlink(missing_ok=True)  # a save cut short by a kill
-        ckpt = resume_checkpoint([p for _, p in list_checkpoints(run_dir)])  # newest good
-        if ckpt is not None:
-            algo = load_algorithm(ckpt)
-            algo.launch_options = dict(run.launch)
-            start = int(algo.env_steps)
-        else:
-            algo = build_algorithm(run)
+        path = resume_checkpoint([p for _, p in list_checkpoints(run_dir)])  # newest good
+        if path is None:
+            raise NothingToResume(
+                f"--resume: {run_dir} has no checkpoint to resume from (it stopped before "
+                "its first one); start it again with --overwrite"
+            )
+        start = int(CKPT_RE.match(path.name).group(1))  # type: ignore[union-attr]
+        if start >= run.steps and (run_dir / "model.pt").is_file():
+            raise NothingToResume(
+                f"--resume: {run_dir} is finished (step {start} of {run.steps}; its "
+                "eval.json is kept); give --steps N with N > "
+                f"{start} to train it further, or evaluate it with `train.py eval {run_dir}`"
+            )
+        algo = load_algorithm(path)
+        algo.launch_options = dict(run.launch)
+        start = int(algo.env_steps)
+        _say(quiet, f"resuming {run_dir} from {path} at step {start} of {run.steps}")
         wall_offset = MetricsCSV(run_dir / "metrics.csv").truncate_after(start)
-        if start == 0:
-            (run_dir / "metrics.csv").unlink(missing_ok=True)
-            shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        (run_dir / "model.pt").unlink(missing_ok=True)  # stale once training continues
         checkpoint_every = checkpoint_every or saved.get("runner", {}).get("checkpoint_every")
+        if eval_every is None:
+            eval_every = saved.get("runner", {}).get("eval_every")
     else:
         if run is None:
             raise ConfigError("nothing to train: give a RunConfig or resume=True")
@@ -410,12 +512,46 @@ def train(
         prepare_run_dir(run_dir, overwrite)
         algo = build_algorithm(run)
 
+    if eval_every:
+        if "rank" in run.launch:
+            raise ConfigError(
+                "--eval-every: one party of a multi-party launch holds only its part of "
+                "the policy and cannot evaluate it; drop --eval-every"
+            )
+        if not getattr(algo, "evaluates_during_training", True):
+            raise ConfigError(
+                f"--eval-every: {algo.name} has no plaintext policy until training ends; "
+                "evaluate the finished run with `train.py eval RUN`"
+            )
     every = int(checkpoint_every or max(1_000, run.steps // 10))
     record = run.to_dict()
-    record["runner"] = {"checkpoint_every": every, "keep_checkpoints": keep_checkpoints}
+    record["runner"] = {
+        "checkpoint_every": every,
+        "keep_checkpoints": keep_checkpoints,
+        "eval_every": int(eval_every) if eval_every else None,
+    }
     record["versions"] = versions()
     _write_yaml(run_dir / "config.yaml", record)
 
+    def periodic_eval(step: int) -> dict[str, float]:
+        progress.phase("evaluation", total=eval_episodes, start=0, unit="episodes", tenths=False)
+        try:
+            result = evaluate(
+                algo,
+                run.env,
+                run.env_kwargs,
+                episodes=eval_episodes,
+                epsilon=eval_epsilon,
+            )
+            metrics = _eval_metrics(result)
+            progress.update(eval_episodes, metrics)  # (no per-episode callback yet)
+        finally:
+            progress.phase("train", total=run.steps, start=step, unit="steps")
+        return metrics
+
+    progress = TrainingProgress(
+        run.steps, start, f"{algo.name} on {run_dir}", quiet=quiet, tty=progress_tty
+    )
     hooks = RunHooks(
         run_dir,
         algo,
@@ -426,12 +562,33 @@ def train(
         keep_checkpoints=keep_checkpoints,
         quiet=quiet,
         tensorboard=tensorboard,
+        eval_every=eval_every,
+        evaluator=periodic_eval,
+        progress=progress,
+    )
+    hooks.stop = StopRequest(
+        cooperative=getattr(algo, "stops_on_request", True),
+        on_request=lambda: progress.event(
+            "Ctrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort)"
+        ),
     )
     try:
-        if algo.env_steps < run.steps:
-            algo.train(run.steps, hooks)
-        if not list_checkpoints(run_dir) or list_checkpoints(run_dir)[-1][0] != algo.env_steps:
-            hooks.checkpoint(algo.env_steps)
+        with hooks.stop:
+            if algo.env_steps < run.steps:
+                algo.train(run.steps, hooks)
+            if hooks.stop.requested and algo.env_steps < run.steps:
+                raise KeyboardInterrupt
+            point = resume_point(run_dir)
+            if point is None or point[1] != algo.env_steps:
+                hooks.checkpoint(algo.env_steps)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interrupted_message(run_dir, hooks.last_step)) from None
+    except Exception:
+        # In a terminal, Ctrl-C reaches party processes too: they die, and the launcher
+        # reports their failure. That is the interruption, not a new error.
+        if hooks.stop.requested:
+            raise TrainingInterrupted(_interrupted_message(run_dir, hooks.last_step)) from None
+        raise
     finally:
         hooks.close()
     save_algorithm(algo, run_dir / "model.pt")
@@ -449,7 +606,23 @@ def train(
         if not quiet:
             print(f"no evaluation: {result['reason']}")
         return result
-    result = evaluate(algo, run.env, run.env_kwargs, episodes=eval_episodes, epsilon=eval_epsilon)
+    if (run_dir / "eval.json").is_file():
+        _say(
+            quiet, f"replacing {run_dir / 'eval.json'} with the evaluation at step {algo.env_steps}"
+        )
+    final = TrainingProgress(eval_episodes, quiet=quiet, unit="episodes", tty=progress_tty)
+    final.phase("evaluation", tenths=False)
+    try:
+        result = evaluate(
+            algo,
+            run.env,
+            run.env_kwargs,
+            episodes=eval_episodes,
+            epsilon=eval_epsilon,
+        )
+        final.update(eval_episodes)
+    finally:
+        final.close()
     write_eval(run_dir / "eval.json", result)
     if render:
         from smpc_gym.training.evaluate import replay
