@@ -332,7 +332,9 @@ def run_ttp_dealer(config: PartyConfig) -> None:
         crypten = crypten_module()
         crypten.cfg.mpc.provider = "TTP"
         with _dist_timeout(cfg.timeout_s):
-            crypten.mpc.provider.ttp_provider.TTPServer()  # serves until "terminate"
+            from smpc_gym.secure.dealer import DealerServer  # CrypTen's TTP + trunc pairs
+
+            DealerServer()  # serves until "terminate"
     except Exception as exc:
         raise PartyError(
             f"TTP dealer (rank {cfg.world_size}) failed: {type(exc).__name__}: {exc}",
