@@ -14,15 +14,17 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Fused Beaver products.** :func:`beaver_many` opens the masked operands of several
   independent products (e.g. ``dW = Hᵀ·dZ`` and ``dH = dZ·Wᵀ`` of the same layer) in a
   single communication round.
-* **Half-width comparisons.** ReLU signs are computed on 32-bit lanes, two values per
-  64-bit word (:func:`ltz_packed`): half the bytes of CrypTen's comparison.
+* **Full-range comparisons.** ReLU signs use CrypTen's 64-bit comparison (:func:`ltz`),
+  correct for every representable value. The half-width :func:`ltz_packed` (32-bit lanes,
+  half the bytes) misreads ``|z| ≥ 2^15`` and is kept only where the range is guaranteed.
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
 
 Nothing here reveals anything: every input, weight, intermediate and gradient stays
-secret-shared. Truncation after a fixed-point product is CrypTen's local 2-party
-truncation (no communication).
+secret-shared. Truncation after a fixed-point product is exact
+(:mod:`smpc_gym.secure.trunc`: one round for all products of a :func:`beaver_many`
+call), never CrypTen's local two-party truncation, which fails at random.
 
 Layout convention: inputs are ``[P, B, in]`` (network ``p`` sees row block ``p``),
 outputs ``[P, B, out]``. Plaintext ``torch.nn.Linear`` weights (``[out, in]``) are

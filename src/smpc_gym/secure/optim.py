@@ -16,8 +16,8 @@ secure update therefore back-propagates ``c·∂L`` for a public power of two ``
 **Public constants without quantisation loss.** Multiplying a share by a public float
 ``s`` the CrypTen way encodes ``s`` with 16 bits: ``lr = 1e-4`` would become 6/65536,
 a 8% error. :func:`mul_public` multiplies by ``round(s·2^k)`` with ``k`` chosen so that
-``s·2^k ≈ 2^16`` and then truncates by ``2^k`` locally (2-party truncation), so every
-learning rate, β, bias correction and τ is applied with ~1e-5 relative error.
+``s·2^k ≈ 2^16`` and then truncates by ``2^k`` (exactly), so every learning rate, β,
+bias correction and τ is applied with ~1e-5 relative error.
 
 **Adam's ``1/(√v̂ + ε)``.** Computed as ``y ≈ 1/√(v̂' + ε'²)`` with ``ε' = c·ε_fp`` by
 Newton–Raphson iterations ``y ← y·(3 − (x·y)·y)/2`` (3 multiplication rounds each;
@@ -29,12 +29,13 @@ not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``16^j`` (j = ``-4 … 5``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
+  ``16^j`` (j = ``-4 … 8``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
   within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
-  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^23)``; costs 10 comparisons per
-  coordinate, run as one packed 32-bit-lane sign test (``x/2^8`` against the thresholds
-  ≥ 1, ``x`` against those < 1, corrected by ``[x ≥ 1]``; see
-  ``SecureAdam._initial_guess``). (The first version compared with ``4^j``, 18
+  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^36)``; costs 13 comparisons per
+  coordinate, run as one packed 32-bit-lane sign test on three exactly pre-shifted
+  copies of ``x``, each group overridden by the one above it (see
+  ``SecureAdam._initial_guess``). ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the
+  small ``y`` of large ``x`` stays on the grid. (The first version compared with ``4^j``, 18
   thresholds, as full 64-bit comparisons, and needed 5 Newton steps: 1.7× the bytes.)
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
@@ -57,9 +58,9 @@ coordinates whose gradient RMS is above ~``4/c``·1e-6 follow Adam closely; smal
 take a step damped by ``√v̂/√(v̂ + ε'²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)`` (the two
 differ only where ``v̂ ≲ ε'²``).
 
-**Wrap-around.** CrypTen's 2-party truncation fails (a huge error) with probability
-about ``|value|·2^32/2^63`` per element, so the loss scales are chosen to keep scaled
-gradients below ~30 (critic ``c = 2^6``, actor ``c = 2^10`` for the supply-chain game).
+**Truncation.** Every truncation here is exact (:mod:`smpc_gym.secure.trunc`), so the
+loss scales only have to keep values inside the ranges each function states (see
+``docs/security/fixed-point.md``), not make a random wrap-around unlikely.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def square_shifted(x: Any, shift: int) -> Any:
     ``x²·2^(32 − shift)`` is truncated by ``2^(16 − 2·shift)`` only (not at all for
     ``shift = 8``), which reads as ``x²·2^shift``. Small squares keep ``shift`` more
     fractional bits than ``x.square()``. Both truncations are exact
-    (:func:`smpc_gym.secure.trunc.trunc_many`); correct for ``|x| < 2^15`` (raw square
-    below 2^62).
+    (:func:`smpc_gym.secure.trunc.trunc_many`); correct for ``|x| < 2^(15 + shift/2)``
+    (raw square below 2^62): ``2^19`` for Adam's ``shift = 8``.
     """
     if shift % 2 or not 0 <= shift <= 8:
         raise ValueError(f"shift must be even and in [0, 8], got {shift}")

@@ -63,6 +63,7 @@ __all__ = [
     "MAX_ABS_RAW",
     "MODES",
     "STATS",
+    "count_local_wraps",
     "draw_bits",
     "draw_ring",
     "exact_truncation",
@@ -83,8 +84,18 @@ MAX_ABS_RAW = 1 << 62
 #: ``"exact"`` (this module's protocol) or ``"local"`` (CrypTen's: fails at random).
 MODES = ("exact", "local")
 _mode = {"value": "exact"}
-#: Counters: ``exact`` elements, ``local`` elements, ``rounds`` of exact truncation.
-STATS = {"exact": 0, "local": 0, "rounds": 0}
+#: Counters: ``exact`` elements, ``local`` elements, ``rounds`` of exact truncation, and
+#: ``would_wrap``: exact truncations that CrypTen's local one would have got wrong (counted
+#: only under :func:`count_local_wraps`).
+STATS = {"exact": 0, "local": 0, "rounds": 0, "would_wrap": 0}
+_count = {"on": False}
+
+
+def count_local_wraps(on: bool) -> None:
+    """Benchmarks only: count in ``STATS["would_wrap"]`` the exact truncations that local
+    truncation would have got wrong. **This reveals every truncated value to both
+    parties** (they exchange their full shares, uncounted): never in training."""
+    _count["on"] = bool(on)
 
 
 def set_mode(mode: str) -> None:
@@ -169,7 +180,7 @@ def _log2_exact(d: int) -> int | None:
     return None
 
 
-def local_trunc(share: torch.Tensor, d: int) -> torch.Tensor:
+def local_trunc(share: torch.Tensor, d: int | torch.Tensor) -> torch.Tensor:
     """CrypTen's two-party truncation of one party's share (fails at random: see above)."""
     return share.div(d, rounding_mode="trunc")
 
@@ -206,7 +217,7 @@ def _correlated(n: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tens
     )
 
 
-def _exchange(words: torch.Tensor, rank: int) -> torch.Tensor:
+def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
     """Send ``words`` to the other party and receive its (same-sized) words: one round."""
     import torch.distributed as dist
 
@@ -219,7 +230,8 @@ def _exchange(words: torch.Tensor, rank: int) -> torch.Tensor:
     ]
     for r in reqs:
         r.wait()
-    comm._log_communication(2 * words.numel())  # one round: sent + received words
+    if log:
+        comm._log_communication(2 * words.numel())  # one round: sent + received words
     return out
 
 
@@ -268,6 +280,13 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     n = int(flat.numel())
     if n == 0:
         return [s.clone() for s, _ in items]
+    if _count["on"]:  # benchmark diagnostics: reveals the values (see count_local_wraps)
+        other = _exchange(flat, rank, log=False)
+        x, d_el = flat + other, torch.ones_like(f_el) << f_el
+        local = local_trunc(flat, d_el) + local_trunc(other, d_el)  # type: ignore[arg-type]
+        want = torch.div(x, d_el, rounding_mode="floor")
+        # without a wrap local truncation is off by at most 2 units; a wrap, by ~2^(64-f)
+        STATS["would_wrap"] += int(((local - want).abs() > 4).sum())
     if rank == 0:
         flat = flat + MAX_ABS_RAW  # x' = x + 2^62 has top bit 0
     a = (flat < 0).to(torch.int64)  # msb of this party's share read as unsigned
