@@ -7,7 +7,7 @@ export SDL_VIDEODRIVER ?= dummy
 export SDL_AUDIODRIVER ?= dummy
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-slow demo bench bench-learning lint clean
+.PHONY: setup test test-slow demo bench bench-learning lint docs clean
 
 setup: $(STAMP)
 
@@ -48,10 +48,24 @@ bench-learning: setup
 	$(PY) benchmarks/robust_aggregation.py
 	$(PY) benchmarks/pate.py
 
+# The documentation site (Sphinx + furo + MyST) into docs/_build/html, warnings as errors.
+# docs/conf.py regenerates the API pages and, from benchmarks/results/*.json, the results
+# pages and the README's headline table before building.
+DOCS_STAMP := $(VENV)/.smpc-gym-docs
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) docs/gen_results.py
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 lint: setup
-	$(PY) -m ruff check src tests benchmarks examples train.py
-	$(PY) -m ruff format --check src tests benchmarks examples train.py
+	$(PY) -m ruff check src tests benchmarks examples docs/*.py train.py
+	$(PY) -m ruff format --check src tests benchmarks examples docs/*.py train.py
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build docs/api

@@ -13,7 +13,8 @@ Usage::
     python benchmarks/learning_curves.py                 # all five, 300k steps, PNG
     python benchmarks/learning_curves.py --algos dqn fed_dqn --steps 100000 --json
 
-``--json`` prints one JSON object: ``{"steps", "eval_every", "episodes", "seed",
+``--json`` prints one JSON object: ``{"date", "command", "machine", "load_before",
+"steps", "eval_every", "episodes", "seed",
 "reference": {"random", "heuristic"}, "curves": {algo: {"steps": [...],
 "mean_return": [...], "ci95_return": [...], "cheese_per_1000_steps": [...],
 "deaths_per_1000_steps": [...], "normalized_score": [...], "train_seconds": float}}}``.
@@ -113,7 +114,10 @@ def run_curves(
     from smpc_gym.training.evaluate import eval_seeds, reference_returns
 
     ref = reference_returns("greedy_mouse", {}, eval_seeds(episodes))
+    from record import run_info  # benchmarks/record.py: date, command, machine
+
     out: dict[str, Any] = {
+        **run_info(),
         "steps": steps,
         "eval_every": every,
         "episodes": episodes,

@@ -1,6 +1,6 @@
 """Federated rounds across real processes: coordinator, holders, repository, faults.
 
-:func:`run_federated` drives the protocol of ``specs/federated.md`` with real party
+:func:`run_federated` drives one federated protocol (below) with real party
 processes (:func:`smpc_gym.secure.runtime.launch_local`): rank 0 is the **coordinator**,
 ranks ``1..N`` the **data holders** (see :mod:`smpc_gym.federated.secure_agg` for why).
 One round:

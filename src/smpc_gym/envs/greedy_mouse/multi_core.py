@@ -12,7 +12,7 @@ on a handful of mice) and the counter-based randomness (:func:`.core.uniform`). 
 actions give exactly :class:`~smpc_gym.envs.greedy_mouse.env.GreedyMouseEnv`'s
 trajectory.
 
-Rules (the single-agent rules of ``specs/greedy_mouse.md`` with these multi-mouse
+Rules (the single-agent rules of :class:`~smpc_gym.envs.greedy_mouse.env.GreedyMouseEnv` with these multi-mouse
 choices; with one mouse they reduce exactly to the single env):
 
 1. Every live mouse moves (simultaneously; mice do not block each other and may share

@@ -16,7 +16,7 @@ from .multi_core import MultiMouseConfig, MultiMouseWorld, local_offsets
 class GreedyMouseParallelEnv(ParallelEnv):
     """N mice share one grid with one greedy cat and ``num_cheese`` cheeses.
 
-    The multi-agent form of ``GreedyMouse-v0`` (``specs/greedy_mouse.md``): every rule of
+    The multi-agent form of ``GreedyMouse-v0`` (:class:`~smpc_gym.envs.greedy_mouse.env.GreedyMouseEnv`): every rule of
     the single-mouse env applies unless stated here, and with ``num_mice=1,
     num_cheese=1`` the dynamics, rewards and observations are the single env's.
 
