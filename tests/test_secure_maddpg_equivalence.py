@@ -108,7 +108,7 @@ def _compare(
         _secure_party,
         2,
         (cfg, data, k, high, corrupt_after, seed),
-        config=PartyConfig(world_size=2, timeout_s=120),
+        config=PartyConfig(world_size=2, timeout_s=120, provider=cfg.provider),
     )[0]
     secure = res["weights"]
     report = {}
@@ -136,8 +136,9 @@ def _check(report: dict[str, dict[str, float]], tol: float) -> None:
 
 def test_secure_adam_update_matches_plaintext_small() -> None:
     """50 Adam updates, reduced networks (hidden 8, batch 16): MAE <= 1e-3 per parameter;
-    with ``reveal_losses`` off (no loss check at all), and not one truncation local."""
-    cfg = sm.Config(hidden=8, batch_size=16, reveal_losses=False)
+    with ``reveal_losses`` off (no loss check at all), not one truncation local, and the
+    dealer process (TTP, our DealerServer) serving triples and truncation pairs."""
+    cfg = sm.Config(hidden=8, batch_size=16, reveal_losses=False, provider="TTP")
     report, counters = _compare(cfg, 50, n=96)
     _check(report, 1e-3)
     assert counters["local_truncations"] == 0
