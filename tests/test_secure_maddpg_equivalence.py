@@ -153,6 +153,7 @@ def test_secure_sgd_update_matches_plaintext_small() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~50 paper-size secure updates: minutes each on a loaded box
 @pytest.mark.parametrize("seed", range(50))
 def test_secure_update_matches_plaintext_paper_networks(seed: int) -> None:
     """50 updates on the paper's networks (hidden 128, batch 128, Adam), on 50 seeds
