@@ -1,7 +1,7 @@
 """PATE on GreedyMouse over several noise levels: privacy (ε) vs the student's return.
 
 ``--teachers`` tabular Q teachers are trained once, each on its own private worlds
-(:func:`smpc_gym.federated.pate.train_teachers`), and ``--queries`` public states are
+(:func:`smpc_gym.studies.pate.train_teachers`), and ``--queries`` public states are
 collected once; then for each γ in ``--gammas`` the votes are answered with Laplace
 noisy-max (noise scale 1/γ), a student is trained on the labels and evaluated, and the
 moments accountant of Papernot et al. 2017 gives the data-independent and data-dependent
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smpc_gym.federated.pate import PATEConfig, collect_public_states, run_pate, train_teachers
+from smpc_gym.studies.pate import PATEConfig, collect_public_states, run_pate, train_teachers
 
 
 def main() -> None:

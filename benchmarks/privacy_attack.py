@@ -1,5 +1,5 @@
 """What the coordinator can reconstruct from what it receives: a gradient-inversion attack
-(:mod:`smpc_gym.federated.attacks`) on federated DQN updates, per protection.
+(:mod:`smpc_gym.studies.attacks`) on federated DQN updates, per protection.
 
 Model: the federated DQN's Q-network (``obs_mode="features"``: 14 inputs, hidden
 ``--hidden``, 8 actions), at its initialisation (the first round, the attacker's best
@@ -41,8 +41,8 @@ import torch
 
 from smpc_gym.agents.base import torch_generator
 from smpc_gym.agents.dqn import make_q_network
-from smpc_gym.federated.attacks import AttackConfig, attack_scenario, sample_holder_batches
 from smpc_gym.federated.dp import noise_multiplier_for
+from smpc_gym.studies.attacks import AttackConfig, attack_scenario, sample_holder_batches
 
 
 def main() -> None:

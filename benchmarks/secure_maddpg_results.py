@@ -55,18 +55,38 @@ from smpc_gym.training.run import read_run_config
 GROUPS = ("actors", "critics", "target_actors", "target_critics")
 
 
-def plain_twin(cfg: sm.Config, env_kwargs: Mapping[str, Any], seed: int, steps: int):
+def plain_twin(
+    cfg: sm.Config,
+    env_kwargs: Mapping[str, Any],
+    seed: int,
+    steps: int,
+    init: maddpg.MADDPG | None = None,
+    cls: type[maddpg.MADDPG] = maddpg.MADDPG,
+):
     """Plaintext EDE MADDPG on the stream a secure run with this config and seed sees.
 
     Mirrors :func:`secure_maddpg.party_main` step for step (action = actor + OU noise ·
     caps, clipped; own reward minus waste cost for ``train_reward: ncr``; one update per
-    step once a batch is there), with :func:`maddpg.maddpg_update` in float32.
+    step once a batch is there), with :func:`maddpg.maddpg_update` in float32. ``init``:
+    the pre-trained networks the secure phase starts from (:func:`maddpg.pretrain_for`);
+    as in :meth:`secure_maddpg.SecureNets.share`, the targets restart as copies of the
+    online networks and the optimisers, replay, noise and sampler start fresh. ``cls``:
+    :class:`maddpg.MADDPG` (EDE) or :class:`smpc_gym.agents.nds.NDS` for an NDS learner
+    on the same stream.
     """
     from smpc_gym import supply_chain_v0
 
     torch.set_num_threads(1)
     pcfg = cfg.plain()
-    algo = maddpg.MADDPG(pcfg, dict(env_kwargs), seed)  # same init and sampler as the parties
+    algo = cls(pcfg, dict(env_kwargs), seed)  # same init and sampler as the parties
+    if init is not None:
+        for mods, targets, src in (
+            (algo.nets.actors, algo.nets.target_actors, init.nets.actors),
+            (algo.nets.critics, algo.nets.target_critics, init.nets.critics),
+        ):
+            for m, t, s in zip(mods, targets, src, strict=True):
+                m.load_state_dict(s.state_dict())
+                t.load_state_dict(s.state_dict())
     seeds = np.random.SeedSequence(int(seed)).generate_state(8)
     noise = [
         OUNoise(
@@ -131,7 +151,7 @@ def secure_weights(run_dir: Path) -> tuple[int, dict[str, list[list[torch.Tensor
     if not files[0] or not files[1]:
         raise FileNotFoundError(f"no share files under {share_dir}")
     step = int(files[0][-1].stem.split("-")[1])
-    states = [torch.load(sm.share_file(share_dir, r, step), weights_only=True) for r in range(2)]
+    states = [sm.load_share_file(share_dir, r, step) for r in range(2)]
     out: dict[str, list[list[torch.Tensor]]] = {}
     for g in GROUPS:
         shares = [s["nets"][g] for s in states]

@@ -8,8 +8,8 @@ import torch
 
 from smpc_gym.agents.base import torch_generator
 from smpc_gym.agents.dqn import make_q_network
-from smpc_gym.federated import attacks
 from smpc_gym.federated.dp import noise_multiplier_for
+from smpc_gym.studies import attacks
 
 CFG = attacks.AttackConfig(iterations=300, restarts=1)
 

@@ -1,9 +1,10 @@
 """save -> load gives identical actions for every registered algorithm; the checkpoint
-format is weights_only-safe and written atomically."""
+format is weights_only-safe, verified and written atomically."""
 
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import pickle
 
@@ -11,8 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from smpc_gym.agents.base import _REGISTRY, NullHooks, algorithm_names, get_algorithm
-from smpc_gym.training import checkpoint
+from smpc_gym.agents.base import (
+    _REGISTRY,
+    NullHooks,
+    algorithm_names,
+    get_algorithm,
+    load_algorithm,
+)
+from smpc_gym.storage import IntegrityError, UnverifiedFileError, files, payload
 from smpc_gym.training.config import build_algorithm, resolve
 
 # Short, cheap settings per algorithm (fields that exist in their Config).
@@ -161,13 +168,8 @@ def test_numpy_state_round_trips_with_weights_only(tmp_path) -> None:
         "nested": [np.zeros(2, np.int8), (np.ones(1), "text")],
     }
     path = tmp_path / "s.pt"
-    checkpoint.atomic_write_bytes(path, b"")
-    import io
-
-    buf = io.BytesIO()
-    torch.save(checkpoint._encode(state), buf)
-    path.write_bytes(buf.getvalue())
-    back = checkpoint._decode(torch.load(path, weights_only=True))
+    payload.save_torch(path, payload.encode(state))
+    back = payload.decode(payload.load_torch(path))
     for key in ("f32", "u16", "bool"):
         assert back[key].dtype == state[key].dtype
         np.testing.assert_array_equal(back[key], state[key])
@@ -187,28 +189,35 @@ class _Evil:
 
 
 def test_load_refuses_arbitrary_pickle(tmp_path) -> None:
+    """Even inside a correctly hashed file (an attacker who can write the hash too),
+    weights_only loading refuses non-tensor objects."""
     path = tmp_path / "evil.pt"
-    torch.save({"format": checkpoint.FORMAT, "state": _Evil()}, path)
+    buf = io.BytesIO()
+    torch.save({"format": payload.FORMAT, "state": _Evil()}, buf)
+    files.write_verified(path, buf.getvalue())
     with pytest.raises(pickle.UnpicklingError):
-        checkpoint.load_algorithm(path)
+        load_algorithm(path)
 
 
 def test_load_rejects_foreign_file(tmp_path) -> None:
     path = tmp_path / "weights.pt"
-    torch.save({"weight": torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match="not a smpc_gym algorithm file"):
-        checkpoint.load_algorithm(path)
+    torch.save({"weight": torch.zeros(2)}, path)  # a plain torch file: no hash header
+    with pytest.raises(UnverifiedFileError, match=r"weights\.pt is not a verified smpc_gym file"):
+        load_algorithm(path)
+    payload.save_torch(path, {"weight": torch.zeros(2)})  # verified, but not an algorithm
+    with pytest.raises(IntegrityError, match="not a smpc_gym algorithm file"):
+        load_algorithm(path)
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch) -> None:
     path = tmp_path / "ckpt.pt"
-    checkpoint.atomic_write_bytes(path, b"old")
+    files.atomic_write_bytes(path, b"old")
 
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.atomic_write_bytes(path, b"new")
+        files.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left

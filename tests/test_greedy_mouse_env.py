@@ -543,6 +543,11 @@ def test_bad_reset_options(tmp_path):
         env.reset(options={"mouse": (1, 1), "cat": (1, 1)})
     with pytest.raises(ValueError, match=r"unknown reset option.*allowed"):
         env.reset(options={"dog": (1, 1)})
+    with pytest.raises(ValueError, match=r"'chese' \(did you mean 'cheese'\?\); allowed keys"):
+        env.reset(options={"chese": (1, 1)})  # misspelt: named, with a suggestion
+    with pytest.raises(TypeError, match=r"options must be a dict or None, got str 'junk'.*'mouse'"):
+        env.reset(options="junk")
+    env.reset(options={})  # Gymnasium's checker passes an empty dict
     # Pinning one entity re-draws the others off it.
     for seed in range(30):
         _, info = env.reset(seed=seed, options={"cheese": (1, 1)})

@@ -658,3 +658,12 @@ def test_invariants_under_random_play(kwargs):
             for info in infos.values():
                 if info["eaten"] and cfg.respawn:
                     assert world.dist(ci[cat], ci[info["mouse"]]) >= cfg.min_cat_distance
+
+
+def test_reset_options_are_checked():
+    env = greedy_mouse_v0.parallel_env()
+    with pytest.raises(TypeError, match=r"options must be a dict or None, got str 'junk'"):
+        env.reset(seed=0, options="junk")
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) 'mouse'; allowed keys: none"):
+        env.reset(seed=0, options={"mouse": (1, 1)})  # positions are not pinnable here
+    env.reset(seed=0, options={"options": 1})  # PettingZoo's API-test probe is accepted

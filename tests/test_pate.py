@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from smpc_gym.federated import pate
+from smpc_gym.studies import pate
 
 LOG_INV_DELTA = math.log(1e5)
 

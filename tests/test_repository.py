@@ -15,7 +15,13 @@ import time
 import pytest
 import torch
 
-from smpc_gym.federated.repository import IntegrityError, ModelRepository, RepositoryError
+from smpc_gym.federated.repository import (
+    IntegrityError,
+    ModelRepository,
+    RepositoryError,
+    default_key_file,
+)
+from smpc_gym.storage import load_or_create_key, write_signed_json
 
 
 def _sd(seed: int, n: int = 64) -> dict[str, torch.Tensor]:
@@ -58,7 +64,9 @@ def test_tampered_file_is_refused(tmp_path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit
     path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=r"round_000000\.pt fails verification: SHA-256"):
+    with pytest.raises(
+        IntegrityError, match=r"round_000000\.pt of round 0 fails verification.*SHA-256"
+    ):
         repo.load(0)
 
 
@@ -68,7 +76,9 @@ def test_truncated_file_is_refused(tmp_path) -> None:
     path = repo.save(1, _sd(1))
     full = path.stat().st_size
     path.write_bytes(path.read_bytes()[: full // 3])
-    with pytest.raises(IntegrityError, match=rf"round_000001\.pt.*{full // 3} bytes on disk"):
+    with pytest.raises(
+        IntegrityError, match=rf"round_000001\.pt.*expected {full} bytes, found {full // 3}"
+    ):
         repo.load()
     assert torch.equal(repo.load(0)["w"], _sd(0)["w"])  # the other rounds are unaffected
 
@@ -87,7 +97,10 @@ def test_arbitrary_pickle_is_never_executed(tmp_path) -> None:
     path.write_bytes(payload)
     m = json.loads((tmp_path / "manifest.json").read_text())
     m["rounds"][0]["sha256"] = hashlib.sha256(payload).hexdigest()
-    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    m["rounds"][0]["bytes"] = len(payload)
+    del m["hmac"]
+    key = load_or_create_key(default_key_file(tmp_path))  # the attacker even has the key
+    write_signed_json(tmp_path / "manifest.json", m, key)
     with pytest.raises(pickle.UnpicklingError):
         repo.load(0)
 
@@ -113,7 +126,7 @@ _WRITER = textwrap.dedent(
             time.sleep(60)
         return orig_replace(src, dst)
 
-    R.os.replace = slow_replace
+    R.storage.files.os.replace = slow_replace
     if phase == "bytes":
         print("PAUSED", flush=True)   # killed while streaming a big file
         for r in range(1, 1000):

@@ -81,13 +81,13 @@ def test_resume_after_sigkill_has_every_step_once(tmp_path) -> None:
 def test_ctrl_c_keeps_last_checkpoint(tmp_path, monkeypatch, capsys) -> None:
     from smpc_gym.agents import baselines
 
-    original = baselines._Baseline._run_greedy_mouse
+    original = baselines._Baseline.train
 
     def interrupted(self, total_steps, hooks):
         original(self, 300, hooks)  # logs + checkpoints up to step 300 ...
         raise KeyboardInterrupt  # ... then the user presses Ctrl-C
 
-    monkeypatch.setattr(baselines._Baseline, "_run_greedy_mouse", interrupted)
+    monkeypatch.setattr(baselines._Baseline, "train", interrupted)
     run = tmp_path / "r"
     argv = ["--algo", "random", "--env", "greedy_mouse", "--steps", "1000", "--quiet"]
     argv += ["--set", "log_every=100", "--checkpoint-every", "100", "--out", str(run)]

@@ -125,3 +125,20 @@ def test_local_dp_reports_epsilon_per_holder(tmp_path) -> None:
     assert hooks.rows[-1][1]["dp_epsilon"] == pytest.approx(expected)
     assert set(algo.privacy) == {0, 1}
     assert all(v["epsilon"] == pytest.approx(expected) for v in algo.privacy.values())
+
+
+@pytest.mark.timeout(300)
+def test_plain_aggregation_is_fed_dqn(tmp_path) -> None:
+    """The shared federated round's plain baseline (updates sent in the clear) gives
+    fed_dqn's weights up to float rounding, with a server step size too."""
+    torch.set_num_threads(1)
+    steps, small = 400, {**SMALL, "learning_starts": 50, "server_lr": 0.5}
+    ref = FedDQN(FedConfig(**small), ENV, seed=5)
+    ref.train(steps, NullHooks())
+    plain = SecureFedDQN(Config(**small, aggregation="plain", timeout_s=60), ENV, seed=5)
+    plain.train(steps, _Rows(run_dir=tmp_path))
+    assert plain.env_steps == ref.env_steps == steps and plain.rounds == ref.rounds == 2
+    trained, got = (flatten_state(a.global_learner.get_weights()) for a in (ref, plain))
+    assert torch.allclose(got, trained, rtol=0, atol=1e-5)  # float32 vs float64 sums only
+    start = flatten_state(FedDQN(FedConfig(**small), ENV, seed=5).global_learner.get_weights())
+    assert not torch.allclose(start, trained, rtol=0, atol=1e-3)  # the rounds did learn

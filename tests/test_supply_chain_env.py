@@ -479,3 +479,15 @@ def test_config_object_and_reset_option_validation():
         env.reset(seed=0, options={"initial_stock": (5.0, 25.0)})  # above storage_cap 20
     obs, _ = env.reset(seed=0, options={"initial_stock": (5.0, 10.0)})
     assert obs["player_0"][0] == pytest.approx(5 / 20) and obs["player_1"][0] == 0.5
+
+
+def test_bad_config_and_reset_options_are_named():
+    with pytest.raises(TypeError, match=r"config must be a SupplyChainConfig or None, got str "):
+        supply_chain_v0.parallel_env(config="default")
+    env = supply_chain_v0.parallel_env()
+    with pytest.raises(TypeError, match=r"options must be a dict or None, got str 'junk'"):
+        env.reset(seed=0, options="junk")
+    with pytest.raises(ValueError, match=r"'initial_stok' \(did you mean 'initial_stock'\?\)"):
+        env.reset(seed=0, options={"initial_stok": (5.0, 5.0)})
+    # PettingZoo's API tests probe the signature with options={"options": 1}: accepted.
+    env.reset(seed=0, options={"options": 1})

@@ -35,29 +35,31 @@ def __getattr__(name: str) -> ModuleType:
 
 
 def _register() -> None:
+    """Register every env of :mod:`smpc_gym.envs.registry` with Gymnasium and PettingZoo."""
+    import pettingzoo
     from gymnasium.envs.registration import register as gym_register
     from gymnasium.envs.registration import registry as gym_registry
 
-    if "GreedyMouse-v0" not in gym_registry:
-        gym_register(
-            id="GreedyMouse-v0",
-            entry_point="smpc_gym.envs.greedy_mouse.env:GreedyMouseEnv",
-            vector_entry_point="smpc_gym.envs.greedy_mouse.vector:GreedyMouseVectorEnv",
-            max_episode_steps=1000,
-        )
+    from smpc_gym.envs.registry import env_specs
 
-    import pettingzoo
-
-    for env_type, attr in (("parallel", "parallel_env"), ("aec", "env")):
-        registry = (
-            pettingzoo.parallel_registry if env_type == "parallel" else pettingzoo.aec_registry
-        )
-        for env_id, module in (
-            ("smpc/GreedyMouse-v0", "smpc_gym.greedy_mouse_v0"),
-            ("smpc/SupplyChain-v0", "smpc_gym.supply_chain_v0"),
+    for spec in env_specs():
+        if spec.gym_id is not None and spec.gym_id not in gym_registry:
+            gym_register(
+                id=spec.gym_id,
+                entry_point=spec.gym_entry_point,
+                vector_entry_point=spec.vector_entry_point,
+                max_episode_steps=spec.default_length,
+            )
+        if spec.pettingzoo_id is None:
+            continue
+        for env_type, registry, attr in (
+            ("parallel", pettingzoo.parallel_registry, "parallel_env"),
+            ("aec", pettingzoo.aec_registry, "env"),
         ):
-            if env_id not in registry:
-                pettingzoo.register(env_type, env_id, entry_point=f"{module}:{attr}")
+            if spec.pettingzoo_id not in registry:
+                pettingzoo.register(
+                    env_type, spec.pettingzoo_id, entry_point=f"{spec.entry_module}:{attr}"
+                )
 
 
 _register()

@@ -31,8 +31,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-#: Environment names understood by the runner (``--env``).
-ENV_NAMES = ("greedy_mouse", "supply_chain")
+from smpc_gym.envs.registry import ENV_NAMES as ENV_NAMES  # the --env names
+from smpc_gym.storage import payload
 
 
 class TrainHooks(Protocol):
@@ -128,20 +128,65 @@ class Algorithm(abc.ABC):
         """Restore what :meth:`state_dict` returned."""
 
     def save(self, path: str | Path) -> None:
-        """Save config, env kwargs, seed and state to ``path`` (atomically)."""
-        from smpc_gym.training.checkpoint import save_algorithm
-
+        """Save config, env kwargs, seed and state to ``path`` (atomic, verified file)."""
         save_algorithm(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Algorithm:
-        """Load an algorithm saved with :meth:`save`."""
-        from smpc_gym.training.checkpoint import load_algorithm
-
+        """Load an algorithm saved with :meth:`save` (its hash is checked first)."""
         algo = load_algorithm(path)
         if not isinstance(algo, cls):
             raise TypeError(f"{path} holds a {type(algo).__name__}, not a {cls.__name__}")
         return algo
+
+
+def algorithm_payload(algo: Algorithm) -> dict[str, Any]:
+    """The dict :func:`save_algorithm` writes (format of :mod:`smpc_gym.storage.payload`)."""
+    return {
+        "format": payload.FORMAT,
+        "name": algo.name,
+        "config": dataclasses.asdict(algo.config),
+        "env_kwargs": dict(algo.env_kwargs),
+        "seed": int(algo.seed),
+        "env_steps": int(algo.env_steps),
+        "state": algo.state_dict(),
+        "versions": payload.versions(),
+    }
+
+
+def save_algorithm(algo: Algorithm, path: str | Path) -> None:
+    """Save ``algo`` to ``path``: atomically, as a verified file (SHA-256 header)."""
+    payload.write_payload(path, algorithm_payload(algo))
+
+
+def build_config(config_cls: type, values: Mapping[str, Any]) -> Any:
+    """Rebuild a config dataclass from a saved dict; unknown fields are an error."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown {config_cls.__name__} field(s) {unknown}; valid: {sorted(fields)}"
+        )
+    return config_cls(**dict(values))
+
+
+def load_algorithm(path: str | Path) -> Algorithm:
+    """Load an algorithm saved with :func:`save_algorithm`, rebuilt via the registry.
+
+    The file's hash is verified before it is deserialised (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        smpc_gym.storage.IntegrityError: the file is damaged, unverified or not an
+            algorithm file; the message names it.
+    """
+    saved = payload.read_payload(path)
+    cls = get_algorithm(saved["name"])
+    config = build_config(cls.Config, saved["config"])
+    algo = cls(config, saved["env_kwargs"], saved["seed"])
+    algo.load_state_dict(saved["state"])
+    algo.env_steps = int(saved.get("env_steps", algo.env_steps))
+    return algo
 
 
 _REGISTRY: dict[str, str] = {

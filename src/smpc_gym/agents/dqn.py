@@ -275,9 +275,9 @@ def probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[int, int]:
     """``(obs_dim, num_actions)`` of ``GreedyMouse-v0`` with these kwargs (flat float obs)."""
     import gymnasium as gym
 
-    import smpc_gym  # noqa: F401 - registers the env
+    from smpc_gym.envs.registry import get_env_spec
 
-    env = gym.make("GreedyMouse-v0", **dict(env_kwargs))
+    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
     try:
         shape = env.observation_space.shape
         if shape is None or len(shape) != 1:

@@ -37,6 +37,7 @@ updates_per_iter = 1`` (one update per env step).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from smpc_gym.agents.base import Algorithm, TrainHooks
+from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.envs.supply_chain.game import StepResult, SupplyChainConfig, SupplyChainGame
 
@@ -713,3 +714,62 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# ---------------------------------------------------------------------------------------
+# Pre-training for the secure pipeline
+# ---------------------------------------------------------------------------------------
+def pretrain_config(base: Config, overrides: Mapping[str, Any]) -> Config:
+    """``base`` with the pre-training ``overrides`` applied (unknown keys are an error).
+
+    The secure pipeline (:mod:`smpc_gym.agents.secure_maddpg`) pre-trains with its own
+    optimiser, learning rates and ``n_envs``/``updates_per_iter`` while the secure phase
+    keeps the run's; this builds the pre-training config from the run's plaintext fields.
+    """
+    valid = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(
+            f"unknown pre-training config key(s) {unknown}; valid: {', '.join(sorted(valid))}"
+        )
+    return dataclasses.replace(base, **dict(overrides))
+
+
+def pretrain(
+    cfg: Config,
+    env_kwargs: Mapping[str, Any],
+    seed: int,
+    steps: int,
+    cls: type[MADDPG] | None = None,
+) -> MADDPG:
+    """Plaintext EDE MADDPG trained ``steps`` env steps on the game ``env_kwargs``.
+
+    The first phase of the secure pipeline, run identically by both parties on the
+    simulated (public) market: it is deterministic given ``(cfg, env_kwargs, seed,
+    steps)`` with one torch thread, so both parties hold the same networks afterwards
+    and neither learns anything private from them. ``cls``: :class:`MADDPG` (default) or
+    a subclass such as :class:`smpc_gym.agents.nds.NDS` (for same-budget baselines).
+    """
+    sim = (cls or MADDPG)(cfg, dict(env_kwargs), int(seed))
+    if steps > 0:
+        sim.train(int(steps), NullHooks())
+    return sim
+
+
+def pretrain_for(
+    cfg: Any, env_kwargs: Mapping[str, Any], seed: int, cls: type[MADDPG] | None = None
+) -> MADDPG:
+    """The secure pipeline's pre-training for a secure run's config ``cfg``.
+
+    ``cfg`` is a :class:`smpc_gym.agents.secure_maddpg.Config` (read: ``plain()``,
+    ``pretrain_config``, ``pretrain_env``, ``pretrain_steps``); ``env_kwargs`` are the
+    private game's parameters, to which ``pretrain_env`` is applied. Both parties call
+    this, and so do the evaluation of a finished run and ``benchmarks/paper_table.py``.
+    """
+    return pretrain(
+        pretrain_config(cfg.plain(), cfg.pretrain_config),
+        {**dict(env_kwargs), **dict(cfg.pretrain_env)},
+        seed,
+        cfg.pretrain_steps,
+        cls,
+    )

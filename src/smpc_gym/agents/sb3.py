@@ -29,13 +29,12 @@ from smpc_gym.agents.base import Algorithm, TrainHooks
 
 
 def _make_venv(env_kwargs: Mapping[str, Any], n_envs: int, seed: int) -> Any:
-    import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
 
-    import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
+    from smpc_gym.envs.registry import get_env_spec
 
-    kwargs = dict(env_kwargs)
-    return make_vec_env(lambda: gym.make("GreedyMouse-v0", **kwargs), n_envs=n_envs, seed=seed)
+    kwargs, spec = dict(env_kwargs), get_env_spec("greedy_mouse")
+    return make_vec_env(lambda: spec.make(**kwargs), n_envs=n_envs, seed=seed)
 
 
 def _check_positive(cfg: Any, names: Sequence[str]) -> None:

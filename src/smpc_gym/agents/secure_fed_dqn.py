@@ -124,11 +124,10 @@ SecureFedDQNConfig = Config
 
 def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
     """One party of a segment: coordinator (rank 0) or holder ``rank - 1``."""
-    from smpc_gym.federated.dp import add_gaussian_noise, privatize_local
     from smpc_gym.federated.fedavg import flatten_state, unflatten_state
     from smpc_gym.federated.repository import ModelRepository
-    from smpc_gym.federated.secure_agg import COORDINATOR, secure_sum, secure_weighted_mean
-    from smpc_gym.secure.comm import gather_tensors
+    from smpc_gym.federated.rounds import aggregate_updates, holder_update
+    from smpc_gym.federated.secure_agg import COORDINATOR, secure_sum
 
     cfg: Any = job["config"]
     dp = cfg.dp_config()
@@ -138,8 +137,6 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
     holder = ctx.rank - 1
     learner: Any = None
     worlds: Any = None
-    out: Any = None
-    total: Any = None
     mean_stats: Any = None
     if ctx.rank != COORDINATOR:
         obs_dim, num_actions = job["spaces"]
@@ -156,37 +153,31 @@ def _party(ctx: Any, job: dict[str, Any]) -> dict[str, Any]:
     try:
         while env_steps < job["target_steps"]:
             eps = schedule(env_steps)
+            delta, weight, samples = None, None, None
             if learner is not None:
                 taken = float(learner.local_train(worlds, cfg.sync_every, epsilon=eps))
-                new = flatten_state(learner.get_weights()).to(torch.float64)
-                delta, _ = privatize_local(new - global_vec.to(torch.float64), dp, noise_gen)
-                weight = 1.0 if dp.mode != "off" else taken
+                new = flatten_state(learner.get_weights())
+                delta, weight, _ = holder_update(new, global_vec, taken, dp, noise_gen)
                 samples = torch.tensor([taken], dtype=torch.float64)
-            else:
-                delta, weight, samples = None, None, None
             ctx.reset_comm_stats()
-            if cfg.aggregation == "secure":
-                out = secure_weighted_mean(ctx, delta, weight, numel=d)
-                total = secure_sum(ctx, samples, numel=1)  # Σ samples (= weights w/o DP)
-            else:
-                mine = torch.zeros(d + 2, dtype=torch.float64)
-                if delta is not None and weight is not None:
-                    mine = torch.cat([delta * weight, torch.tensor([weight, float(taken)])])
-                parts = gather_tensors(ctx, mine, COORDINATOR)
-                out = total = None
-                if parts is not None:
-                    s = torch.stack(parts[1:]).sum(0)
-                    out, total = (s[:d] / s[d], float(s[d])), s[d + 1 :]
+            agg = aggregate_updates(
+                ctx,
+                delta,
+                weight,
+                numel=d,
+                aggregation=cfg.aggregation,
+                dp=dp,
+                central_noise=torch.Generator().manual_seed(job["seed"] * 104729 + rounds),
+                extra=samples,  # Σ samples (= the weights without DP): the steps taken
+                extra_numel=1,
+            )
             comm_bytes = ctx.comm_stats()["bytes"]
-            if ctx.rank == COORDINATOR:
-                mean, total_w = out
-                if dp.mode == "central" and dp.noise_multiplier > 0:
-                    g = torch.Generator().manual_seed(job["seed"] * 104729 + rounds)
-                    mean = add_gaussian_noise(mean * total_w, dp.noise_std, g) / total_w
+            if agg is not None:  # the coordinator
+                assert agg.extra is not None
                 # server step (fed_dqn's server_lr): a public scaling of the revealed mean
-                step = cfg.server_lr * mean
+                step = cfg.server_lr * agg.mean
                 global_vec = (global_vec.to(torch.float64) + step).to(torch.float32)
-                steps_vec = torch.tensor([float(total[0])])
+                steps_vec = torch.tensor([float(agg.extra[0])])
             else:
                 steps_vec = torch.zeros(1)
             ctx.comm.broadcast(global_vec, COORDINATOR)  # publish the new global model
@@ -259,7 +250,7 @@ class SecureFedDQN(FedDQN):
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
         """Secure FedAvg rounds, one process group per segment, until ``total_steps``."""
         from smpc_gym.federated.repository import ModelRepository
-        from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
+        from smpc_gym.secure.launch import run_parties
 
         cfg: Any = self.config
         repo_dir = self._repo_dir(hooks)
@@ -288,23 +279,15 @@ class SecureFedDQN(FedDQN):
                 "target_steps": target,
                 "repo_dir": repo_dir,
             }
-            pcfg = PartyConfig(world, timeout_s=cfg.timeout_s, provider=cfg.provider)
-            if "rank" in opts:
-                pcfg = PartyConfig.from_env(
-                    world_size=int(opts.get("world_size", world)),
-                    rank=int(opts["rank"]),
-                    rendezvous=opts.get("rendezvous"),
-                    timeout_s=cfg.timeout_s,
-                    provider=cfg.provider,
-                )
-                if pcfg.world_size != world:
-                    raise ValueError(
-                        f"secure_fed_dqn with holders={cfg.holders} needs --world-size {world}"
-                    )
-                res = run_party(_party, pcfg, (job,))
-                results = {int(pcfg.rank or 0): res}
-            else:
-                results = dict(enumerate(launch_local(_party, world, (job,), config=pcfg)))
+            results = run_parties(
+                _party,
+                world,
+                (job,),
+                opts,
+                timeout_s=cfg.timeout_s,
+                provider=cfg.provider,
+                algo=f"secure_fed_dqn with holders={cfg.holders}",
+            )
             for r, res in results.items():
                 if r > 0:
                     self.learners[r - 1].load_state_dict(res["learner"])

@@ -50,8 +50,9 @@ import numpy as np
 import torch
 
 from smpc_gym.agents import maddpg
-from smpc_gym.agents.base import Algorithm, NullHooks, TrainHooks
+from smpc_gym.agents.base import Algorithm, TrainHooks
 from smpc_gym.agents.common.ou_noise import OUNoise
+from smpc_gym.storage.payload import load_torch, save_torch
 
 AGENTS = maddpg.AGENTS
 N_FEATURES = maddpg.N_FEATURES
@@ -92,6 +93,9 @@ class Config(maddpg.Config):
             parties run the same deterministic pre-training and secret-share the result.
         pretrain_env: env parameter overrides for the simulated game (e.g. a different
             ``demand_intercept``); the private game uses the run's env parameters.
+        pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
+            (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
+            uses the run's values. Unknown keys are an error.
         checkpoint_every: env steps between per-party share checkpoints (0: whenever the
             runner asks, i.e. ``hooks.should_checkpoint``).
         share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
@@ -111,6 +115,7 @@ class Config(maddpg.Config):
     adam_refresh_every: int = 1
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
+    pretrain_config: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 0
     share_dir: str = ""
     world_address: str = ""
@@ -136,6 +141,8 @@ class Config(maddpg.Config):
                 "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
                 f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
+
+        maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
 
     def plain(self) -> maddpg.Config:
         """The plaintext :class:`maddpg.Config` with the same shared fields."""
@@ -451,22 +458,23 @@ def _seeds(seed: int) -> np.ndarray:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """Write a share file: atomic, verified (SHA-256 header), see :mod:`smpc_gym.storage`."""
+    save_torch(path, obj)
 
 
 def share_file(share_dir: str | Path, rank: int, step: int) -> Path:
     """Where party ``rank`` keeps its shares at env step ``step``."""
     return Path(share_dir) / f"party{rank}" / f"shares-{int(step):012d}.pt"
+
+
+def load_share_file(share_dir: str | Path, rank: int, step: int) -> dict[str, Any]:
+    """Party ``rank``'s share checkpoint of step ``step``, verified before it is loaded.
+
+    Raises:
+        smpc_gym.storage.IntegrityError: the file is damaged or unverified (the message
+            names it); ``FileNotFoundError`` if it is missing.
+    """
+    return load_torch(share_file(share_dir, rank, step))
 
 
 class Party:
@@ -530,8 +538,7 @@ class Party:
         if cfg.pretrain_steps > 0:
             # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
             # (one torch thread, seeded generators), so both parties get the same networks.
-            sim = maddpg.MADDPG(cfg.plain(), {**dict(env_kwargs), **cfg.pretrain_env}, self.seed)
-            sim.train(cfg.pretrain_steps, NullHooks())
+            sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed)
             return list(sim.nets.actors), list(sim.nets.critics)
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
@@ -761,7 +768,7 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     pid_file.write_text(str(os.getpid()))  # for operators (and the kill test)
     party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
     if job.resume_step is not None:
-        party.load(torch.load(share_file(job.share_dir, rank, job.resume_step), weights_only=True))
+        party.load(load_share_file(job.share_dir, rank, job.resume_step))
         if party.env_steps != job.resume_step:
             raise RuntimeError(
                 f"share file says step {party.env_steps}, expected {job.resume_step}"
@@ -1000,22 +1007,18 @@ class SecureMADDPG(Algorithm):
 
     def train(self, total_steps: int, hooks: TrainHooks) -> None:
         """Run both parties until ``env_steps >= total_steps`` (see the class docstring)."""
+        from smpc_gym.secure.launch import party_config_for
         from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
 
         cfg = self.config
-        opts = dict(self.launch_options)
-        if "rank" in opts:
-            pc = PartyConfig.from_env(
-                world_size=int(opts.get("world_size", N_PLAYERS)),
-                rank=int(opts["rank"]),
-                rendezvous=opts.get("rendezvous"),
-                timeout_s=cfg.timeout_s,
-                provider=cfg.provider,
-            )
-            if pc.world_size != N_PLAYERS:
-                raise ValueError(
-                    f"secure_maddpg has exactly 2 parties, got --world-size {pc.world_size}"
-                )
+        pc = party_config_for(
+            self.launch_options,
+            N_PLAYERS,
+            timeout_s=cfg.timeout_s,
+            provider=cfg.provider,
+            algo="secure_maddpg",
+        )
+        if pc is not None:
             world = self._world_address(pc.rendezvous)
             proc = None
             if pc.rank == 0:

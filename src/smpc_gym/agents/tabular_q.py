@@ -241,11 +241,9 @@ class _TabularAgent(Algorithm):
 
 def _probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
     """(observation_space, action_space) of one GreedyMouse env with these kwargs."""
-    import gymnasium as gym
+    from smpc_gym.envs.registry import get_env_spec
 
-    import smpc_gym  # noqa: F401
-
-    env = gym.make("GreedyMouse-v0", **dict(env_kwargs))
+    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
     try:
         return env.observation_space, env.action_space
     finally:

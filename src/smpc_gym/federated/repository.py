@@ -1,30 +1,41 @@
-"""The model repository: a versioned, verified store of global models (one file per round).
+"""The model repository: a versioned, authenticated store of global models (one file per round).
 
 Layout of a repository directory::
 
-    manifest.json           {"format": 1, "config_hash": ..., "rounds": [entry, ...]}
+    manifest.json           {"format": 2, "config_hash": ..., "rounds": [entry, ...], "hmac": ...}
     round_000000.pt         the global state_dict after round 0 (torch.save)
     round_000001.pt         ...
 
-Each manifest entry holds ``round``, ``file``, ``sha256`` (of the file's bytes), ``bytes``,
-``metrics`` (a JSON object) and ``saved_at`` (UTC ISO time).
+and, outside it, the owner's key file (default ``<directory>.key`` beside the directory,
+created ``0600``; pass ``key_file=`` to keep it elsewhere). Each manifest entry holds
+``round``, ``file``, ``sha256`` (of the file's bytes), ``bytes``, ``metrics`` (a JSON
+object) and ``saved_at`` (UTC ISO time).
 
 Guarantees:
 
-* **Atomic writes.** Every file (model first, then manifest) is written to a temporary file
-  in the same directory, flushed, ``fsync`` ed and moved into place with ``os.replace``;
-  the directory is ``fsync`` ed too. A writer killed at any moment leaves either the old
-  manifest (which does not mention the half-written round) or the new one (whose file is
-  complete): the previous version always loads.
-* **Verified loads.** :meth:`ModelRepository.load` reads the file once, checks its SHA-256
-  against the manifest and refuses a mismatch (tampered or truncated file) with
-  :class:`IntegrityError` naming the file and both hashes; only then is it deserialised,
-  with ``torch.load(weights_only=True)`` (tensors and plain containers only, never
-  arbitrary pickle).
+* **Atomic writes** (:func:`smpc_gym.storage.atomic_write_bytes`). The model file is
+  written first, then the manifest that makes it visible. A writer killed at any moment
+  leaves either the old manifest (which does not mention the half-written round) or the
+  new one (whose file is complete): the previous version always loads.
+* **Authenticated manifest.** The manifest carries an HMAC-SHA256 of its contents under
+  the owner's secret key (:func:`smpc_gym.storage.write_signed_json`). Someone who can
+  write the directory but not read the key cannot swap a model and update its hash:
+  the manifest then fails authentication (:class:`ForgedManifestError`). Anyone holding
+  the key can; the key is the trust anchor, so keep it where only the owner reads it
+  and do not copy it along with the directory.
+* **Verified loads.** :meth:`ModelRepository.load` reads the file once, checks its length
+  and SHA-256 against the authenticated manifest and refuses a mismatch (tampered or
+  truncated file) with :class:`IntegrityError` naming the file and both hashes; only then
+  is it deserialised, with ``torch.load(weights_only=True)`` (tensors and plain
+  containers only, never arbitrary pickle).
+* **Confined entries.** A manifest entry's file must be a plain name inside the
+  directory: absolute paths, ``..`` and symbolic links leading out are refused
+  (:class:`UnsafeEntryError`).
 * **One run per repository.** The manifest records the hash of the run's configuration;
   opening it with a different configuration is refused.
 
 A repository has one writer at a time (the coordinator); readers may run concurrently.
+Format-1 manifests (unauthenticated, before this version) are refused with a message.
 """
 
 from __future__ import annotations
@@ -35,16 +46,24 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["IntegrityError", "ModelRepository", "RepositoryError", "config_hash"]
+from smpc_gym import storage
 
-_FORMAT = 1
+__all__ = [
+    "ForgedManifestError",
+    "IntegrityError",
+    "ModelRepository",
+    "RepositoryError",
+    "UnsafeEntryError",
+    "config_hash",
+]
+
+_FORMAT = 2
 _MANIFEST = "manifest.json"
 
 
@@ -52,8 +71,16 @@ class RepositoryError(RuntimeError):
     """The repository is missing, inconsistent, or used with the wrong configuration."""
 
 
-class IntegrityError(RepositoryError):
-    """A model file does not match the SHA-256 recorded in the manifest."""
+class IntegrityError(RepositoryError, storage.IntegrityError):
+    """A model file or the manifest is not what the owner wrote (damaged or changed)."""
+
+
+class ForgedManifestError(IntegrityError, storage.ForgedFileError):
+    """The manifest's HMAC does not verify under the owner's key."""
+
+
+class UnsafeEntryError(IntegrityError, storage.UnsafePathError):
+    """A manifest entry names a file outside the repository directory."""
 
 
 def config_hash(config: Any) -> str:
@@ -66,44 +93,52 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem allows it
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same dir, fsync, replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+def default_key_file(root: str | os.PathLike[str]) -> Path:
+    """Where a repository's key lives unless given: ``<root>.key`` beside ``root``."""
+    base = Path(root).resolve()
+    return base.with_name(base.name + ".key")
 
 
 class ModelRepository:
-    """Versioned store of global models with a SHA-256 manifest (see the module docstring).
+    """Versioned store of global models with an authenticated manifest (module docstring).
 
     Args:
         root: directory (created if missing).
         config: the run's configuration; its :func:`config_hash` is stored in a new
             manifest and must match an existing one. ``None`` skips the check.
+        key: the secret HMAC key (32 bytes) to sign and check the manifest with.
+        key_file: where the key is kept when ``key`` is not given (created ``0600`` with
+            a fresh random key if missing); default :func:`default_key_file` (``<root>.key``
+            beside the directory, never inside it).
+
+    Raises:
+        RepositoryError: the configuration differs from the repository's.
+        IntegrityError: the manifest is damaged, forged (:class:`ForgedManifestError`) or
+            an unauthenticated format-1 manifest.
     """
 
-    def __init__(self, root: str | os.PathLike[str], config: Any = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        config: Any = None,
+        *,
+        key: bytes | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.key_file = None if key is not None else Path(key_file or default_key_file(root))
+        if key is None:
+            assert self.key_file is not None
+            if self.key_file.resolve().parent == self.root.resolve():
+                raise RepositoryError(
+                    f"key file {self.key_file} is inside the repository {self.root}: whoever "
+                    "can change the repository could then forge its manifest; keep it outside"
+                )
+            key = storage.load_or_create_key(self.key_file)
+        if not isinstance(key, bytes) or len(key) < 16:
+            raise ValueError("key must be at least 16 secret bytes (32 recommended)")
+        self._key = key
         self.config_hash = None if config is None else config_hash(config)
         manifest = self._read_manifest()
         if manifest is None:
@@ -124,23 +159,35 @@ class ModelRepository:
 
     # ------------------------------------------------------------------ manifest
     def _read_manifest(self) -> dict[str, Any] | None:
+        """The authenticated manifest, or ``None`` if there is none yet."""
         path = self.root / _MANIFEST
         if not path.exists():
             return None
         try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            manifest = storage.read_signed_json(path, self._key)
+        except storage.ForgedFileError as exc:
+            where = f"key file {self.key_file}" if self.key_file else "the key given"
+            raise ForgedManifestError(f"{exc} (checked with {where})") from None
+        except storage.IntegrityError as exc:
+            old = _unsigned_format(path)
+            if old is not None:
+                raise IntegrityError(
+                    f"{path} is a format-{old} manifest without authentication; this version "
+                    f"reads only format {_FORMAT} (HMAC-signed). Re-create the repository "
+                    "(its models cannot be trusted without a signature)"
+                ) from None
+            raise IntegrityError(str(exc)) from None
+        except OSError as exc:
             raise RepositoryError(f"cannot read manifest {path}: {exc}") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        if manifest.get("format") != _FORMAT or not isinstance(manifest.get("rounds"), list):
             raise RepositoryError(
                 f"{path} is not a format-{_FORMAT} model-repository manifest "
-                f"(format={manifest.get('format') if isinstance(manifest, dict) else None!r})"
+                f"(format={manifest.get('format')!r})"
             )
         return manifest
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        atomic_write_bytes(self.root / _MANIFEST, data)
+        storage.write_signed_json(self.root / _MANIFEST, manifest, self._key)
 
     def _remove_stale_temp_files(self) -> None:
         for p in self.root.glob(".*.tmp"):  # left by a writer that was killed
@@ -190,7 +237,7 @@ class ModelRepository:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buf)
         data = buf.getvalue()
         name = f"round_{round_:06d}.pt"
-        atomic_write_bytes(self.root / name, data)  # 1. the model
+        storage.atomic_write_bytes(self.root / name, data)  # 1. the model
         manifest = self._read_manifest() or {
             "format": _FORMAT,
             "config_hash": self.config_hash,
@@ -199,7 +246,7 @@ class ModelRepository:
         entry = {
             "round": round_,
             "file": name,
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": storage.sha256_hex(data),
             "bytes": len(data),
             "metrics": json.loads(json.dumps(dict(metrics or {}), default=float)),
             "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -215,28 +262,32 @@ class ModelRepository:
 
         Raises:
             RepositoryError: the repository is empty or the round is unknown / missing.
-            IntegrityError: the file's SHA-256 differs from the manifest's (tampered or
-                truncated file); the message names the file and both hashes.
+            IntegrityError: the file's length or SHA-256 differs from the authenticated
+                manifest's (tampered or truncated file); the message names the file and
+                both hashes. :class:`UnsafeEntryError` if the entry points outside.
         """
         if round_ is None:
             round_ = self.latest_round()
             if round_ is None:
                 raise RepositoryError(f"the repository {self.root} holds no model yet")
         e = self.entry(round_)
-        path = self.root / e["file"]
+        try:
+            path = storage.confined_path(self.root, e.get("file") or "")
+        except storage.UnsafePathError as exc:
+            raise UnsafeEntryError(f"round {round_}: {exc}") from None
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise RepositoryError(
                 f"model file {path} of round {round_} is unreadable: {exc}"
             ) from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != e["sha256"]:
+        try:
+            storage.verify_bytes(path, data, e["sha256"], e["bytes"])
+        except storage.IntegrityError as exc:
             raise IntegrityError(
-                f"model file {path} fails verification: SHA-256 {digest} != manifest's "
-                f"{e['sha256']} ({len(data)} bytes on disk, {e['bytes']} recorded); the file "
-                "was modified or truncated, refusing to load it"
-            )
+                f"model file {path} of round {round_} fails verification against "
+                f"{self.root / _MANIFEST}: {exc}"
+            ) from None
         obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         if not isinstance(obj, dict):
             raise RepositoryError(f"{path} does not hold a state_dict (got {type(obj).__name__})")
@@ -246,3 +297,14 @@ class ModelRepository:
         """``[{"round": r, **metrics}, ...]`` for every stored round, ascending."""
         m = self._read_manifest() or {"rounds": []}
         return [{"round": e["round"], **e["metrics"]} for e in m["rounds"]]
+
+
+def _unsigned_format(path: Path) -> int | None:
+    """The ``format`` of an old unsigned manifest at ``path`` (else ``None``)."""
+    try:
+        old = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(old, dict) and "hmac" not in old and isinstance(old.get("format"), int):
+        return int(old["format"])
+    return None

@@ -62,7 +62,7 @@ protocol on shares must minimise; the number of compared elements matters much l
 
 The plaintext rules in this module therefore require the coordinator to *see* each holder's
 update — exactly what secure aggregation hides; the gradient-inversion attack
-(:mod:`smpc_gym.federated.attacks`) measures what that costs in privacy.
+(:mod:`smpc_gym.studies.attacks`) measures what that costs in privacy.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Federated rounds across real processes: coordinator, holders, repository, faults.
 
-:func:`run_federated` drives one federated protocol (below) with real party
-processes (:func:`smpc_gym.secure.runtime.launch_local`): rank 0 is the **coordinator**,
-ranks ``1..N`` the **data holders** (see :mod:`smpc_gym.federated.secure_agg` for why).
-One round:
+:func:`run_federated` drives the federated protocol with real party processes
+(:func:`smpc_gym.secure.runtime.launch_local`): rank 0 is the **coordinator**, ranks
+``1..N`` the **data holders** (see :mod:`smpc_gym.federated.secure_agg` for why).
+One round (steps 3 and 4 are :func:`holder_update` and :func:`aggregate_updates`, which
+``secure_fed_dqn`` calls too):
 
 1. the coordinator publishes the global weights (a plaintext broadcast: the global
    model is public to the holders);
@@ -44,6 +45,7 @@ from smpc_gym.federated.repository import ModelRepository
 from smpc_gym.federated.secure_agg import (
     COORDINATOR,
     prepare_secure_sum,
+    secure_sum,
     secure_weighted_mean,
 )
 from smpc_gym.secure.comm import gather_tensors
@@ -52,9 +54,12 @@ from smpc_gym.secure.runtime import PartyConfig, PartyContext, PartyError, launc
 __all__ = [
     "AGGREGATIONS",
     "FAILURE_POLICIES",
+    "Aggregate",
     "FederatedResult",
     "RoundAbandoned",
     "RoundsConfig",
+    "aggregate_updates",
+    "holder_update",
     "run_federated",
 ]
 
@@ -130,6 +135,76 @@ class FederatedResult:
     failures: list[str] = field(default_factory=list)  #: PartyError messages survived
 
 
+def holder_update(
+    new: torch.Tensor, global_vec: torch.Tensor, samples: float, dp: DPConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, float, float]:
+    """A holder's round update (steps 2-3), in its own process: ``Δ = new − global`` (both
+    flat, in float64), clipped and, in local DP mode, noised from ``gen``
+    (:func:`~smpc_gym.federated.dp.privatize_local`). Returns ``(Δ, weight, norm)``:
+    ``weight`` is ``samples`` without DP and 1 with it (fixed sensitivity), ``norm`` the
+    L2 norm of ``Δ`` before clipping."""
+    delta = new.to(torch.float64) - global_vec.to(torch.float64)
+    delta, norm = privatize_local(delta, dp, gen)
+    return delta, (1.0 if dp.mode != "off" else float(samples)), norm
+
+
+@dataclass
+class Aggregate:
+    """What the coordinator learns from a round's aggregation (step 4)."""
+
+    mean: torch.Tensor  #: ``Σ w_i Δ_i / Σ w_i`` in float64, central-DP noise included
+    total_weight: float  #: ``Σ w_i``
+    extra: torch.Tensor | None  #: ``Σ extra_i`` when the holders sent extras
+
+
+def aggregate_updates(
+    ctx: PartyContext,
+    delta: torch.Tensor | None,
+    weight: float | None,
+    *,
+    numel: int,
+    aggregation: str,
+    dp: DPConfig,
+    central_noise: torch.Generator | None = None,
+    extra: torch.Tensor | None = None,
+    extra_numel: int = 0,
+) -> Aggregate | None:
+    """Step 4 of a round, a collective every party calls (holders with their ``delta``,
+    ``weight`` and optional ``extra`` vector; the coordinator with None and the sizes).
+
+    ``aggregation="secure"``: :func:`~smpc_gym.federated.secure_agg.secure_weighted_mean`
+    reveals to the coordinator only ``Σ w_i Δ_i / Σ w_i`` and ``Σ w_i``, and a second
+    secure sum only ``Σ extra_i``. ``"plain"``: every holder's ``[w_i Δ_i, w_i, extra_i]``
+    reaches the coordinator in the clear (the baseline). Central DP
+    (``dp.mode="central"``, σ > 0) then adds ``N(0, (σC)²)`` to the weighted sum on the
+    coordinator, from ``central_noise``. Returns the :class:`Aggregate` on the
+    coordinator, None elsewhere.
+    """
+    if aggregation == "secure":
+        out = secure_weighted_mean(ctx, delta, weight, numel=numel)
+        extra_sum = secure_sum(ctx, extra, numel=extra_numel) if extra_numel else None
+    else:
+        mine = torch.zeros(numel + 1 + extra_numel, dtype=torch.float64)
+        if delta is not None and weight is not None:
+            w = torch.tensor([weight], dtype=torch.float64)
+            parts_ = [delta * weight, w] + ([extra.to(torch.float64)] if extra_numel else [])
+            mine = torch.cat(parts_)
+        parts = gather_tensors(ctx, mine, COORDINATOR)  # every update in the clear
+        out, extra_sum = None, None
+        if parts is not None:
+            s = torch.stack(parts[1:]).sum(0)
+            out = (s[:numel] / s[numel], float(s[numel]))
+            extra_sum = s[numel + 1 :] if extra_numel else None
+    if out is None:
+        return None
+    mean, total_w = out
+    if dp.mode == "central" and dp.noise_multiplier > 0:
+        if central_noise is None:
+            raise ValueError("central DP needs the coordinator's central_noise generator")
+        mean = add_gaussian_noise(mean * total_w, dp.noise_std, central_noise) / total_w
+    return Aggregate(mean=mean, total_weight=total_w, extra=extra_sum)
+
+
 def _round_generator(seed: int, who: int, round_: int) -> torch.Generator:
     import numpy as np
 
@@ -160,40 +235,33 @@ def _party(
             # offline phase of this round's secure sum (the data-independent mask), before
             # local training rather than on the aggregation's critical path
             prepare_secure_sum(ctx, d + 1)  # secure_weighted_mean sums [wΔ, w]
+        delta, weight, norm = None, None, 0.0
         if ctx.rank != COORDINATOR:
             hid = holder_ids[ctx.rank - 1]
             gen = _round_generator(cfg.seed, hid, r)
             g_state = unflatten_state(global_vec, template)
             new_state, samples = local_update(hid, g_state, r, gen)  # 2. local training
-            delta = flatten_state(new_state).to(torch.float64) - global_vec.to(torch.float64)
-            delta, norm = privatize_local(delta, cfg.dp, gen)  # 3. clip / local noise
-            weight = 1.0 if cfg.dp.mode != "off" else float(samples)
-        else:
-            delta, weight, norm = None, None, 0.0
+            # 3. clip / local noise
+            delta, weight, norm = holder_update(
+                flatten_state(new_state), global_vec, samples, cfg.dp, gen
+            )
         t1 = time.perf_counter()
         ctx.reset_comm_stats()
-        if cfg.aggregation == "secure":  # 4. aggregate
-            out = secure_weighted_mean(ctx, delta, weight, numel=d)
-        else:
-            mine = torch.zeros(d + 1, dtype=torch.float64)
-            if delta is not None and weight is not None:
-                mine = torch.cat([delta * weight, torch.tensor([weight], dtype=torch.float64)])
-            parts = gather_tensors(ctx, mine, COORDINATOR)  # every update in the clear
-            if parts is not None:
-                s = torch.stack(parts[1:]).sum(0)
-                out = (s[:-1] / s[-1], float(s[-1]))
-            else:
-                out = None
+        agg = aggregate_updates(  # 4. aggregate
+            ctx,
+            delta,
+            weight,
+            numel=d,
+            aggregation=cfg.aggregation,
+            dp=cfg.dp,
+            central_noise=_round_generator(cfg.seed, 0, r),
+        )
         agg_s = time.perf_counter() - t1
         stats = ctx.comm_stats()
         norms = gather_tensors(ctx, torch.tensor([norm], dtype=torch.float64), COORDINATOR)
         if ctx.rank == COORDINATOR:  # 5. apply and store
-            assert out is not None and repo is not None and norms is not None
-            mean, total_w = out
-            if cfg.dp.mode == "central" and cfg.dp.noise_multiplier > 0:
-                noise_gen = _round_generator(cfg.seed, 0, r)
-                mean = add_gaussian_noise(mean * total_w, cfg.dp.noise_std, noise_gen) / total_w
-            global_vec = (global_vec.to(torch.float64) + mean).to(torch.float32)
+            assert agg is not None and repo is not None and norms is not None
+            global_vec = (global_vec.to(torch.float64) + agg.mean).to(torch.float32)
             repo.save(
                 r,
                 unflatten_state(global_vec, template),

@@ -121,17 +121,10 @@ def _launch(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_env(env: str, env_kwargs: dict[str, Any]) -> None:
     """Build the env once so bad kwargs fail before training (as a ConfigError)."""
+    from smpc_gym.envs.registry import get_env_spec
+
     try:
-        if env == "greedy_mouse":
-            import gymnasium as gym
-
-            import smpc_gym  # noqa: F401
-
-            e: Any = gym.make("GreedyMouse-v0", **env_kwargs)
-        else:
-            from smpc_gym import supply_chain_v0
-
-            e = supply_chain_v0.parallel_env(**env_kwargs)
+        e = get_env_spec(env).make(**env_kwargs)
     except (TypeError, ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"env {env} with {env_kwargs}: {exc}") from None
     e.close()

@@ -45,12 +45,10 @@ from typing import Any
 
 import yaml
 
+from smpc_gym.envs.registry import ENV_NAMES, get_env_spec
+
 #: Training length when neither the preset nor the command line says.
 DEFAULT_STEPS = 100_000
-
-#: Episode length used to turn ``--episodes`` into env steps, per env:
-#: (env kwarg that sets it, its default).
-EPISODE_LENGTH = {"greedy_mouse": ("max_episode_steps", 1000), "supply_chain": ("max_cycles", 40)}
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
@@ -96,6 +94,10 @@ class RunConfig:
         steps: total env steps to train for.
         launch: launch options (e.g. ``rank``, ``world_size``, ``rendezvous``) handed to
             the algorithm as ``launch_options``; empty for ordinary runs.
+        algo_config: the validated Config dataclass :func:`resolve` built ``config``
+            from (not recorded; :func:`build_algorithm` uses it instead of validating
+            ``config`` again when the two still agree). None for a run read back from
+            ``config.yaml``, whose ``config`` is then validated once, on build.
     """
 
     algo: str
@@ -106,10 +108,13 @@ class RunConfig:
     seed: int
     steps: int
     launch: dict[str, Any] = field(default_factory=dict)
+    algo_config: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A YAML-friendly dict (tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        """A YAML-friendly dict of the recorded fields (tuples as lists)."""
+        return _plain(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
+        )
 
 
 def _plain(obj: Any) -> Any:
@@ -151,11 +156,9 @@ def agent_preset(
     data = load_yaml(p) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: expected a mapping of env name -> section, got {data!r}")
-    unknown_envs = sorted(set(data) - set(EPISODE_LENGTH))
+    unknown_envs = sorted(set(data) - set(ENV_NAMES))
     if unknown_envs:
-        raise ConfigError(
-            f"{p}: unknown env section(s) {unknown_envs}; valid: {sorted(EPISODE_LENGTH)}"
-        )
+        raise ConfigError(f"{p}: unknown env section(s) {unknown_envs}; valid: {sorted(ENV_NAMES)}")
     section = data.get(env) or {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"{p}: section {env!r} must be a mapping, got {section!r}")
@@ -292,9 +295,12 @@ def config_types(config_cls: type) -> dict[str, Any]:
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_cls)}
 
 
-def apply_config(config_cls: type, overrides: Mapping[str, Any], source: str) -> Any:
-    """``config_cls()`` with ``overrides`` applied and type-checked; a ConfigError names
-    ``source`` (e.g. ``agents/dqn.yaml`` or ``--set``) and lists valid fields."""
+def check_config_fields(
+    config_cls: type, overrides: Mapping[str, Any], source: str
+) -> dict[str, Any]:
+    """``overrides`` type-checked against ``config_cls``'s fields (converted where
+    lossless); a ConfigError names ``source`` (e.g. ``agents/dqn.yaml`` or ``--set``) and
+    lists the valid fields. The dataclass's own checks run when it is built."""
     types_ = config_types(config_cls)
     values: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -304,45 +310,25 @@ def apply_config(config_cls: type, overrides: Mapping[str, Any], source: str) ->
                 f"valid: {', '.join(sorted(types_))}"
             )
         values[key] = coerce(value, types_[key], f"{source} {key}")
+    return values
+
+
+def apply_config(config_cls: type, overrides: Mapping[str, Any], source: str) -> Any:
+    """``config_cls()`` with ``overrides`` applied and type-checked (see
+    :func:`check_config_fields`); the dataclass's own errors name ``source`` too."""
+    return _build_config(config_cls, check_config_fields(config_cls, overrides, source), source)
+
+
+def _build_config(config_cls: type, values: Mapping[str, Any], source: str) -> Any:
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def env_kwarg_types(env: str) -> dict[str, Any] | None:
-    """Env kwarg name → type annotation, from the env's constructor / config dataclass
-    (None when the env module is not importable; the env then validates on build).
-    ``render_mode`` is not a run setting (the runner picks it) and is not included."""
-    try:
-        if env == "greedy_mouse":
-            from smpc_gym.envs.greedy_mouse.env import GreedyMouseEnv
-
-            fn: Any = GreedyMouseEnv.__init__
-            sig = inspect.signature(fn)
-            try:
-                hints = typing.get_type_hints(fn)
-            except Exception:
-                hints = {}
-            out = {
-                name: hints.get(name, Any)
-                for name, p in sig.parameters.items()
-                if name not in ("self", "render_mode")
-                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            }
-            out["max_episode_steps"] = int  # gym.make's TimeLimit argument
-            return out
-        from smpc_gym.envs.supply_chain.game import SupplyChainConfig
-    except ImportError:
-        return None
-    return config_types(SupplyChainConfig)
-
-
 def check_env_kwargs(env: str, kwargs: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Type-check env kwargs against the env constructor's signature (when it has one)."""
-    types_ = env_kwarg_types(env)
-    if types_ is None:
-        return dict(kwargs)
+    """Type-check env kwargs against the env's :meth:`EnvSpec.kwarg_types`."""
+    types_ = get_env_spec(env).kwarg_types()
     out = {}
     for key, value in kwargs.items():
         if key not in types_:
@@ -366,10 +352,12 @@ def resolve(
     root: Path | None = None,
 ) -> RunConfig:
     """Resolve presets, overrides and the algorithm's Config into a :class:`RunConfig`."""
-    from smpc_gym.agents.base import ENV_NAMES, get_algorithm
+    from smpc_gym.agents.base import get_algorithm
 
-    if env not in ENV_NAMES:
-        raise ConfigError(f"unknown env {env!r}; choose one of: {', '.join(ENV_NAMES)}")
+    try:
+        spec = get_env_spec(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         cls = get_algorithm(algo)
     except ValueError as exc:
@@ -411,8 +399,9 @@ def resolve(
         if chosen != env:
             raise ConfigError(f"config field env={chosen!r} contradicts --env {env}")
         base["env"] = env
-    apply_config(cls.Config, base, src)  # report preset errors against the file
-    config = apply_config(cls.Config, {**base, **cfg_sets}, "--set")
+    values = check_config_fields(cls.Config, base, src)  # preset errors name the file
+    values.update(check_config_fields(cls.Config, cfg_sets, "--set"))
+    config = _build_config(cls.Config, values, "--set" if cfg_sets else src)
 
     total = section.get("steps", DEFAULT_STEPS)
     if steps is not None and episodes is not None:
@@ -420,8 +409,7 @@ def resolve(
     if steps is not None:
         total = steps
     elif episodes is not None:
-        kwarg, default = EPISODE_LENGTH[env]
-        total = int(episodes) * int(env_kwargs.get(kwarg, default))
+        total = int(episodes) * spec.episode_length(env_kwargs)
     total = coerce(total, int, "steps")
     if total <= 0:
         raise ConfigError(f"steps: bad value {total!r}; expected a positive int")
@@ -434,6 +422,7 @@ def resolve(
         seed=int(seed),
         steps=int(total),
         launch=dict(launch or {}),
+        algo_config=config,
     )
 
 
@@ -442,7 +431,9 @@ def build_algorithm(run: RunConfig) -> Any:
     from smpc_gym.agents.base import get_algorithm
 
     cls = get_algorithm(run.algo)
-    config = apply_config(cls.Config, run.config, "config.yaml")
+    config = run.algo_config
+    if config is None or _plain(dataclasses.asdict(config)) != _plain(run.config):
+        config = apply_config(cls.Config, run.config, "config.yaml")
     try:
         algo = cls(config, run.env_kwargs, run.seed)
     except (TypeError, ValueError) as exc:

@@ -47,13 +47,14 @@ dynamics, and so the seeds' worlds, do not depend on the observation mode).
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
-
+from smpc_gym.envs.greedy_mouse.rollout import evaluate_policy as evaluate_greedy_mouse
+from smpc_gym.envs.registry import get_env_spec
+from smpc_gym.envs.supply_chain.rollout import PLAYER_KEYS
+from smpc_gym.envs.supply_chain.rollout import evaluate_policy as evaluate_supply_chain
 from smpc_gym.training.checkpoint import atomic_write_bytes
 
 EVAL_SEED_BASE = 10_000
@@ -72,9 +73,25 @@ COMMON_KEYS = (
     "returns",
     "mean_episode_steps",
 )
-GREEDY_MOUSE_KEYS = ("cheese_per_1000_steps", "deaths_per_1000_steps", "mean_survival_steps")
-SUPPLY_CHAIN_KEYS = ("players", "total_reward", "total_ncr", "total_wastage_units")
-PLAYER_KEYS = ("reward", "wastage_units", "wastage_cost", "ncr")
+#: ``eval.json`` keys of one env only (each env's :attr:`EnvSpec.eval_keys`).
+GREEDY_MOUSE_KEYS = get_env_spec("greedy_mouse").eval_keys
+SUPPLY_CHAIN_KEYS = get_env_spec("supply_chain").eval_keys
+
+__all__ = [
+    "COMMON_KEYS",
+    "GREEDY_MOUSE_KEYS",
+    "PLAYER_KEYS",
+    "SUPPLY_CHAIN_KEYS",
+    "eval_seeds",
+    "evaluate",
+    "evaluate_greedy_mouse",
+    "evaluate_supply_chain",
+    "normalized_score",
+    "normalized_score_of",
+    "reference_returns",
+    "replay",
+    "write_eval",
+]
 
 
 def eval_seeds(episodes: int) -> list[int]:
@@ -82,146 +99,6 @@ def eval_seeds(episodes: int) -> list[int]:
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     return [EVAL_SEED_BASE + i for i in range(int(episodes))]
-
-
-def _summary(returns: Sequence[float]) -> dict[str, Any]:
-    r = np.asarray(returns, dtype=np.float64)
-    n = len(r)
-    ci = 0.0
-    if n > 1:
-        from scipy import stats
-
-        ci = float(stats.t.ppf(0.975, n - 1) * r.std(ddof=1) / math.sqrt(n))
-    return {
-        "mean_return": float(r.mean()),
-        "std_return": float(r.std()),
-        "ci95_return": ci,
-        "returns": [float(x) for x in r],
-    }
-
-
-def _count(info: Mapping[str, Any], key: str) -> int:
-    v = info.get(key, 0)
-    if isinstance(v, (bool, np.bool_)):
-        return int(v)
-    return int(v) if v is not None else 0
-
-
-def evaluate_greedy_mouse(
-    policy: Callable[[Any], int],
-    env_kwargs: Mapping[str, Any],
-    seeds: Sequence[int],
-    epsilon: float = 0.0,
-    render_mode: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``policy(obs) -> action`` on ``GreedyMouse-v0`` (one episode per seed)."""
-    import gymnasium as gym
-
-    import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
-
-    env = gym.make("GreedyMouse-v0", render_mode=render_mode, **dict(env_kwargs))
-    n_actions = int(cast(gym.spaces.Discrete, env.action_space).n)
-    returns, total_steps, cheese, deaths, lives = [], 0, 0, 0, 0
-    try:
-        for seed in seeds:
-            rng = np.random.default_rng(seed)
-            obs, _ = env.reset(seed=int(seed))
-            ep_return, done = 0.0, False
-            while not done:
-                if epsilon > 0 and rng.random() < epsilon:
-                    action = int(rng.integers(n_actions))
-                else:
-                    action = int(policy(obs))
-                obs, reward, terminated, truncated, info = env.step(action)
-                ep_return += float(reward)
-                total_steps += 1
-                cheese += _count(info, "cheese_eaten")
-                eaten = _count(info, "eaten")
-                deaths += eaten
-                lives += eaten
-                done = terminated or truncated
-            lives += 0 if eaten else 1  # the life still going when the episode ended
-            returns.append(ep_return)
-    finally:
-        env.close()
-    out = _summary(returns)
-    steps = max(total_steps, 1)
-    out.update(
-        mean_episode_steps=total_steps / len(seeds),
-        cheese_per_1000_steps=1000.0 * cheese / steps,
-        deaths_per_1000_steps=1000.0 * deaths / steps,
-        mean_survival_steps=total_steps / max(lives, 1),
-    )
-    return out
-
-
-def evaluate_supply_chain(
-    policy: Callable[[Mapping[str, Any]], Mapping[str, Any]],
-    env_kwargs: Mapping[str, Any],
-    seeds: Sequence[int],
-    epsilon: float = 0.0,
-    render_mode: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``policy({agent: obs}) -> {agent: action}`` on the SupplyChain game."""
-    from smpc_gym import supply_chain_v0
-
-    env = supply_chain_v0.parallel_env(render_mode=render_mode, **dict(env_kwargs))
-    players = list(env.possible_agents)
-    sums = {
-        p: {"reward": 0.0, "wastage_units": 0.0, "wastage_cost": 0.0, "ncr": 0.0} for p in players
-    }
-    returns, total_steps = [], 0
-    try:
-        for seed in seeds:
-            rng = np.random.default_rng(seed)
-            obs, _ = env.reset(seed=int(seed))
-            ep = dict.fromkeys(players, 0.0)
-            last_info: dict[str, Any] = {}
-            while env.agents:
-                if epsilon > 0 and rng.random() < epsilon:
-                    actions = {
-                        p: rng.uniform(env.action_space(p).low, env.action_space(p).high).astype(
-                            np.float32
-                        )
-                        for p in env.agents
-                    }
-                else:
-                    actions = dict(policy(obs))
-                obs, rewards, _, _, infos = env.step(actions)
-                total_steps += 1
-                for p in players:
-                    ep[p] += float(rewards.get(p, 0.0))
-                    info = infos.get(p, {})
-                    sums[p]["wastage_units"] += float(info.get("units_wasted", 0.0))
-                    sums[p]["wastage_cost"] += float(info.get("waste_cost", 0.0))
-                    if info:
-                        last_info[p] = info
-            for p in players:
-                sums[p]["reward"] += ep[p]
-                ncr = last_info.get(p, {}).get("ncr")
-                sums[p]["ncr"] += float(ncr) if ncr is not None else ep[p]
-            returns.append(sum(ep.values()))
-    finally:
-        env.close()
-    n = len(seeds)
-    per_player = {
-        p: {
-            "reward": sums[p]["reward"] / max(total_steps, 1),
-            "wastage_units": sums[p]["wastage_units"] / n,
-            "wastage_cost": sums[p]["wastage_cost"] / n,
-            "ncr": sums[p]["ncr"] / n,
-        }
-        for p in players
-    }
-    out = _summary(returns)
-    out.update(
-        mean_episode_steps=total_steps / n,
-        players=per_player,
-        total_reward=out["mean_return"],
-        total_ncr=sum(v["ncr"] for v in per_player.values()),
-        total_wastage_units=sum(v["wastage_units"] for v in per_player.values()),
-    )
-    return out
 
 
 def evaluate(
@@ -246,12 +123,7 @@ def evaluate(
     def policy(obs: Any) -> Any:
         return algo.act(obs, deterministic=True)
 
-    if env == "greedy_mouse":
-        body = evaluate_greedy_mouse(policy, env_kwargs, seeds, epsilon, render_mode)
-    elif env == "supply_chain":
-        body = evaluate_supply_chain(policy, env_kwargs, seeds, epsilon, render_mode)
-    else:
-        raise ValueError(f"unknown env {env!r}; choose greedy_mouse or supply_chain")
+    body = get_env_spec(env).evaluate(policy, env_kwargs, seeds, epsilon, render_mode)
     head = {
         "algo": getattr(algo, "name", type(algo).__name__),
         "env": env,
@@ -308,10 +180,12 @@ def replay(
 ) -> dict[str, Any]:
     """Show ``episodes`` episodes of the policy in a pygame window (``render_mode="human"``).
 
-    GreedyMouse episodes are cut to ``max_steps`` steps (None: the env's own limit; at
-    8 fps a full 1,000-step episode takes two minutes).
+    Episodes longer than ``max_steps`` steps are cut to it (None: the env's own length;
+    at 8 fps a full 1,000-step GreedyMouse episode takes two minutes; SupplyChain's 40
+    steps are shown whole).
     """
     kwargs = dict(algo.env_kwargs if env_kwargs is None else env_kwargs)
-    if env == "greedy_mouse" and max_steps is not None:
-        kwargs["max_episode_steps"] = min(int(kwargs.get("max_episode_steps", 1000)), max_steps)
+    spec = get_env_spec(env)
+    if max_steps is not None and spec.episode_length(kwargs) > max_steps:
+        kwargs = spec.with_episode_length(kwargs, max_steps)
     return evaluate(algo, env, kwargs, episodes=episodes, render_mode="human")

@@ -41,6 +41,7 @@ from smpc_gym.training.checkpoint import (
     atomic_write_bytes,
     load_algorithm,
     read_payload,
+    resume_checkpoint,
     save_algorithm,
     versions,
 )
@@ -361,7 +362,9 @@ def train(
     """Train (or resume) a run in ``run_dir`` and return its evaluation (``eval.json``).
 
     With ``resume=True`` the run's own ``config.yaml`` is used (``run`` may be None;
-    ``steps`` may extend the run's length). ``checkpoint_every`` defaults to a tenth of
+    ``steps`` may extend the run's length). A new run's length is ``run.steps`` alone
+    (:func:`~smpc_gym.training.config.resolve` sets it from ``--steps``/``--episodes``);
+    ``steps`` is refused without ``resume``. ``checkpoint_every`` defaults to a tenth of
     the run (at least 1,000 steps).
     """
     from smpc_gym.training.evaluate import evaluate, write_eval
@@ -384,9 +387,9 @@ def train(
             run.steps = int(steps)
         for stale in (run_dir / "checkpoints").glob(".ckpt-*.tmp"):
             stale.unlink(missing_ok=True)  # a save cut short by a kill
-        ckpts = list_checkpoints(run_dir)
-        if ckpts:
-            algo = load_algorithm(ckpts[-1][1])
+        ckpt = resume_checkpoint([p for _, p in list_checkpoints(run_dir)])  # newest good
+        if ckpt is not None:
+            algo = load_algorithm(ckpt)
             algo.launch_options = dict(run.launch)
             start = int(algo.env_steps)
         else:
@@ -400,7 +403,10 @@ def train(
         if run is None:
             raise ConfigError("nothing to train: give a RunConfig or resume=True")
         if steps is not None:
-            run.steps = int(steps)
+            raise ConfigError(
+                f"steps={steps} extends a resumed run; a new run's length is run.steps "
+                f"({run.steps}, set by resolve(steps=...))"
+            )
         prepare_run_dir(run_dir, overwrite)
         algo = build_algorithm(run)
 

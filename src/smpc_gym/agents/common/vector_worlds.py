@@ -43,16 +43,9 @@ class Transitions:
 
 def make_vector_env(env_kwargs: Mapping[str, Any], num_envs: int) -> Any:
     """The natively batched GreedyMouse vector env with ``num_envs`` worlds."""
-    import gymnasium as gym
+    from smpc_gym.envs.registry import get_env_spec
 
-    import smpc_gym  # noqa: F401 - registers GreedyMouse-v0
-
-    return gym.make_vec(
-        "GreedyMouse-v0",
-        num_envs=int(num_envs),
-        vectorization_mode="vector_entry_point",
-        **dict(env_kwargs),
-    )
+    return get_env_spec("greedy_mouse").make_vec(int(num_envs), **dict(env_kwargs))
 
 
 def _info_flags(info: Mapping[str, Any], key: str, n: int) -> np.ndarray:

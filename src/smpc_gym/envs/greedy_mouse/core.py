@@ -30,7 +30,6 @@ terminates. Reward = ``step_reward`` + ``wall_penalty`` if the move was blocked 
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from smpc_gym.envs.greedy_mouse.maps import DIRECTIONS_8, GridMap
+from smpc_gym.envs.options import describe_unknown
 
 OBS_MODES: tuple[str, ...] = ("local", "global", "features")
 
@@ -128,17 +128,24 @@ class WorldConfig:
             raise ValueError(f"lookdist must be an int >= 1, got {self.lookdist!r}")
 
 
+def world_config(
+    owner: str, kwargs: Mapping[str, Any], extra_valid: Iterable[str] = ()
+) -> WorldConfig:
+    """A :class:`WorldConfig` from an env's keyword arguments (the one place an env's
+    world kwargs are named: its fields). Unknown names raise ``TypeError`` naming
+    ``owner`` and listing the fields and ``extra_valid`` (the env's other kwargs)."""
+    unknown = {k: v for k, v in kwargs.items() if k not in CONFIG_FIELDS}
+    check_kwargs(owner, unknown, (*CONFIG_FIELDS, *extra_valid))
+    return WorldConfig(**kwargs)
+
+
 def check_kwargs(owner: str, unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
     """Raise ``TypeError`` naming unknown keyword arguments and listing the valid ones."""
     if not unknown:
         return
     valid = sorted(valid)
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, valid, n=1)
-        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise TypeError(
-        f"{owner} got unexpected keyword argument(s) {', '.join(parts)}; "
+        f"{owner} got unexpected keyword argument(s) {describe_unknown(unknown, valid)}; "
         f"valid keyword arguments are: {', '.join(valid)}"
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -12,8 +14,70 @@ from gymnasium import spaces
 from smpc_gym.envs.greedy_mouse import core
 from smpc_gym.envs.greedy_mouse.maps import GridMap, Topology, load_map
 from smpc_gym.envs.greedy_mouse.render import PygameWindow, render_ansi, render_rgb_array
+from smpc_gym.envs.options import check_reset_options
 
 _INT_TYPES = (int, np.integer)
+
+#: The keys ``reset(options=...)`` understands: pinned ``(row, col)`` cells.
+_RESET_OPTIONS = ("mouse", "cat", "cheese")
+
+
+@dataclass(frozen=True)
+class WorldSetup:
+    """What the single and the vector env build alike from their keyword arguments: the
+    validated :class:`~smpc_gym.envs.greedy_mouse.core.WorldConfig`, the map, its
+    topology and the world's tables, and the single-world spaces."""
+
+    config: core.WorldConfig
+    grid: GridMap
+    topology: Topology
+    tables: core.Tables
+
+    @classmethod
+    def build(
+        cls,
+        owner: str,
+        map: str | Path | GridMap,  # noqa: A002 - the documented kwarg name
+        world: Mapping[str, Any],
+        extra_valid: tuple[str, ...],
+    ) -> WorldSetup:
+        """Validate ``world`` (unknown names raise ``TypeError`` naming ``owner``) and load
+        the map and tables."""
+        config = core.world_config(owner, world, extra_valid)
+        grid = load_map(map)
+        return cls(
+            config=config,
+            grid=grid,
+            topology=grid.topology(config.directions, config.cut_corners),
+            tables=core.build_tables(
+                grid,
+                config.directions,
+                bool(config.cut_corners),
+                config.min_cat_distance,
+                config.lookdist,
+            ),
+        )
+
+    def action_space(self) -> spaces.Discrete:
+        """``Discrete(directions)``."""
+        return spaces.Discrete(self.config.directions)
+
+    def observation_space(self) -> spaces.Space:
+        """One world's observation space under ``config.obs_mode``."""
+        mode = self.config.obs_mode
+        if mode == "local":
+            k = core.num_local_cells(self.config.lookdist)
+            return spaces.MultiDiscrete(np.full(k, 4, dtype=np.int64))
+        if mode == "global":
+            h, w = self.grid.walls.shape
+            return spaces.Box(0, 1, (4, h, w), dtype=np.uint8)
+        return spaces.Box(-1.0, 1.0, (core.NUM_FEATURES,), dtype=np.float32)
+
+    @property
+    def obs_method(self) -> str:
+        """The world method producing observations: ``obs_local``/``obs_global``/
+        ``obs_features``."""
+        return f"obs_{self.config.obs_mode}"
 
 
 class GreedyMouseEnv(gym.Env[np.ndarray, int]):
@@ -137,61 +201,27 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
     def __init__(
         self,
         map: str | Path | GridMap = "classic",  # noqa: A002 - the documented kwarg name
-        directions: int = 8,
-        cut_corners: bool = True,
-        cat_speed: float = 1.0,
-        respawn: bool = True,
-        min_cat_distance: int = 3,
-        step_reward: float = -1.0,
-        cheese_reward: float = 50.0,
-        eaten_reward: float = -100.0,
-        wall_penalty: float = 0.0,
-        obs_mode: str = "local",
-        lookdist: int = 1,
+        *,
         render_mode: str | None = None,
-        **unknown: Any,
+        **world: Any,
     ) -> None:
-        """Build the env; see the class docstring for every argument."""
-        core.check_kwargs("GreedyMouseEnv", unknown, (*core.CONFIG_FIELDS, "map", "render_mode"))
+        """Build the env; ``world`` holds the :class:`~smpc_gym.envs.greedy_mouse.core.
+        WorldConfig` fields (``directions``, ``obs_mode``, …), all documented above."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
-        self.config = core.WorldConfig(
-            directions=directions,
-            cut_corners=cut_corners,
-            cat_speed=cat_speed,
-            respawn=respawn,
-            min_cat_distance=min_cat_distance,
-            step_reward=step_reward,
-            cheese_reward=cheese_reward,
-            eaten_reward=eaten_reward,
-            wall_penalty=wall_penalty,
-            obs_mode=obs_mode,
-            lookdist=lookdist,
-        )
-        self._grid = load_map(map)
-        self._topology = self._grid.topology(directions, cut_corners)
-        self._tables = core.build_tables(
-            self._grid, directions, bool(cut_corners), min_cat_distance, lookdist
-        )
+        setup = WorldSetup.build("GreedyMouseEnv", map, world, ("map", "render_mode"))
+        self.config = setup.config
+        self._grid, self._topology, self._tables = setup.grid, setup.topology, setup.tables
         self._world = core.World(self._tables, self.config)
         self._pos = [tuple(p) for p in self._grid.free_cells.tolist()]
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(directions)  # type: ignore[assignment]
-        self._num_actions = int(directions)
-        h, w = self._grid.walls.shape
-        if obs_mode == "local":
-            k = core.num_local_cells(lookdist)
-            self.observation_space = spaces.MultiDiscrete(np.full(k, 4, dtype=np.int64))
-            self._obs = self._world.obs_local
-        elif obs_mode == "global":
-            self.observation_space = spaces.Box(0, 1, (4, h, w), dtype=np.uint8)
-            self._obs = self._world.obs_global
-        else:
-            self.observation_space = spaces.Box(-1.0, 1.0, (core.NUM_FEATURES,), dtype=np.float32)
-            self._obs = self._world.obs_features
+        self.action_space = setup.action_space()  # type: ignore[assignment]
+        self._num_actions = int(self.config.directions)
+        self.observation_space = setup.observation_space()  # type: ignore[assignment]
+        self._obs = getattr(self._world, setup.obs_method)
         self._base: int | None = None
         self._episode = 0
         self._started = False
@@ -231,7 +261,14 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode; ``options`` may pin ``mouse``/``cat``/``cheese`` cells."""
+        """Start an episode; ``options`` may pin ``mouse``/``cat``/``cheese`` cells.
+
+        Raises:
+            TypeError: ``options`` is neither a dict nor ``None``.
+            ValueError: an unknown option key (the message suggests the closest valid
+                one) or a cell that is not a free cell of the map.
+        """
+        options = check_reset_options("GreedyMouse-v0", options, _RESET_OPTIONS)
         super().reset(seed=seed)
         if seed is not None or self._base is None:
             self._base = core.new_base(self.np_random)
@@ -325,10 +362,7 @@ class GreedyMouseEnv(gym.Env[np.ndarray, int]):
         return a
 
     def _apply_options(self, options: dict[str, Any]) -> None:
-        names = ("mouse", "cat", "cheese")
-        bad = sorted(set(options) - set(names))
-        if bad:
-            raise ValueError(f"unknown reset option(s) {bad}; allowed: {list(names)}")
+        names = _RESET_OPTIONS  # (keys checked by check_reset_options)
         w = self._world
         cells = {"mouse": w.mouse, "cat": w.cat, "cheese": w.cheese}
         pinned: dict[str, int] = {}

@@ -16,6 +16,8 @@ step closer to its target.
 from __future__ import annotations
 
 import functools
+import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -191,13 +193,89 @@ def load_map(map: str | Path | GridMap = "classic") -> GridMap:  # noqa: A002 - 
         return _load_cached(map, text)
     path = Path(map)
     if path.is_file():
-        return _load_cached(str(path), path.read_text(encoding="utf-8"))
+        return _load_cached(str(path), _read_map_file(path))
     raise MapError(
         f"unknown map {str(map)!r}: not a built-in map ({', '.join(names)}) and no such file"
     )
 
 
+def _read_map_file(path: Path) -> str:
+    """The text of a map file, which must be UTF-8 (maps use only 'X', ' ' and '.')."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MapError(
+            f"map file {str(path)!r} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start} (line {line}) cannot be decoded; save the file as UTF-8 (a map needs "
+            "only 'X' for walls and ' ' or '.' for free cells)"
+        ) from None
+
+
+#: Memory an env on a map needs per *pair* of free cells, in bytes: the all-pairs tables
+#: (``Topology.dist``/``next_hop`` here, then ``core.build_tables``' int64 copies, the
+#: far-cell and local-slot tables and their Python-list mirrors for the single env). About
+#: 190-200 bytes per pair were measured (peak RSS) on open square maps of 900 and 2,500
+#: free cells; the table grows with the square of the number of free cells.
+TABLE_BYTES_PER_PAIR = 200
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_table_memory(grid: GridMap, available: int | None = None) -> int:
+    """Refuse, before building anything, a map whose tables cannot fit in memory.
+
+    The tables hold one entry per pair of free cells, about :data:`TABLE_BYTES_PER_PAIR`
+    bytes each. Returns the estimated bytes.
+
+    Args:
+        grid: the map.
+        available: bytes available (default: the system's available memory; no check
+            if that is unknown).
+
+    Raises:
+        MapError: the estimate exceeds the available memory; the message states both
+            and the largest number of free cells that would fit.
+    """
+    n = grid.num_free
+    need = n * n * TABLE_BYTES_PER_PAIR
+    available = _available_memory() if available is None else available
+    if available is not None and need > available:
+        fits = math.isqrt(available // TABLE_BYTES_PER_PAIR)
+        raise MapError(
+            f"map {grid.name!r} is too large: its {n:,} free cells make {n * n:,} pairs, and "
+            f"the shortest-path tables an env needs take about {_bytes(need)} "
+            f"({TABLE_BYTES_PER_PAIR} bytes per pair), but only {_bytes(available)} of memory "
+            f"is available; use a map with at most about {fits:,} free cells (turn unused "
+            "areas into 'X' walls)"
+        )
+    return need
+
+
 def _build_topology(grid: GridMap, directions: int, cut_corners: bool) -> Topology:
+    check_table_memory(grid)  # fail in milliseconds, not with MemoryError after minutes
     dirs = directions_for(directions)
     h, w = grid.walls.shape
     free = grid.free_cells

@@ -9,6 +9,8 @@ from gymnasium import logger, spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from smpc_gym.envs.options import check_reset_options
+
 from .core import episode_key, new_base
 from .multi_core import MultiMouseConfig, MultiMouseWorld, local_offsets
 
@@ -220,9 +222,11 @@ class GreedyMouseParallelEnv(ParallelEnv):
 
         As in the single env: a seeded reset draws the world's random base from
         ``self.np_random``; later unseeded resets count episodes 1, 2, … under that base.
-        ``options`` is accepted for API compatibility and ignored (unlike the single env,
-        positions cannot be pinned; PettingZoo's checker passes arbitrary options).
+        No ``options`` are defined (unlike the single env, positions cannot be pinned):
+        any key raises ``ValueError``, except ``"options"``, which PettingZoo's API tests
+        pass to probe the signature and which is ignored.
         """
+        check_reset_options("greedy_mouse_v0", options, (), ignored=("options",))
         if seed is not None or self._base is None:
             self.np_random, _ = seeding.np_random(seed)
             self._base = new_base(self.np_random)

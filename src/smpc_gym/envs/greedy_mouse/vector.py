@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from smpc_gym.envs.greedy_mouse import core
-from smpc_gym.envs.greedy_mouse.maps import GridMap, Topology, load_map
+from smpc_gym.envs.greedy_mouse.env import WorldSetup
+from smpc_gym.envs.greedy_mouse.maps import GridMap, Topology
 from smpc_gym.envs.greedy_mouse.render import render_ansi, render_rgb_array
 
 _INFO_KEYS = (
@@ -81,27 +81,12 @@ class GreedyMouseVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         map: str | Path | GridMap = "classic",  # noqa: A002 - the documented kwarg name
-        directions: int = 8,
-        cut_corners: bool = True,
-        cat_speed: float = 1.0,
-        respawn: bool = True,
-        min_cat_distance: int = 3,
-        step_reward: float = -1.0,
-        cheese_reward: float = 50.0,
-        eaten_reward: float = -100.0,
-        wall_penalty: float = 0.0,
-        obs_mode: str = "local",
-        lookdist: int = 1,
+        *,
         max_episode_steps: int | None = 1000,
         render_mode: str | None = None,
-        **unknown: Any,
+        **world: Any,
     ) -> None:
-        """Build ``num_envs`` worlds; the other arguments are ``GreedyMouseEnv``'s."""
-        core.check_kwargs(
-            "GreedyMouseVectorEnv",
-            unknown,
-            (*core.CONFIG_FIELDS, "map", "render_mode", "num_envs", "max_episode_steps"),
-        )
+        """Build ``num_envs`` worlds; ``map`` and ``world`` are ``GreedyMouseEnv``'s."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
             raise TypeError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if num_envs < 1:
@@ -119,45 +104,24 @@ class GreedyMouseVectorEnv(VectorEnv):
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
-        self.config = core.WorldConfig(
-            directions=directions,
-            cut_corners=cut_corners,
-            cat_speed=cat_speed,
-            respawn=respawn,
-            min_cat_distance=min_cat_distance,
-            step_reward=step_reward,
-            cheese_reward=cheese_reward,
-            eaten_reward=eaten_reward,
-            wall_penalty=wall_penalty,
-            obs_mode=obs_mode,
-            lookdist=lookdist,
+        setup = WorldSetup.build(
+            "GreedyMouseVectorEnv",
+            map,
+            world,
+            ("map", "render_mode", "num_envs", "max_episode_steps"),
         )
+        self.config = setup.config
         self.num_envs = int(num_envs)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.render_mode = render_mode
-        self._grid = load_map(map)
-        self._topology = self._grid.topology(directions, cut_corners)
-        self._tables = core.build_tables(
-            self._grid, directions, bool(cut_corners), min_cat_distance, lookdist
-        )
+        self._grid, self._topology, self._tables = setup.grid, setup.topology, setup.tables
         self._world = core.BatchedWorld(self._tables, self.config, self.num_envs)
-        self._num_actions = int(directions)
+        self._num_actions = int(self.config.directions)
 
-        self.single_action_space = spaces.Discrete(directions)
+        self.single_action_space = setup.action_space()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        h, w = self._grid.walls.shape
-        if obs_mode == "local":
-            k = core.num_local_cells(lookdist)
-            self.single_observation_space = spaces.MultiDiscrete(np.full(k, 4, dtype=np.int64))
-            self._obs = self._world.obs_local
-        elif obs_mode == "global":
-            self.single_observation_space = spaces.Box(0, 1, (4, h, w), dtype=np.uint8)
-            self._obs = self._world.obs_global
-        else:
-            self.single_observation_space = spaces.Box(
-                -1.0, 1.0, (core.NUM_FEATURES,), dtype=np.float32
-            )
-            self._obs = self._world.obs_features
+        self.single_observation_space = setup.observation_space()
+        self._obs = getattr(self._world, setup.obs_method)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
         self._seeded = False

@@ -9,6 +9,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from smpc_gym.envs.options import check_reset_options
 from smpc_gym.envs.supply_chain.game import (
     OBS_DIM,
     PLAYER_NAMES,
@@ -120,6 +121,13 @@ class SupplyChainParallelEnv(ParallelEnv):
     ) -> None:
         if config is not None and params:
             raise ValueError(f"pass either config= or parameters, not both (got {sorted(params)})")
+        if config is not None and not isinstance(config, SupplyChainConfig):
+            valid = ", ".join(SupplyChainConfig.field_names())
+            raise TypeError(
+                f"supply_chain_v0: config must be a SupplyChainConfig or None, got "
+                f"{type(config).__name__} {config!r}; or pass parameters as keywords "
+                f"(valid: {valid})"
+            )
         self.config = config if config is not None else SupplyChainConfig.from_mapping(params)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -174,10 +182,19 @@ class SupplyChainParallelEnv(ParallelEnv):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        """Start an episode. ``options={"initial_stock": (s0, s1)}`` fixes the stocks."""
+        """Start an episode. ``options={"initial_stock": (s0, s1)}`` fixes the stocks.
+
+        Raises:
+            TypeError: ``options`` is neither a dict nor ``None``.
+            ValueError: an unknown option key (the closest valid one is suggested; the
+                key ``"options"`` that PettingZoo's API tests pass is ignored) or bad stocks.
+        """
+        options = check_reset_options(
+            "supply_chain_v0", options, ("initial_stock",), ignored=("options",)
+        )
         if seed is not None:
             self.np_random, self.np_random_seed = seeding.np_random(seed)
-        initial = None if options is None else options.get("initial_stock")
+        initial = options.get("initial_stock")
         self.game.reset(self.np_random, initial_stock=initial)
         self.agents = list(self.possible_agents)
         self.last_step = None

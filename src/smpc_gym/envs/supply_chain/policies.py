@@ -5,6 +5,9 @@
   ``price_0 = 10, price_1 = 15``, both players order 5 units every step.
 
 * :func:`evaluate_batched` — many episodes of a policy pair at once on the batched game.
+* :class:`JointPolicy` / :func:`baseline_policy` — both players' policies as one
+  ``{player: obs} -> {player: action}`` map (what the ``random`` and ``heuristic``
+  baseline algorithms play, through :mod:`smpc_gym.envs.registry`).
 
 Both policies accept one observation ``(5,)`` or a batch ``(B, 5)`` and return ``(2,)`` or
 ``(B, 2)`` float32 actions ``(price, quantity)``.
@@ -46,7 +49,8 @@ Why the realized 40-step means differ (``tests/test_supply_chain_env.py`` checks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,6 +124,29 @@ class UniformRandomPolicy:
         obs = np.asarray(obs)
         shape = (2,) if obs.ndim == 1 else (obs.shape[0], 2)
         return (self.rng.uniform(0.0, 1.0, size=shape) * self.high).astype(np.float32)
+
+
+class JointPolicy:
+    """Both players at once: ``{player: obs}`` to ``{player: policies[player](obs)}``."""
+
+    def __init__(self, policies: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> None:
+        self.policies = dict(policies)
+
+    def __call__(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {p: self.policies[p](obs[p]) for p in obs}
+
+
+def baseline_policy(
+    kind: str, env_kwargs: Mapping[str, Any], rng: np.random.Generator, noise: float = 0.0
+) -> JointPolicy:
+    """``"random"`` (:class:`UniformRandomPolicy` per player, drawing from ``rng``) or
+    ``"heuristic"`` (:class:`MyopicPolicy`) for both players; ``noise`` is unused here."""
+    if kind == "random":
+        cfg = SupplyChainConfig.from_mapping(env_kwargs)
+        return JointPolicy({p: UniformRandomPolicy(p, rng, cfg) for p in PLAYER_NAMES})
+    if kind == "heuristic":
+        return JointPolicy({p: MyopicPolicy(p) for p in PLAYER_NAMES})
+    raise ValueError(f"unknown baseline policy {kind!r}; expected 'random' or 'heuristic'")
 
 
 def evaluate_batched(
