@@ -62,7 +62,6 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
-from smpc_gym.agents.base import NullHooks
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 from smpc_gym.training.config import preset_file
 
@@ -94,18 +93,23 @@ def _synthetic(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]
     ]
 
 
+def _pretrain_key(cfg: sm.Config) -> str:
+    return json.dumps(
+        [cfg.pretrain_steps, cfg.pretrain_config, cfg.pretrain_env, cfg.hidden], sort_keys=True
+    )
+
+
 def _pretrain(cfg: sm.Config, env: dict[str, Any]) -> dict[str, Any]:
-    """Plaintext pre-training as :class:`secure_maddpg.Party` does it (same seed split)."""
+    """The pipeline's pre-training (:func:`maddpg.pretrain_for`, as each party runs it)."""
     torch.set_num_threads(1)
-    sim = maddpg.MADDPG(cfg.plain(), {**env, **cfg.pretrain_env}, SEED)
-    sim.train(cfg.pretrain_steps, NullHooks())
+    sim = maddpg.pretrain_for(cfg, env, SEED)
     n = sim.replay[0].size
     data = [{k: v[:n].clone() for k, v in r.data.items()} for r in sim.replay]
     return {
         "actors": [a.state_dict() for a in sim.nets.actors],
         "critics": [c.state_dict() for c in sim.nets.critics],
         "data": data,
-        "steps": cfg.pretrain_steps,
+        "key": _pretrain_key(cfg),
     }
 
 
@@ -118,9 +122,9 @@ def _load_or_pretrain(cfg: sm.Config, env: dict[str, Any], cache: str) -> dict[s
         if got != want:
             raise ValueError(f"{path}: SHA-256 {got} does not match its .sha256 file ({want})")
         res = torch.load(io.BytesIO(blob), weights_only=True)
-        if int(res["steps"]) != cfg.pretrain_steps:
+        if res.get("key") != _pretrain_key(cfg):
             raise ValueError(
-                f"{path} holds {res['steps']} pre-training steps, want {cfg.pretrain_steps}"
+                f"{path} was pre-trained with {res.get('key')}, this run wants {_pretrain_key(cfg)}"
             )
         return res
     res = _pretrain(cfg, env)
