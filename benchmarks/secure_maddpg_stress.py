@@ -241,7 +241,9 @@ def _weight_error(party: sm.Party, twin: maddpg.Nets, rank: int) -> float | None
             lin = [m for m in plain[name][p].modules() if isinstance(m, torch.nn.Linear)]
             for (w, b), m in zip(layers, lin, strict=True):
                 worst = max(
-                    worst, float((w - m.weight).abs().max()), float((b - m.bias).abs().max())
+                    worst,
+                    float((w - m.weight.detach()).abs().max()),
+                    float((b - m.bias.detach()).abs().max()),
                 )
     return worst if rank == 0 else None
 
