@@ -471,10 +471,11 @@ class Party:
     def secure_act(self, own_obs: np.ndarray) -> torch.Tensor:
         """Both actors on the shared 10 features; returns this player's action in [0, 1]²."""
         from smpc_gym.secure.mpc_nn import fast_dispatch, forward_stacked
+        from smpc_gym.secure.trunc import exact_truncation
 
         c = self.crypten
         feats = []
-        with fast_dispatch():
+        with fast_dispatch(), exact_truncation():  # no local truncation anywhere
             for i in range(N_PLAYERS):
                 x = torch.as_tensor(own_obs, dtype=torch.float32).reshape(1, N_FEATURES)
                 feats.append(c.cryptensor(x if i == self.rank else torch.zeros_like(x), src=i))
@@ -532,9 +533,10 @@ class Party:
     def _update_once(self, indices: torch.Tensor) -> dict[str, float]:
         from smpc_gym.secure.comm import phase
         from smpc_gym.secure.mpc_nn import fast_dispatch
+        from smpc_gym.secure.trunc import exact_truncation
 
         own = self.replay.get(indices)
-        with fast_dispatch():
+        with fast_dispatch(), exact_truncation():  # no local truncation anywhere
             with phase("input"):
                 b = share_batch(self.crypten, self.rank, own, self.inv_high, len(indices))
             losses = secure_update(self.crypten, self.nets, self.opts, b, self.cfg)

@@ -14,15 +14,17 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Fused Beaver products.** :func:`beaver_many` opens the masked operands of several
   independent products (e.g. ``dW = Hᵀ·dZ`` and ``dH = dZ·Wᵀ`` of the same layer) in a
   single communication round.
-* **Half-width comparisons.** ReLU signs are computed on 32-bit lanes, two values per
-  64-bit word (:func:`ltz_packed`): half the bytes of CrypTen's comparison.
+* **Full-range comparisons.** ReLU signs use CrypTen's 64-bit comparison (:func:`ltz`),
+  correct for every representable value. The half-width :func:`ltz_packed` (32-bit lanes,
+  half the bytes) misreads ``|z| ≥ 2^15`` and is kept only where the range is guaranteed.
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
 
 Nothing here reveals anything: every input, weight, intermediate and gradient stays
-secret-shared. Truncation after a fixed-point product is CrypTen's local 2-party
-truncation (no communication).
+secret-shared. Truncation after a fixed-point product is exact
+(:mod:`smpc_gym.secure.trunc`: one round for all products of a :func:`beaver_many`
+call), never CrypTen's local two-party truncation, which fails at random.
 
 Layout convention: inputs are ``[P, B, in]`` (network ``p`` sees row block ``p``),
 outputs ``[P, B, out]``. Plaintext ``torch.nn.Linear`` weights (``[out, in]``) are
@@ -51,6 +53,7 @@ __all__ = [
     "beaver_many",
     "fast_dispatch",
     "forward_stacked",
+    "ltz",
     "ltz_packed",
     "relu_mask",
     "sigmoid",
@@ -181,7 +184,13 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     three, the public ``ε op δ`` folded into party 0's ``b + δ`` — and truncates locally
     (2-party truncation). Matmuls use :func:`smpc_gym.secure.ring.ring_matmul` (exact
     ring products through float64 BLAS). Same result as CrypTen's ``x.mul(y)`` /
-    ``x.matmul(y)``, one round instead of ``len(ops)``.
+    ``x.matmul(y)``, one round instead of ``len(ops)``, plus **one** round of exact
+    truncation (:func:`smpc_gym.secure.trunc.trunc_many`) for all fixed-point products
+    together: correct whenever every product's raw value is below 2^62, i.e. ``|x·y| <
+    2^30`` at 16 fractional bits (CrypTen's local truncation fails at random instead).
+
+    An op may carry a fourth element ``s`` (an int ``>= 0``): the product is then also
+    divided by ``2^s`` in the same truncation (an exact public ``×2^−s`` for free).
 
     Returns:
         The products, in the order of ``ops``, as ``MPCTensor``s.
@@ -191,6 +200,7 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     from crypten.mpc.primitives.beaver import IgnoreEncodings
 
     from smpc_gym.secure.ring import ring_matmul
+    from smpc_gym.secure.trunc import trunc_many
 
     if not ops:
         return []
@@ -198,7 +208,8 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     rank = crypten.communicator.get().get_rank()
     triples = []
     masked = []
-    for op, x, y in ops:
+    shifts = [int(o[3]) if len(o) > 3 else 0 for o in ops]
+    for op, x, y, *_ in ops:
         if op not in ("mul", "matmul"):
             raise ValueError(f"beaver_many supports 'mul' and 'matmul', got {op!r}")
         xs, ys = x._tensor, y._tensor
@@ -210,21 +221,25 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
         with IgnoreEncodings([a, b, xs, ys]):
             masked += [xs - a, ys - b]
     opened = ArithmeticSharedTensor.reveal_batch(masked)
-    out = []
-    for k, (op, x, y) in enumerate(ops):
+    shares, encoders, cuts = [], [], []
+    for k, (op, x, y, *_) in enumerate(ops):
         a, b, c = triples[k]
         eps, delta = opened[2 * k], opened[2 * k + 1]
         fn = ring_matmul if op == "matmul" else torch.mul
         b_plus = b.share + delta if rank == 0 else b.share  # party 0 carries ε op δ
-        c.share = c.share + fn(eps, b_plus) + fn(a.share, delta)
+        shares.append(c.share + fn(eps, b_plus) + fn(a.share, delta))
         sx, sy = x._tensor.encoder.scale, y._tensor.encoder.scale
         if sx > 1 and sy > 1:
-            c.encoder = x._tensor.encoder
-            c.div_(sx)  # local truncation (world size 2)
+            encoders.append(x._tensor.encoder)
+            cuts.append((k, int(sx) << shifts[k]))
         else:  # a 0/1 mask (scale 1) times a fixed-point value: no truncation
-            c.encoder = x._tensor.encoder if sx > 1 else y._tensor.encoder
-        out.append(wrap_shares(c.share, c.encoder))
-    return out
+            encoders.append(x._tensor.encoder if sx > 1 else y._tensor.encoder)
+            if shifts[k]:
+                cuts.append((k, 1 << shifts[k]))
+    done = trunc_many([(shares[k], d) for k, d in cuts])  # one round for all
+    for (k, _), t in zip(cuts, done, strict=True):
+        shares[k] = t
+    return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)]
 
 
 def ltz_packed(z: Any) -> Any:
@@ -269,25 +284,76 @@ def ltz_packed(z: Any) -> Any:
     return wrap_shares(arith.share, crypten.encoder.FixedPointEncoder(precision_bits=0))
 
 
-def relu_mask(z: Any) -> Any:
-    """``[z > 0]`` as an arithmetic share of 0/1 (one packed secure comparison, 7 rounds).
+def ltz(z: Any) -> Any:
+    """``[z < 0]`` as an arithmetic 0/1 share (scale 1), correct over the **whole ring**.
 
-    Computed as ``1 − [z < 0]`` with :func:`ltz_packed` (``z = 0`` counts as active,
-    which differs from ``torch.relu`` only where the output is 0 either way).
+    CrypTen's 64-bit comparison (``MPCTensor._ltz``: the sign bit of the sum of the two
+    shares through a 64-bit adder circuit, 6 AND levels, then a bit-to-arithmetic
+    conversion): exact for every representable ``z`` (``|z| < 2^47`` at 16 fractional
+    bits). Twice the bytes of :func:`ltz_packed`, whose range is ``|z| < 2^15`` only.
     """
-    return 1 - ltz_packed(z)
+    out = z._ltz()
+    return wrap_shares(out.share, out._tensor.encoder)
+
+
+def relu_mask(z: Any) -> Any:
+    """``[z > 0]`` as an arithmetic share of 0/1, correct for every representable ``z``.
+
+    Computed as ``1 − [z < 0]`` with :func:`ltz` (the full-range 64-bit comparison;
+    ``z = 0`` counts as active, which differs from ``torch.relu`` only where the output
+    is 0 either way). The half-width :func:`ltz_packed` would misread ``|z| ≥ 2^15``.
+    """
+    return 1 - ltz(z)
+
+
+#: :func:`sigmoid` clamps ``|z|`` to this before ``exp``: ``σ(−16) ≈ 1.1e-7`` is below
+#: half a unit of the 16-bit grid, so the clamp changes nothing representable.
+SIGMOID_CLAMP = 16.0
+#: Newton iterations for ``1/(1 + e^−|z|)`` from the linear start ``24/17 − 8/17·d``
+#: (relative error ≤ 1/17, squared each iteration: 3 reach ~2e-10).
+RECIPROCAL_ITERS = 3
 
 
 def sigmoid(z: Any) -> Any:
-    """Secure logistic function ``σ(z)`` (CrypTen's exp + Newton-reciprocal method).
+    """Secure logistic function ``σ(z)``, saturating correctly for every representable ``z``.
 
-    Accurate to about 1e-4 over the range an actor's pre-activation takes; costs one
-    comparison (for ``σ(−|z|)``) plus ~14 multiplication rounds on a small ``[P, B, 2]``
-    tensor. The derivative in the backward pass is ``σ(1 − σ)`` from the cached value.
+    1. One batched full-range comparison (:func:`ltz`) of ``z``, ``z + C`` and
+       ``z − C`` (``C`` = :data:`SIGMOID_CLAMP`) gives ``n = [z < 0]``, ``lo = [z < −C]``
+       and ``hi = [z > C]``.
+    2. One round of bit × value products gives ``a = min(|z|, C)
+       = z − 2nz − hi·z + lo·z + (hi + lo)·C`` (no truncation: the bits have scale 1).
+    3. ``e = exp(−a)`` by CrypTen's limit approximation ``(1 − a/256)^256`` (8 exactly
+       truncated squarings; ``a ≤ 16`` keeps the base positive, so it cannot blow up as
+       it did for ``|z| ≳ 256``).
+    4. ``r = 1/(1 + e)`` for ``1 + e ∈ [1, 2]`` by :data:`RECIPROCAL_ITERS` Newton steps
+       from a fixed linear start.
+    5. ``σ(z) = r + n·(1 − 2r)``.
+
+    Accuracy: the same exp approximation as before (about 1e-4 near ``|z| ≈ 2``, the
+    16-bit grid elsewhere); every truncation is exact (:mod:`smpc_gym.secure.trunc`).
+    The derivative in the backward pass is ``σ(1 − σ)`` from the cached value.
     """
     crypten = _crypten()
-    with crypten.cfg.temp_override({"functions.sigmoid_tanh_method": "reciprocal"}):
-        return z.sigmoid()
+    from smpc_gym.secure.trunc import exact_truncation, mul_public
+
+    c = SIGMOID_CLAMP
+    bits = ltz(crypten.stack([z, z + c, z - c]))
+    n, lo, not_hi = bits[0], bits[1], bits[2]
+    hi = 1 - not_hi
+    nz, loz, hiz = beaver_many([("mul", n, z), ("mul", lo, z), ("mul", hi, z)])
+    # (hi + lo) is a 0/1 integer share: times the fixed-point integer C·2^16 it is a share
+    # of (hi + lo)·C at z's scale
+    clamp = wrap_shares((hi + lo).share * int(c * z.encoder.scale), z.encoder)
+    a = z - 2 * nz - hiz + loz + clamp
+    with exact_truncation():
+        e = (-a).exp()
+    d = e + 1
+    y = mul_public(d, -8.0 / 17.0) + 24.0 / 17.0
+    for _ in range(RECIPROCAL_ITERS):
+        (dy,) = beaver_many([("mul", d, y)])
+        (y,) = beaver_many([("mul", y, 2 - dy)])
+    (flip,) = beaver_many([("mul", n, 1 - 2 * y)])
+    return y + flip
 
 
 # ----------------------------------------------------------------------------- the MLP
@@ -532,7 +598,7 @@ def backward_stacked(
     dz = _cat(list(grad_outs))
     if mlps[0].out_act == "sigmoid":
         s = _cat([c.out for c in caches])
-        ds = s - s.square()  # σ(1 − σ)
+        (ds,) = beaver_many([("mul", s, 1 - s)])  # σ(1 − σ)
         dz = beaver_many([("mul", dz, ds)])[0]
     dws: list[Any] = [None] * n_layers
     dbs: list[Any] = [None] * n_layers

@@ -16,8 +16,8 @@ secure update therefore back-propagates ``c·∂L`` for a public power of two ``
 **Public constants without quantisation loss.** Multiplying a share by a public float
 ``s`` the CrypTen way encodes ``s`` with 16 bits: ``lr = 1e-4`` would become 6/65536,
 a 8% error. :func:`mul_public` multiplies by ``round(s·2^k)`` with ``k`` chosen so that
-``s·2^k ≈ 2^16`` and then truncates by ``2^k`` locally (2-party truncation), so every
-learning rate, β, bias correction and τ is applied with ~1e-5 relative error.
+``s·2^k ≈ 2^16`` and then truncates by ``2^k`` (exactly), so every learning rate, β,
+bias correction and τ is applied with ~1e-5 relative error.
 
 **Adam's ``1/(√v̂ + ε)``.** Computed as ``y ≈ 1/√(v̂' + ε'²)`` with ``ε' = c·ε_fp`` by
 Newton–Raphson iterations ``y ← y·(3 − (x·y)·y)/2`` (3 multiplication rounds each;
@@ -29,12 +29,13 @@ not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``16^j`` (j = ``-4 … 5``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
+  ``16^j`` (j = ``-4 … 8``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
   within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
-  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^23)``; costs 10 comparisons per
-  coordinate, run as one packed 32-bit-lane sign test (``x/2^8`` against the thresholds
-  ≥ 1, ``x`` against those < 1, corrected by ``[x ≥ 1]``; see
-  ``SecureAdam._initial_guess``). (The first version compared with ``4^j``, 18
+  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^36)``; costs 13 comparisons per
+  coordinate, run as one packed 32-bit-lane sign test on three exactly pre-shifted
+  copies of ``x``, each group overridden by the one above it (see
+  ``SecureAdam._initial_guess``). ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the
+  small ``y`` of large ``x`` stays on the grid. (The first version compared with ``4^j``, 18
   thresholds, as full 64-bit comparisons, and needed 5 Newton steps: 1.7× the bytes.)
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
@@ -57,14 +58,13 @@ coordinates whose gradient RMS is above ~``4/c``·1e-6 follow Adam closely; smal
 take a step damped by ``√v̂/√(v̂ + ε'²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)`` (the two
 differ only where ``v̂ ≲ ε'²``).
 
-**Wrap-around.** CrypTen's 2-party truncation fails (a huge error) with probability
-about ``|value|·2^32/2^63`` per element, so the loss scales are chosen to keep scaled
-gradients below ~30 (critic ``c = 2^6``, actor ``c = 2^10`` for the supply-chain game).
+**Truncation.** Every truncation here is exact (:mod:`smpc_gym.secure.trunc`), so the
+loss scales only have to keep values inside the ranges each function states (see
+``docs/security/fixed-point.md``), not make a random wrap-around unlikely.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,52 +73,35 @@ import torch
 
 from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.comm import phase
+from smpc_gym.secure.trunc import mul_public, trunc_many
 
 __all__ = ["SecureAdam", "SecureSGD", "flatten_cat", "mul_public", "unflatten_like"]
-
-
-def mul_public(x: Any, s: float) -> Any:
-    """``x · s`` for a share ``x`` and a public float ``s``, without 16-bit quantisation of ``s``.
-
-    Multiplies the shares by the integer ``round(s·2^k)`` and truncates by ``2^k``
-    locally; ``k`` keeps ``s·2^k`` near ``2^16``, so the product before truncation is
-    no larger than in CrypTen's own fixed-point multiplication (2-party local truncation
-    fails with probability ~``|x·s|·2^32/2^63`` per element, as CrypTen's does).
-    """
-    if s == 0:
-        return x * 0
-    k = int(min(max(16 - math.ceil(math.log2(abs(s))), 0), 46))
-    q = int(round(s * (1 << k)))
-    out = x.clone()
-    out.share = out.share * q  # ring multiplication by a public integer
-    if k:
-        out._tensor.div_(1 << k)  # truncation (local for two parties)
-    return out
 
 
 def square_shifted(x: Any, shift: int) -> Any:
     """``x² · 2^shift`` as a fixed-point share (``shift`` even, ``0 <= shift <= 8``), one Beaver square.
 
-    ``x`` is first truncated by ``2^(shift/2)`` (a small value: no risk), then squared
-    and the raw product ``x²·2^(32 − shift)`` is truncated by ``2^(16 − 2·shift)`` only
-    (not at all for ``shift = 8``), which reads as ``x²·2^shift``. Small squares keep ``shift`` more fractional bits than
-    ``x.square()`` and, since nothing large is truncated, the square cannot hit the
-    2-party truncation's wrap-around failure.
+    ``x`` is first truncated by ``2^(shift/2)``, then squared and the raw product
+    ``x²·2^(32 − shift)`` is truncated by ``2^(16 − 2·shift)`` only (not at all for
+    ``shift = 8``), which reads as ``x²·2^shift``. Small squares keep ``shift`` more
+    fractional bits than ``x.square()``. Both truncations are exact
+    (:func:`smpc_gym.secure.trunc.trunc_many`); correct for ``|x| < 2^(15 + shift/2)``
+    (raw square below 2^62): ``2^19`` for Adam's ``shift = 8``.
     """
     if shift % 2 or not 0 <= shift <= 8:
         raise ValueError(f"shift must be even and in [0, 8], got {shift}")
+    from smpc_gym.secure.mpc_nn import wrap_shares
+
     crypten = crypten_module()
     protocol = getattr(crypten.mpc.primitives, crypten.cfg.mpc.protocol)
     xs = x._tensor.clone()
     scale = int(xs.encoder.scale)
-    xs.div_(1 << (shift // 2))
-    raw = protocol.square(xs)  # ring value x²·2^(32 − shift)
-    raw.encoder = x._tensor.encoder
+    if shift:
+        (xs.share,) = trunc_many([(xs.share, 1 << (shift // 2))])
+    raw = protocol.square(xs).share  # ring value x²·2^(32 − shift), not truncated
     if shift < 8:
-        raw.div_(scale >> (2 * shift))
-    out = x.shallow_copy()
-    out._tensor = raw
-    return out
+        (raw,) = trunc_many([(raw, scale >> (2 * shift))])
+    return wrap_shares(raw, x._tensor.encoder)
 
 
 def flatten_cat(tensors: Sequence[Any]) -> Any:
@@ -169,9 +152,15 @@ class SecureAdam:
     """
 
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
-    THRESHOLD_EXPONENTS = tuple(range(-4, 6))  # ... for j = -4 … 5 (x in [2^-16, 2^23))
+    THRESHOLD_EXPONENTS = tuple(range(-4, 9))  # ... for j = -4 … 8 (x in [2^-16, 2^36))
+    #: (pre-shift log2, exponents) of the three comparison groups (see _initial_guess)
+    GROUPS = ((0, tuple(range(-4, 0))), (10, tuple(range(0, 6))), (21, tuple(range(6, 9))))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     V_SHIFT = 8  # v̂ is kept as v̂·2^8 (8 more fractional bits for small second moments)
+    #: y ≈ 1/√x is kept as y·2^10: for x near the top of the range (2^36) y is 2^-18,
+    #: which the plain 16-bit grid cannot hold (it rounded the guess to 0); 2^10 more keeps
+    #: 8 significant bits there while x·y·2^10 < 2^28 keeps every raw product below 2^62
+    Y_SHIFT = 10
 
     def __init__(
         self,
@@ -202,66 +191,100 @@ class SecureAdam:
         self.state: _AdamState | None = None
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, from one packed comparison per threshold.
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-16, 2^36)``.
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
-        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 10 comparisons
+        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 13 comparisons
         ``[x ≥ 16^j]`` run as one packed sign test
-        (:func:`smpc_gym.secure.mpc_nn.ltz_packed`, 32-bit lanes, valid for differences
-        below 2^15): thresholds ``≥ 1`` are compared with ``x/2^8`` (truncated locally;
-        ``x < 2^23`` keeps it below 2^15), thresholds ``< 1`` with ``x`` itself, whose
-        test is only meaningful when ``x < 1`` — so those bits are taken as
-        ``p₀ + (1 − p₀)·p_j`` with ``p₀ = [x ≥ 1]`` (one multiplication round).
+        (:func:`smpc_gym.secure.mpc_nn.ltz_packed`, 32-bit lanes, correct for differences
+        below 2^15) on three exactly pre-shifted copies of ``x``, each read only where its
+        differences are in that range:
+
+        * ``x / 2^21`` against the thresholds ``2^24, 2^28, 2^32`` (in range for
+          ``x < 2^36``);
+        * ``x / 2^10`` against ``1 … 2^20`` (in range for ``x < 2^25``: used only when
+          ``x < 2^24``);
+        * ``x`` itself against ``16^-4 … 16^-1`` (in range for ``x < 2^15``: used only
+          when ``x < 1``).
+
+        A lower group's bits are overridden by the group above it:
+        ``p ← 1 − (1 − [x ≥ 2^24])·(1 − p)`` for the middle group and
+        ``p ← 1 − (1 − [x ≥ 2^24])(1 − [x ≥ 1])·(1 − p)`` for the lowest (two rounds of
+        bit products, no truncation). The pre-shifts are exact
+        (:func:`smpc_gym.secure.trunc.trunc_many`, one round), so their ±1-unit error
+        moves a bucket edge by at most 2^-6 of the threshold. (The earlier version had
+        two groups and 10 thresholds and was correct only for ``x < 2^23``, which
+        pre-trained critics' second moments exceed.)
         """
-        from smpc_gym.secure.mpc_nn import beaver_many, ltz_packed
+        from smpc_gym.secure.mpc_nn import beaver_many, ltz_packed, wrap_shares
 
         crypten = crypten_module()
         exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
-        lo = [j for j in exps if j < 0]
-        hi = [j for j in exps if j >= 0]
+        groups = self.GROUPS  # (shift, exponents) from the lowest to the top group
         n = int(x.nelement())
-        xh = x.clone()
-        xh._tensor.div_(1 << 8)  # x / 2^8, local truncation of a value far from 2^63
-        thr = [2.0 ** (ell * j) for j in lo] + [2.0 ** (ell * j - 8) for j in hi]
-        z = crypten.stack([x] * len(lo) + [xh] * len(hi)) - torch.tensor(thr).reshape(-1, 1).expand(
-            len(exps), n
+        shifted = trunc_many([(x.share, 1 << sh) for sh, _ in groups if sh])
+        copies = [x if sh == 0 else None for sh, _ in groups]
+        it = iter(shifted)
+        copies = [c if c is not None else wrap_shares(next(it), x.encoder) for c in copies]
+        rows, thr = [], []
+        for (sh, js), xc in zip(groups, copies, strict=True):
+            rows += [xc] * len(js)
+            thr += [2.0 ** (ell * j - sh) for j in js]
+        z = crypten.stack(rows) - torch.tensor(thr).reshape(-1, 1).expand(len(thr), n)
+        passed = 1 - ltz_packed(z)  # [x >= 16^j], valid only where the group is in range
+        sizes = [len(js) for _, js in groups]
+        starts = (0, sizes[0], sizes[0] + sizes[1])
+        p_lo, p_mid, p_top = (passed[a : a + k] for a, k in zip(starts, sizes, strict=True))
+        top0, mid0 = p_top[0], p_mid[0]  # [x >= 2^24], [x >= 1]
+        miss_mid, miss_both = beaver_many(
+            [
+                ("mul", crypten.stack([1 - top0] * sizes[1]), 1 - p_mid),
+                ("mul", 1 - top0, 1 - mid0),
+            ]
         )
-        passed = 1 - ltz_packed(z)  # passed[k] = [x >= 16^exps[k]] (the lo ones: if x < 1)
-        p_lo, p_hi = passed[: len(lo)], passed[len(lo) :]
-        p0 = p_hi[0]  # [x >= 1]
-        (fix,) = beaver_many([("mul", crypten.stack([1 - p0] * len(lo)), p_lo)])
-        passed = crypten.cat([crypten.stack([p0] * len(lo)) + fix, p_hi])
+        (miss_lo,) = beaver_many([("mul", crypten.stack([miss_both] * sizes[0]), 1 - p_lo)])
+        passed = crypten.cat([1 - miss_lo, 1 - miss_mid, p_top])
         # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2).
         # The bits are 0/1 integers (scale 1): weight them by integer fixed-point
         # coefficients, then read the sum as a fixed-point number.
-        scale = x.encoder.scale
+        # The result is y₀·2^Y_SHIFT (see Y_SHIFT).
+        scale = x.encoder.scale * 2**self.Y_SHIFT
         half = ell / 2
         coef = torch.tensor(
             [round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale) for j in exps],
             dtype=torch.long,
         ).reshape(-1, 1)
-        y = (passed * coef).sum(0)
-        y.encoder = x.encoder
-        return y + c0 * 2.0 ** (-(exps[0] - 1) * half)
+        y = wrap_shares((passed.share * coef).sum(0), x.encoder)
+        return y + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
 
     def _guard(self, x: Any, y: Any) -> Any:
         """Shrink ``y`` 8× where ``x·y² > 2.5`` (Newton would diverge from it).
 
-        One secure comparison per coordinate; after it Newton starts from
+        One full-range secure comparison per coordinate; after it Newton starts from
         ``u = x·y² ≤ 3`` for every jump of ``v̂`` up to 192× since the last step.
         """
-        from smpc_gym.secure.mpc_nn import beaver_many
+        from smpc_gym.secure.mpc_nn import beaver_many, ltz
 
-        u = (x * y) * y
-        big = 1 - (u - 2.5)._ltz()
+        (xy,) = beaver_many([("mul", x, y)])
+        (u,) = beaver_many([("mul", xy, y, 2 * self.Y_SHIFT)])  # x·y² (y is y·2^Y_SHIFT)
+        big = 1 - ltz(u - 2.5)
         (shrink,) = beaver_many([("mul", mul_public(y, 0.875), big)])
         return y - shrink
 
     def _newton(self, x: Any, y: Any, iters: int) -> Any:
+        """``iters`` steps ``y ← y·(3 − (x·y)·y)/2`` (3 exactly truncated products each).
+
+        ``y`` is held as ``y·2^Y_SHIFT``; the ``2^(−2·Y_SHIFT)`` of ``u = x·y²`` is folded
+        into that product's truncation.
+        """
+        from smpc_gym.secure.mpc_nn import beaver_many
+
         with phase("optimiser.adam_newton"):
             for _ in range(iters):
-                u = (x * y) * y  # not x·y²: y² underflows the fixed-point grid for small y
-                y = mul_public(y * (3 - u), 0.5)
+                (xy,) = beaver_many([("mul", x, y)])
+                # not x·y²: y² underflows for small y
+                (u,) = beaver_many([("mul", xy, y, 2 * self.Y_SHIFT)])
+                (y,) = beaver_many([("mul", y, 3 - u, 1)])  # the /2 folded into the truncation
         return y
 
     def step(self, params: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
@@ -303,8 +326,11 @@ class SecureAdam:
         else:
             with phase("optimiser.adam_rsqrt_start"):
                 st.y = self._newton(x, self._guard(x, st.y), self.nr_iters)
-        # y ≈ 2^(−V_SHIFT/2)/√(v̂' + ε'²): undo the shift in the public learning rate
-        upd = mul_public(st.m * st.y, self.lr * 2.0 ** (self.V_SHIFT / 2))
+        # y ≈ 2^(Y_SHIFT − V_SHIFT/2)/√(v̂' + ε'²): undo both shifts in the public lr
+        from smpc_gym.secure.mpc_nn import beaver_many
+
+        (my,) = beaver_many([("mul", st.m, st.y)])
+        upd = mul_public(my, self.lr * 2.0 ** (self.V_SHIFT / 2 - self.Y_SHIFT))
         return unflatten_like(theta - upd, params)
 
     def state_shares(self) -> dict[str, Any]:

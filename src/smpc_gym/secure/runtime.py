@@ -501,14 +501,16 @@ def run_party(fn: Callable[..., T], config: PartyConfig, args: tuple = ()) -> T:
 def _dealer_server(crypten: ModuleType) -> Callable[[], Any]:
     """The dealer's server class: constructing it serves requests until "terminate".
 
-    CrypTen's ``TTPServer`` with one change: a ``matmul`` triple's ``c = a @ b`` is
+    :func:`smpc_gym.secure.dealer.server_class` (CrypTen's ``TTPServer`` plus the
+    ``trunc_pairs`` request of exact truncation) with one more change: a ``matmul`` triple's ``c = a @ b`` is
     computed with :func:`smpc_gym.secure.ring.ring_matmul` (exact mod 2^64 through
     float64 BLAS) instead of torch's int64 matmul, which has no BLAS path. Same
     result, same random draws.
     """
+    from smpc_gym.secure.dealer import server_class
     from smpc_gym.secure.ring import ring_matmul
 
-    base = crypten.mpc.provider.ttp_provider.TTPServer
+    base = server_class()  # CrypTen's TTPServer + the exact-truncation pairs
 
     class Dealer(base):  # type: ignore[misc, valid-type]
         def additive(self, size0: Any, size1: Any, op: str, *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,375 @@
+"""Exact two-party fixed-point truncation: no wrap-around, ever, for ``|x| < 2^62``.
+
+CrypTen's two-party truncation divides each party's share locally. It is wrong (by about
+``2^64 / d``, i.e. ``2^48`` at 16 fractional bits) whenever the two shares wrap around
+the ring, which happens with probability about ``|x| / 2^63`` per element. This module
+replaces it with a protocol that is correct for every ``|x| < 2^62`` (raw ring units):
+
+1. **Known MSB.** Party 0 adds ``2^62`` to its share, so the shared value
+   ``x' = x + 2^62`` lies in ``(0, 2^63)``: its top bit is 0. Read as unsigned 64-bit
+   words, the shares then wrap (``x'₀ + x'₁ = x' + w·2^64``) exactly when at least one
+   share has its top bit set: ``w = a₀ OR a₁`` with ``aᵢ = msb(x'ᵢ)``, a bit each party
+   knows of its own share.
+2. **Local shift.** Each party shifts its share logically: ``yᵢ = x'ᵢ >>> f``. Then
+   ``y₀ + y₁ − w·2^(64−f) − 2^(62−f) = ⌊x / 2^f⌋ − c`` with ``c ∈ {0, 1}`` the carry of
+   the two discarded low parts. With shares uniform, ``P(c = 1) = 1 − (x mod 2^f + 1)/2^f``,
+   so party 0 also adds 1: the result ``⌊x / 2^f⌋ + 1 − c`` is ``x / 2^f`` rounded
+   *stochastically* to one of its two neighbours, unbiased (plain ``⌊·⌋ − c`` is 1 unit
+   low on average, which drifts Adam's state over many steps).
+3. **One OR of two private bits.** ``w = a₀ + a₁ − a₀·a₁``; the cross product is computed
+   with a correlated pair from the dealer: party 0 holds a random bit ``u`` and ``t₀``,
+   party 1 a random bit ``v`` and ``t₁``, with ``t₀ + t₁ = u·v (mod 2^k)``. Party 0
+   sends ``e = a₀ ⊕ u``, party 1 sends ``g = a₁ ⊕ v`` (one bit each, bit-packed, one
+   round); with ``a₀ = e + u(1 − 2e)`` and ``a₁ = g + v(1 − 2g)`` each party computes its
+   additive share of ``a₀·a₁`` locally. Only ``w mod 2^f`` matters (it is multiplied by
+   ``2^(64−f)``), so ``k = 16`` bits suffice for ``f ≤ 16`` (``k = 32`` for ``f ≤ 32``,
+   else ``64``).
+
+Cost: one round and ``⌈N/64⌉`` words each way for ``N`` truncations done together
+(:func:`trunc_many` batches any number of tensors into that one round). What is
+revealed: party 1 sees ``e = a₀ ⊕ u`` and party 0 sees ``g = a₁ ⊕ v``, each a bit masked
+by a uniform bit it does not know: nothing. The dealer sends ``t₀`` and receives nothing.
+
+Where the correlated pairs come from:
+
+* ``TTP`` provider (a dealer process holding no data): ``u`` comes from the generator
+  party 0 shares with the dealer, ``v`` and ``t₁`` from the one party 1 shares with it
+  (as CrypTen's own dealer does for Beaver triples); the dealer recomputes them and sends
+  ``t₀`` (``k/8`` bytes per element) to party 0. The dealer process must be
+  :class:`smpc_gym.secure.dealer.DealerServer`.
+* ``TFP`` provider (the explicit opt-out in which party 0 is trusted with all correlated
+  randomness): party 0 plays the dealer, drawing ``v`` and ``t₁`` from the generator it
+  shares with party 1 (``u`` from its own), with no communication; as with TFP's Beaver
+  triples, party 0 could unmask party 1's bit if it cheated.
+
+:func:`exact_truncation` is a context in which CrypTen's own ``ArithmeticSharedTensor
+.div_`` by a public power of two (every fixed-point multiplication CrypTen does for us)
+also uses this protocol, so nothing in its scope truncates locally. :func:`set_mode`
+switches back to CrypTen's local truncation for cost comparisons (``"local"``).
+``STATS`` counts what was truncated how, so tests can check that nothing fell through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from smpc_gym.secure._crypten import crypten_module
+
+__all__ = [
+    "MAX_ABS_RAW",
+    "MODES",
+    "STATS",
+    "count_local_wraps",
+    "draw_bits",
+    "draw_ring",
+    "exact_truncation",
+    "get_mode",
+    "local_trunc",
+    "mul_public",
+    "pack_bits",
+    "pack_words",
+    "set_mode",
+    "trunc_many",
+    "unpack_bits",
+    "unpack_words",
+]
+
+#: Truncation is exact for shared raw values with ``|x| < MAX_ABS_RAW`` (= 2^62): values
+#: below 2^(62 − 32) = 2^30 for a product of two 16-bit fixed-point numbers.
+MAX_ABS_RAW = 1 << 62
+#: ``"exact"`` (this module's protocol) or ``"local"`` (CrypTen's: fails at random).
+MODES = ("exact", "local")
+_mode = {"value": "exact"}
+#: Counters: ``exact`` elements, ``local`` elements, ``rounds`` of exact truncation, and
+#: ``would_wrap``: exact truncations that CrypTen's local one would have got wrong (counted
+#: only under :func:`count_local_wraps`).
+STATS = {"exact": 0, "local": 0, "rounds": 0, "would_wrap": 0}
+_count = {"on": False}
+
+
+def count_local_wraps(on: bool) -> None:
+    """Benchmarks only: count in ``STATS["would_wrap"]`` the exact truncations that local
+    truncation would have got wrong. **This reveals every truncated value to both
+    parties** (they exchange their full shares, uncounted): never in training."""
+    _count["on"] = bool(on)
+
+
+def set_mode(mode: str) -> None:
+    """Choose how :func:`trunc_many` truncates: ``"exact"`` (default) or ``"local"``.
+
+    ``"local"`` is CrypTen's two-party truncation, kept only to measure what the
+    protection costs and what it prevents; never use it for training.
+    """
+    if mode not in MODES:
+        raise ValueError(f"truncation mode must be one of {MODES}, got {mode!r}")
+    _mode["value"] = mode
+
+
+def get_mode() -> str:
+    """The current truncation mode (see :func:`set_mode`)."""
+    return _mode["value"]
+
+
+# ----------------------------------------------------------------------------- helpers
+def draw_bits(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` uniform bits (int64 0/1) from ``generator`` (the same call in every process
+    that shares the generator gives the same bits)."""
+    return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64)
+
+
+def draw_ring(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` uniform ring elements (int64) from ``generator``."""
+    return torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """0/1 int64 vector → int64 words, 64 bits per word (zero-padded)."""
+    n = bits.numel()
+    pad = (-n) % 64
+    if pad:
+        bits = torch.cat([bits, bits.new_zeros(pad)])
+    shifts = torch.arange(64, dtype=torch.int64)
+    return (bits.reshape(-1, 64) << shifts).sum(1)
+
+
+def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: the first ``n`` bits as an int64 0/1 vector."""
+    shifts = torch.arange(64, dtype=torch.int64)
+    return ((words.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n]
+
+
+_DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}
+
+
+def pack_words(values: torch.Tensor, nbits: int) -> torch.Tensor:
+    """int64 vector → its values mod 2^nbits (``nbits`` in 16, 32, 64) packed into int64
+    words (``64 / nbits`` per word), for sending."""
+    if nbits not in _DTYPES:
+        raise ValueError(f"nbits must be 16, 32 or 64, got {nbits}")
+    if nbits == 64:
+        return values.contiguous()
+    half = 1 << (nbits - 1)
+    low = ((values & ((1 << nbits) - 1)) ^ half) - half  # signed, in the small range
+    small = low.to(_DTYPES[nbits])
+    per = 64 // nbits
+    pad = (-small.numel()) % per
+    if pad:
+        small = torch.cat([small, small.new_zeros(pad)])
+    return small.view(torch.int64).clone()
+
+
+def unpack_words(words: torch.Tensor, n: int, nbits: int) -> torch.Tensor:
+    """Inverse of :func:`pack_words`: ``n`` int64 values congruent mod 2^nbits."""
+    if nbits == 64:
+        return words[:n]
+    return words.contiguous().view(_DTYPES[nbits])[:n].to(torch.int64)
+
+
+def _bits_for(f: int) -> int:
+    return 16 if f <= 16 else 32 if f <= 32 else 64
+
+
+def _log2_exact(d: int) -> int | None:
+    d = int(d)
+    if d > 1 and d & (d - 1) == 0:
+        return d.bit_length() - 1
+    return None
+
+
+def local_trunc(share: torch.Tensor, d: int | torch.Tensor) -> torch.Tensor:
+    """CrypTen's two-party truncation of one party's share (fails at random: see above)."""
+    return share.div(d, rounding_mode="trunc")
+
+
+# ----------------------------------------------------------------------------- randomness
+def _correlated(n: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This party's ``(bit, t)`` of ``n`` pairs with ``t₀ + t₁ = u·v (mod 2^nbits)``."""
+    crypten = crypten_module()
+    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty, TTPClient
+
+    provider = crypten.mpc.get_default_provider()
+    if isinstance(provider, TrustedThirdParty):
+        gen = TTPClient.get().get_generator()
+        if rank == 0:
+            u = draw_bits(n, gen)
+            words = TTPClient.get().ttp_request("trunc_pairs", None, n, nbits)
+            return u, unpack_words(words, n, nbits)
+        v = draw_bits(n, gen)
+        return v, draw_ring(n, gen)
+    if isinstance(provider, TrustedFirstParty):
+        # party 0's "next" generator is party 1's "prev" generator (CrypTen's PRZS seeds)
+        if rank == 0:
+            u = draw_bits(n, crypten.generators["local"][torch.device("cpu")])
+            shared = crypten.generators["next"][torch.device("cpu")]
+            v = draw_bits(n, shared)
+            t1 = draw_ring(n, shared)
+            return u, u * v - t1
+        shared = crypten.generators["prev"][torch.device("cpu")]
+        v = draw_bits(n, shared)
+        return v, draw_ring(n, shared)
+    raise ValueError(
+        f"exact truncation needs the TTP or TFP provider, got {type(provider).__name__}"
+    )
+
+
+def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
+    """Send ``words`` to the other party and receive its (same-sized) words: one round."""
+    import torch.distributed as dist
+
+    comm = crypten_module().communicator.get()
+    other = 1 - rank
+    out = torch.empty_like(words)
+    reqs = [
+        dist.isend(words.contiguous(), other, group=comm.main_group),
+        dist.irecv(out, other, group=comm.main_group),
+    ]
+    for r in reqs:
+        r.wait()
+    if log:
+        comm._log_communication(2 * words.numel())  # one round: sent + received words
+    return out
+
+
+# ----------------------------------------------------------------------------- protocol
+def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+    """Truncate several shared tensors in **one** round: ``share_i / d_i`` for each item.
+
+    Each item is ``(share, d)``: this party's int64 share of a value ``x`` and a public
+    power of two ``d = 2^f`` (``1 ≤ f ≤ 61``). The result shares ``⌊x / d⌋`` or
+    ``⌊x / d⌋ + 1`` (unbiased stochastic rounding: error below one unit) for every
+    ``|x| < 2^62`` (see the module doc); both parties must call
+    it with the same shapes and divisors. In ``"local"`` mode (:func:`set_mode`) it is
+    CrypTen's local truncation instead.
+
+    Raises:
+        ValueError: if a divisor is not a power of two in ``[2, 2^61]``, or the world
+            size is not 2.
+    """
+    crypten = crypten_module()
+    comm = crypten.communicator.get()
+    if comm.get_world_size() != 2:
+        raise ValueError(
+            f"trunc_many is a two-party protocol, world size is {comm.get_world_size()}"
+        )
+    fs = []
+    for share, d in items:
+        f = _log2_exact(d)
+        if f is None or f > 61:
+            raise ValueError(f"truncation divisor must be a power of two in [2, 2^61], got {d}")
+        if share.dtype != torch.int64:
+            raise ValueError(f"shares must be int64, got {share.dtype}")
+        fs.append(f)
+    if not items:
+        return []
+    if _mode["value"] == "local":
+        STATS["local"] += sum(int(s.numel()) for s, _ in items)
+        return [local_trunc(s, d) for s, d in items]
+    rank = comm.get_rank()
+    flat = torch.cat([s.reshape(-1) for s, _ in items])
+    f_el = torch.cat(
+        [
+            torch.full((int(s.numel()),), f, dtype=torch.int64)
+            for (s, _), f in zip(items, fs, strict=True)
+        ]
+    )
+    n = int(flat.numel())
+    if n == 0:
+        return [s.clone() for s, _ in items]
+    if _count["on"]:  # benchmark diagnostics: reveals the values (see count_local_wraps)
+        other = _exchange(flat, rank, log=False)
+        x, d_el = flat + other, torch.ones_like(f_el) << f_el
+        local = local_trunc(flat, d_el) + local_trunc(other, d_el)  # type: ignore[arg-type]
+        want = torch.div(x, d_el, rounding_mode="floor")
+        # without a wrap local truncation is off by at most 2 units; a wrap, by ~2^(64-f)
+        STATS["would_wrap"] += int(((local - want).abs() > 4).sum())
+    if rank == 0:
+        flat = flat + MAX_ABS_RAW  # x' = x + 2^62 has top bit 0
+    a = (flat < 0).to(torch.int64)  # msb of this party's share read as unsigned
+    ones = torch.ones_like(f_el)
+    y = (flat >> f_el) & ((ones << (64 - f_el)) - 1)  # logical shift
+    nbits = _bits_for(max(fs))
+    bit, t = _correlated(n, nbits, rank)
+    mine = a ^ bit
+    theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
+    e, g = (mine, theirs) if rank == 0 else (theirs, mine)
+    sign = (1 - 2 * e) * (1 - 2 * g)
+    if rank == 0:  # a₀a₁ = eg + g(1−2e)u + e(1−2g)v + (1−2e)(1−2g)uv
+        prod = e * g + g * (1 - 2 * e) * bit + sign * t
+    else:
+        prod = e * (1 - 2 * g) * bit + sign * t
+    w = a - prod  # additive share of w = a₀ OR a₁ (mod 2^nbits; only mod 2^f is used)
+    out = y - (w << (64 - f_el))
+    if rank == 0:  # remove the 2^62 offset; + 1 makes the carry's rounding unbiased
+        out = out - ((ones << 62) >> f_el) + 1
+    STATS["exact"] += n
+    STATS["rounds"] += 1
+    res, start = [], 0
+    for share, _ in items:
+        k = int(share.numel())
+        res.append(out[start : start + k].reshape(share.shape))
+        start += k
+    return res
+
+
+def mul_public(x: Any, s: float) -> Any:
+    """``x · s`` for a share ``x`` and a public float ``s``, without 16-bit quantisation of ``s``.
+
+    Multiplies the shares by the integer ``q = round(s·2^k)`` and truncates by ``2^k``
+    (exactly, :func:`trunc_many`); ``k ∈ [0, 46]`` keeps ``q`` near ``2^16``, so the
+    relative error of ``s`` is about ``2^-16`` even for ``s = 1e-4`` (CrypTen's ``x * s``
+    would encode ``s`` with 16 bits: an 8% error there). Correct while the raw product
+    ``x·2^16·q`` stays below 2^62, i.e. ``|x·s| < 2^29`` (and ``|x| < 2^29`` for ``s < 1``).
+    """
+    import math
+
+    if s == 0:
+        return x * 0
+    k = int(min(max(16 - math.ceil(math.log2(abs(s))), 0), 46))
+    q = int(round(s * (1 << k)))
+    out = x.clone()
+    raw = out.share * q  # ring multiplication by a public integer
+    out.share = trunc_many([(raw, 1 << k)])[0] if k else raw
+    return out
+
+
+# ----------------------------------------------------------------------------- CrypTen hook
+@contextmanager
+def exact_truncation() -> Iterator[None]:
+    """Make CrypTen's two-party ``ArithmeticSharedTensor.div_`` by a public power of two
+    use :func:`trunc_many` while the block runs (restored afterwards).
+
+    Every CrypTen fixed-point multiplication (``x * y``, ``x.square()``, the exp and
+    reciprocal approximations, ``x.div(2**k)``) truncates through ``div_``. Divisors that
+    are not powers of two keep CrypTen's local truncation and are counted in
+    ``STATS["local"]`` (nothing on the secure MADDPG paths divides by one). Nested use
+    is fine.
+    """
+    crypten_module()
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+
+    original = ArithmeticSharedTensor.div_
+    if getattr(original, "_smpc_exact", False):
+        yield
+        return
+
+    def div_(self: Any, y: Any) -> Any:
+        if isinstance(y, float) and y.is_integer():
+            y = int(y)
+        if isinstance(y, int) and _log2_exact(y) is not None and y <= 1 << 61:
+            (self.share,) = trunc_many([(self.share, y)])
+            return self
+        if isinstance(y, int) and y > 1:
+            STATS["local"] += int(self.share.numel())
+        return original(self, y)
+
+    div_._smpc_exact = True  # type: ignore[attr-defined]
+    ArithmeticSharedTensor.div_ = div_  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ArithmeticSharedTensor.div_ = original  # type: ignore[method-assign]

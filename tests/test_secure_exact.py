@@ -1,0 +1,177 @@
+"""Exact truncation and the full-range primitives against plaintext, edges included.
+
+One two-party launch per provider (the TTP dealer is our :class:`DealerServer`; TFP is
+the opt-out where party 0 deals) runs every check and returns plain numbers:
+
+* :func:`trunc.trunc_many` on raw values spread over the whole ``(-2^62, 2^62)``,
+  including ``±(2^62 − 1)``, 0 and ±1: every result is ``⌊x/2^f⌋`` or that plus one, for
+  ``f = 16, 30, 46``; CrypTen's local truncation, on the same shares, is wrong by ~2^48
+  for a large fraction of them (so the check can fail); the rounding is unbiased;
+* :func:`mpc_nn.relu_mask` and :func:`mpc_nn.ltz` over the whole representable range;
+* :func:`mpc_nn.sigmoid` from ``-2^40`` to ``2^40`` (it used to return ~±1e9 beyond
+  ``|z| ≈ 600``);
+* Adam's range-reduced initial guess over ``[2^-16, 2^36)``;
+* CrypTen's own multiplication inside :func:`trunc.exact_truncation` is exact where the
+  local truncation fails, and nothing falls through to local truncation.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smpc_gym.secure.runtime import PartyConfig, launch_local
+
+
+def _edges() -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    big = torch.randint(-(2**62) + 1, 2**62 - 1, (6000,), generator=g)
+    small = torch.randint(-(2**20), 2**20, (2000,), generator=g)
+    edge = torch.tensor([0, 1, -1, 2**62 - 1, -(2**62) + 1, 2**61, -(2**61), 65535, -65536])
+    return torch.cat([edge, big, small])
+
+
+def _party(ctx, full: bool):
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+
+    from smpc_gym.secure import mpc_nn, optim, trunc
+
+    c = ctx.crypten
+    out: dict = {}
+    x = _edges()
+    s = ArithmeticSharedTensor(x, precision=0, src=0)
+    for f in (16, 30, 46):
+        want = torch.div(x, 1 << f, rounding_mode="floor")
+        (r,) = trunc.trunc_many([(s.share, 1 << f)])
+        d = ArithmeticSharedTensor.from_shares(r, precision=0).get_plain_text() - want
+        out[f"exact_{f}"] = (int(d.min()), int(d.max()))
+        loc = ArithmeticSharedTensor.from_shares(trunc.local_trunc(s.share, 1 << f), precision=0)
+        out[f"local_bad_{f}"] = int(((loc.get_plain_text() - want).abs() > 1).sum())
+    # unbiased: 3.25 units after truncation by 2^16, 4000 times with fresh shares
+    v = torch.full((4000,), 13 << 14)
+    (r,) = trunc.trunc_many([(ArithmeticSharedTensor(v, precision=0, src=1).share, 1 << 16)])
+    out["mean_13_over_4"] = float(
+        ArithmeticSharedTensor.from_shares(r, precision=0).get_plain_text().double().mean()
+    )
+    out["n"] = int(x.numel())
+    if not full:
+        return out
+    # sign tests over the whole representable range (|z| < 2^47)
+    z = torch.tensor(
+        [0.0, 2.0**-16, -(2.0**-16), 1.0, -1.0, 5e4, -5e4, 2.0**15, -(2.0**15), 1e9, -1e9]
+        + [2.0**40, -(2.0**40), 2.0**46, -(2.0**46)]
+    )
+    zs = c.cryptensor(z, src=0)
+    enc = torch.round(z * 2**16)
+    out["relu_bad"] = int((mpc_nn.relu_mask(zs).get_plain_text() != (enc >= 0).float()).sum())
+    out["ltz_bad"] = int((mpc_nn.ltz(zs).get_plain_text() != (enc < 0).float()).sum())
+    out["packed_5e4"] = float((1 - mpc_nn.ltz_packed(zs[5:6])).get_plain_text())  # documented miss
+    # sigmoid over the whole range
+    grid = torch.cat(
+        [
+            torch.linspace(-20, 20, 161),
+            torch.tensor([-(2.0**40), -1e6, -600.0, -256.0, 256.0, 600.0, 1e6, 2.0**40]),
+        ]
+    )
+    sig = mpc_nn.sigmoid(c.cryptensor(grid, src=1)).get_plain_text()
+    out["sigmoid_err"] = float((sig - torch.sigmoid(grid)).abs().max())
+    # Adam's initial guess over [2^-16, 2^36)
+    xs = 2.0 ** torch.linspace(-15.9, 35.9, 300)
+    adam = optim.SecureAdam(1e-3)
+    y0 = adam._initial_guess(c.cryptensor(xs, src=0)).get_plain_text().double()
+    y0 = y0 / 2**adam.Y_SHIFT
+    prod = y0 * xs.double().sqrt()
+    out["guess_range"] = (float(prod.min()), float(prod.max()))
+    # CrypTen's own multiply under exact_truncation, at a magnitude where local fails often
+    a = torch.full((3000,), 3.0e4)
+    b = torch.full((3000,), 3.0e4)  # positive: CrypTen decodes negatives 2^-16 off
+    before = dict(trunc.STATS)
+    with trunc.exact_truncation():
+        p = (c.cryptensor(a, src=0) * c.cryptensor(b, src=1)).get_plain_text()
+    out["mul_err"] = float((p - a * b).abs().max() / (a * b).abs().max())
+    out["mul_local"] = trunc.STATS["local"] - before["local"]
+    p_loc = (c.cryptensor(a, src=0) * c.cryptensor(b, src=1)).get_plain_text()
+    out["mul_local_bad"] = int(((p_loc - a * b).abs() > 1).sum())
+    return out
+
+
+@pytest.fixture(scope="module")
+def ttp():
+    cfg = PartyConfig(world_size=2, timeout_s=120, provider="TTP")
+    return launch_local(_party, 2, (True,), config=cfg)[0]
+
+
+@pytest.fixture(scope="module")
+def tfp():
+    return launch_local(_party, 2, (False,), config=PartyConfig(world_size=2, timeout_s=120))[0]
+
+
+@pytest.mark.parametrize("f", [16, 30, 46])
+def test_truncation_is_exact_over_the_whole_range(ttp, tfp, f) -> None:
+    for res in (ttp, tfp):
+        assert res[f"exact_{f}"][0] >= 0 and res[f"exact_{f}"][1] <= 1, res[f"exact_{f}"]
+        # the same values truncated locally: wrong by ~2^(64-f) for roughly |x|/2^63 of them
+        assert res[f"local_bad_{f}"] > res["n"] // 20
+
+
+def test_truncation_rounds_without_bias(ttp, tfp) -> None:
+    for res in (ttp, tfp):
+        assert abs(res["mean_13_over_4"] - 3.25) < 0.05
+
+
+def test_sign_tests_over_the_whole_range(ttp) -> None:
+    assert ttp["relu_bad"] == 0
+    assert ttp["ltz_bad"] == 0
+    assert ttp["packed_5e4"] == 0.0  # the half-width test is out of range there, as documented
+
+
+def test_sigmoid_saturates_over_the_whole_range(ttp) -> None:
+    assert ttp["sigmoid_err"] < 2e-3
+
+
+def test_adam_initial_guess_over_its_range(ttp) -> None:
+    lo, hi = ttp["guess_range"]
+    assert lo >= 0.33 and hi <= 1.45  # Newton for x^(-1/2) converges from (0, sqrt(3))
+
+
+def test_crypten_multiply_is_exact_inside_the_context(ttp) -> None:
+    assert ttp["mul_err"] < 1e-6
+    assert ttp["mul_local"] == 0
+    assert ttp["mul_local_bad"] > 0  # the same product outside the context wraps
+
+
+def test_pack_helpers_round_trip() -> None:
+    from smpc_gym.secure import trunc
+
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (131,), generator=g)
+    assert torch.equal(trunc.unpack_bits(trunc.pack_bits(bits), 131), bits)
+    vals = trunc.draw_ring(37, g)
+    for nbits in (16, 32, 64):
+        back = trunc.unpack_words(trunc.pack_words(vals, nbits), 37, nbits)
+        mask = (1 << nbits) - 1 if nbits < 64 else -1
+        assert torch.equal(back & mask, vals & mask)
+    with pytest.raises(ValueError, match="nbits"):
+        trunc.pack_words(vals, 8)
+
+
+def test_dealer_pairs_satisfy_the_correlation() -> None:
+    """What the dealer sends party 0 plus what party 1 draws is u·v mod 2^k."""
+    from smpc_gym.secure import dealer, trunc
+
+    for nbits in (16, 32, 64):
+        g0, g1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
+        t0 = trunc.unpack_words(dealer.trunc_pairs(g0, g1, 1000, nbits), 1000, nbits)
+        p0, p1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
+        u = trunc.draw_bits(1000, p0)
+        v, t1 = trunc.draw_bits(1000, p1), trunc.draw_ring(1000, p1)
+        mask = (1 << nbits) - 1 if nbits < 64 else -1
+        assert torch.equal((t0 + t1) & mask, (u * v) & mask)
+        assert 150 < int((u * v).sum()) < 350  # P(u·v = 1) = 1/4
+
+
+def test_bad_arguments_are_refused() -> None:
+    from smpc_gym.secure import trunc
+
+    with pytest.raises(ValueError, match="mode"):
+        trunc.set_mode("fast")
