@@ -86,14 +86,14 @@ class Config(maddpg.Config):
     """Secure MADDPG hyper-parameters: every field of :class:`maddpg.Config` plus:
 
     Attributes:
-        reveal_losses: reveal the scalar critic/actor losses to both players for logging
-            (also used to detect fixed-point wrap-around: a huge or NaN loss).
-        overflow_redos: after a detected wrap-around (needs ``reveal_losses``), roll both
-            parties back to their shares from before the previous update and redo the last
-            two updates on the same minibatches with fresh randomness, up to this many
-            times in a row; then the run stops with :class:`FixedPointOverflow` (0: stop at
-            once). Two-party truncation fails at random with a small probability per
-            element (see :mod:`smpc_gym.secure.optim`), so a redo almost always succeeds.
+        reveal_losses: reveal the scalar critic/actor losses to both players for logging.
+            Not a protection: every truncation is exact (:mod:`smpc_gym.secure.trunc`), so
+            no fixed-point wrap-around can happen inside the stated ranges.
+        overflow_redos: a guard for values *outside* the stated ranges (needs
+            ``reveal_losses``): on a huge or NaN revealed loss, roll both parties back to
+            their shares from before the previous update and redo the last two updates on
+            the same minibatches, up to this many times in a row; then the run stops with
+            :class:`FixedPointOverflow` (0: stop at once).
         reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
             the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
         provider: Beaver-triple provider: ``"TTP"`` (default; a dealer process that holds
