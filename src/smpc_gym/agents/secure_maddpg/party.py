@@ -670,7 +670,7 @@ def _plain_actor(
 _LOCAL_FIELDS = ("share_dir", "world_key_file")
 #: modules whose source defines the protocol; their hash is part of the code version
 _PROTOCOL_MODULES = (
-    "smpc_gym.agents.secure_maddpg",
+    "smpc_gym.agents.secure_maddpg.party",
     "smpc_gym.secure.mpc_nn",
     "smpc_gym.secure.optim",
     "smpc_gym.secure.ring",
