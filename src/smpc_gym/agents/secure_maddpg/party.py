@@ -1,38 +1,10 @@
-"""Secure MADDPG: the EDE update of :mod:`smpc_gym.agents.maddpg` under two-party CrypTen.
+"""Secure MADDPG's party process: :class:`Party` (one player's shares of every network and
+its own plaintext data; every reveal goes through :meth:`Party.reveal`), the per-party
+share files (:func:`share_file`, :func:`load_share_file`), the start-up agreement
+(:func:`run_facts`) and :func:`party_main`, the loop each party process runs, with the
+adapters that carry its log rows and checkpoints to the launcher.
 
-Reads top to bottom: :class:`Config`, the secure networks (:class:`SecureNets`), the secure
-update (:func:`secure_update`, line-by-line twin of :func:`maddpg.maddpg_update`), the
-party process (:class:`Party`, :func:`party_main`) and the runner-facing algorithm
-(:class:`SecureMADDPG`).
-
-Who holds what (README.md, "Secure MADDPG", has the full threat model):
-
-* Player ``i`` is party ``i``, a separate OS process (CrypTen over ``torch.distributed``).
-  It holds its own observations, actions, rewards and replay columns in the clear, and
-  reaches the game only through a :class:`~smpc_gym.envs.supply_chain.remote.PlayerView`,
-  which carries *its* action to the world simulator and *its* observation/reward/info
-  back — nothing else ever arrives (typed frames, HMAC-authenticated with a per-run key).
-* All network weights (both actors, both critics, their targets) and the optimiser states
-  are secret-shared from start to end; each party checkpoints its own shares.
-* Revealed: player i's action to player i only (``get_plain_text(dst=i)``); minibatch
-  indices are never sent at all — both parties draw them from the sampler seeded with the
-  run's (public) seed; with ``reveal_losses`` the scalar losses to both parties; with
-  ``reveal_final_weights="owner"`` each player's own actor and critic to that player at
-  the end. Every reveal goes through :meth:`Party.reveal`, which records it.
-
-* Beaver triples and other correlated randomness come from a dealer process that holds
-  no data (``provider: TTP``, the default); ``provider: tfp_player0_sees_all`` lets
-  player 0 generate them and so read every opened value (docs/security/trust-model.md).
-* Before the first secure operation both parties compare their resume step, a hash of
-  the run's config and the code version (:func:`run_facts`); a mismatch stops both.
-
-The world simulator (:mod:`smpc_gym.envs.supply_chain.remote`) stands in for the physical
-supply chain: a third process owned by neither party that steps the game with both
-players' actions and answers each player with its own part only. In a deployment each
-player's side of the world is its own business (its stock, its customers); the simulator
-exists so the two parties never need each other's actions in the clear to run an episode.
-It holds both players' game state, so across machines it must run on a host neither
-player controls (``world_address``).
+:func:`party_main` is spawned by reference, so it stays a module-level function here.
 """
 
 from __future__ import annotations
@@ -42,326 +14,37 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import queue as queue_mod
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from smpc_gym.agents import maddpg
-from smpc_gym.agents.base import Algorithm, TrainHooks
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
-from smpc_gym.envs.supply_chain.remote import (
-    PlayerView,
-    episode_seed,
-    new_key,
-    parse_address,
-    read_key_file,
-    start_world,
+from smpc_gym.agents.secure_maddpg.config import (
+    ACTION_DIM,
+    N_FEATURES,
+    N_PLAYERS,
+    Config,
+    FixedPointOverflow,
 )
+from smpc_gym.agents.secure_maddpg.update import (
+    SecureNets,
+    make_optimisers,
+    secure_update,
+    share_batch,
+)
+from smpc_gym.envs.supply_chain.remote import PlayerView
 from smpc_gym.storage.payload import load_torch, save_torch
 
-AGENTS = maddpg.AGENTS
-N_FEATURES = maddpg.N_FEATURES
-ACTION_DIM = maddpg.ACTION_DIM
-N_PLAYERS = len(AGENTS)
-_episode_seed = episode_seed  # the world's per-episode seed (benchmarks replay episodes)
 
-
-# ---------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------
-@dataclass
-class Config(maddpg.Config):
-    """Secure MADDPG hyper-parameters: every field of :class:`maddpg.Config` plus:
-
-    Attributes:
-        reveal_losses: reveal the scalar critic/actor losses to both players for logging.
-            Not a protection: every truncation is exact (:mod:`smpc_gym.secure.trunc`), so
-            no fixed-point wrap-around can happen inside the stated ranges.
-        overflow_redos: a guard for values *outside* the stated ranges (needs
-            ``reveal_losses``): on a huge or NaN revealed loss, roll both parties back to
-            their shares from before the previous update and redo the last two updates on
-            the same minibatches, up to this many times in a row; then the run stops with
-            :class:`FixedPointOverflow` (0: stop at once).
-        reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
-            the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
-        provider: Beaver-triple provider: ``"TTP"`` (default; a dealer process that holds
-            no data) or ``"tfp_player0_sees_all"`` (player 0 generates the triples and can
-            read every opened value: the other player's data, all weights and gradients).
-        timeout_s: a party that dies or hangs makes the other fail within this time.
-        critic_grad_scale: public loss scale ``c`` of the critic gradients (fixed point,
-            see :mod:`smpc_gym.secure.optim`).
-        actor_grad_scale: the same for the actor gradients (which are much smaller).
-        adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
-        adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
-            (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
-        pretrain_steps: plaintext MADDPG steps on *simulated, public* data before the
-            secure phase (the paper's pipeline; 0 = start secure from scratch). Both
-            parties run the same deterministic pre-training and secret-share the result.
-        pretrain_env: env parameter overrides for the simulated game (e.g. a different
-            ``demand_intercept``); the private game uses the run's env parameters.
-        pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
-            (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
-            uses the run's values. Unknown keys are an error.
-        checkpoint_every: env steps between per-party share checkpoints (0: whenever the
-            runner asks, i.e. ``hooks.should_checkpoint``).
-        share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
-            under the runner, else a temporary folder).
-        world_address: ``HOST:PORT`` of the world simulator (``--world``). Local runs: ""
-            starts it on 127.0.0.1 (a free port); a given address makes the launcher start
-            it there. Multi-machine runs: required; start the simulator yourself on a host
-            neither player controls (``python -m smpc_gym.envs.supply_chain.remote serve``).
-        world_key_file: multi-machine runs: the 0600 file holding the world channel's key
-            (``python -m smpc_gym.envs.supply_chain.remote keygen``); local runs draw a
-            fresh key per run and ignore this.
-    """
-
-    reveal_losses: bool = True
-    overflow_redos: int = 3
-    reveal_final_weights: str = "owner"
-    provider: str = "TTP"
-    timeout_s: float = 120.0
-    critic_grad_scale: float = 2.0**6
-    actor_grad_scale: float = 2.0**10
-    adam_nr_iters: int = 3
-    adam_refresh_every: int = 1
-    pretrain_steps: int = 0
-    pretrain_env: dict[str, Any] = field(default_factory=dict)
-    pretrain_config: dict[str, Any] = field(default_factory=dict)
-    checkpoint_every: int = 0
-    share_dir: str = ""
-    world_address: str = ""
-    world_key_file: str = ""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.reveal_final_weights not in ("owner", "none"):
-            raise ValueError(
-                f"reveal_final_weights must be 'owner' or 'none', got {self.reveal_final_weights!r}"
-            )
-        from smpc_gym.secure.runtime import resolve_provider
-
-        self.provider = resolve_provider(self.provider)
-        if self.world_address:
-            parse_address(self.world_address)  # raises naming the bad value
-        if self.n_envs != 1:
-            raise ValueError(f"secure_maddpg steps one world (n_envs=1), got n_envs={self.n_envs}")
-        if self.timeout_s <= 0 or self.critic_grad_scale <= 0 or self.actor_grad_scale <= 0:
-            raise ValueError(
-                "timeout_s, critic_grad_scale and actor_grad_scale must be > 0, got "
-                f"{self.timeout_s}, {self.critic_grad_scale}, {self.actor_grad_scale}"
-            )
-        if self.pretrain_steps < 0 or self.checkpoint_every < 0 or self.overflow_redos < 0:
-            raise ValueError(
-                "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
-                f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
-            )
-
-        maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
-
-    def plain(self) -> maddpg.Config:
-        """The plaintext :class:`maddpg.Config` with the same shared fields."""
-        names = {f.name for f in dataclasses.fields(maddpg.Config)}
-        return maddpg.Config(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
-
-
-class FixedPointOverflow(RuntimeError):
-    """A revealed loss was huge or NaN: the fixed-point ring wrapped around."""
-
-
-# ---------------------------------------------------------------------------------------
-# Secure networks
-# ---------------------------------------------------------------------------------------
-def _shapes(in_dim: int, hidden: int, out_dim: int) -> list[tuple[int, int]]:
-    return [(in_dim, hidden), (hidden, hidden), (hidden, out_dim)]
-
-
-@dataclass
-class SecureNets:
-    """Both players' actors, critics and targets as stacked :class:`SharedMLP` (P = 2)."""
-
-    actors: Any
-    critics: Any
-    target_actors: Any
-    target_critics: Any
-
-    @classmethod
-    def share(
-        cls, actors: Sequence[Any], critics: Sequence[Any], hidden: int, rank: int
-    ) -> SecureNets:
-        """Secret-share plaintext networks; network i is read only in party i."""
-        from smpc_gym.secure.mpc_nn import SharedMLP
-
-        sh = maddpg.DataSharing("ede")
-        owners = list(range(N_PLAYERS))
-        a = SharedMLP.from_plain(
-            actors, owners, _shapes(sh.actor_in_dim, hidden, ACTION_DIM), "sigmoid", rank
-        )
-        c = SharedMLP.from_plain(critics, owners, _shapes(sh.critic_in_dim, hidden, 1), rank=rank)
-        return cls(actors=a, critics=c, target_actors=a.clone(), target_critics=c.clone())
-
-    def modules(self) -> dict[str, Any]:
-        """Name → :class:`SharedMLP`."""
-        return {
-            "actors": self.actors,
-            "critics": self.critics,
-            "target_actors": self.target_actors,
-            "target_critics": self.target_critics,
-        }
-
-
-def make_optimisers(cfg: Config) -> tuple[Any, Any]:
-    """(actor optimiser, critic optimiser) on shares, each stepping both players at once."""
-    from smpc_gym.secure.optim import SecureAdam, SecureSGD
-
-    def make(lr: float, scale: float) -> Any:
-        if cfg.optimizer == "adam":
-            return SecureAdam(
-                lr,
-                eps=cfg.adam_eps,
-                grad_scale=scale,
-                nr_iters=cfg.adam_nr_iters,
-                refresh_every=cfg.adam_refresh_every,
-            )
-        return SecureSGD(lr, momentum=cfg.momentum, grad_scale=scale)
-
-    return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
-
-
-def share_batch(
-    crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor, batch_size: int
-) -> dict[str, Any]:
-    """Secret-share both players' columns of a minibatch (each party inputs its own).
-
-    Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
-    tensor and shares it with ``src=i``; the other party contributes a placeholder of the
-    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input).
-    """
-    parts = []
-    for i in range(N_PLAYERS):
-        if i == rank:
-            x = torch.cat(
-                [own.obs, own.next_obs, own.action * inv_high, own.reward, own.done], dim=1
-            )
-        else:
-            x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM + 2)
-        parts.append(crypten.cryptensor(x, src=i))
-    f = N_FEATURES
-    s = crypten.cat([p[:, 0:f] for p in parts], dim=1)
-    s2 = crypten.cat([p[:, f : 2 * f] for p in parts], dim=1)
-    a = crypten.cat([p[:, 2 * f : 2 * f + ACTION_DIM] for p in parts], dim=1)
-    r = crypten.stack([p[:, 2 * f + ACTION_DIM : 2 * f + ACTION_DIM + 1] for p in parts])
-    d = crypten.stack([p[:, 2 * f + ACTION_DIM + 1 :] for p in parts])
-    return {"obs": s, "next_obs": s2, "action": a, "reward": r, "done": d}
-
-
-def _soft_update(target: Any, online: Any, tau: float) -> None:
-    from smpc_gym.secure.optim import flatten_cat, mul_public, unflatten_like
-
-    tp, op = target.parameters(), online.parameters()
-    new = mul_public(flatten_cat(tp), 1.0 - tau) + mul_public(flatten_cat(op), tau)
-    target.set_parameters(unflatten_like(new, tp))
-
-
-def secure_update(
-    crypten: Any, nets: SecureNets, opts: tuple[Any, Any], b: Mapping[str, Any], cfg: Config
-) -> dict[str, Any]:
-    """One MADDPG update of both players under MPC, in :func:`maddpg.maddpg_update`'s order.
-
-    ``b`` is :func:`share_batch`'s output. Both players' work is stacked (P = 2):
-
-    A. actors(s) and target actors(s') in one stacked forward pass (the actors' outputs
-       and cache are reused by the actor update: the actors have not changed yet);
-    B. critics([s, a]) and target critics([s', a'₀, a'₁]) in one stacked pass;
-       ``y = r + γ(1 − d)Q'``; backward of ``MSE`` (loss-scaled) and the critic step;
-    C. the updated critics on ``[s, a with player i's action replaced by actor_i(s)]``,
-       backward of ``−mean Q`` to each player's own action columns only, through the
-       cached actor pass, and the actor step;
-    D. soft target updates (local linear operations on shares).
-
-    Returns:
-        Shares of the per-player losses ``critic_loss`` ``[P]`` and ``actor_loss`` ``[P]``
-        (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
-    """
-    from smpc_gym.secure.comm import phase
-    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked
-    from smpc_gym.secure.optim import mul_public
-
-    actor_opt, critic_opt = opts
-    P, B = N_PLAYERS, int(b["obs"].size(0))
-    s, s2, a = b["obs"], b["next_obs"], b["action"]
-    rep = [crypten.stack([t] * P) for t in (s, s2)]
-
-    # A. actors(s) and target actors(s')
-    with phase("forward"):
-        (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
-
-    # B. critic update
-    x = crypten.cat([s, a], dim=1)
-    x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
-    with phase("forward"):
-        (q, q2), (critic_cache, _) = forward_stacked(
-            [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
-        )
-        (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
-    y = b["reward"] + mul_public(not_done_q2, cfg.gamma)
-    diff = q - y
-    out: dict[str, Any] = {}
-    if cfg.reveal_losses:
-        with phase("loss"):
-            out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
-    dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
-    with phase("backward"):
-        grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
-    assert grads is not None  # weight_grads=True
-    with phase("optimiser"):
-        nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
-
-    # C. actor update through the updated critics
-    own = [
-        crypten.cat([s, a_cur[0], a[:, 2:4]], dim=1),
-        crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
-    ]
-    with phase("forward"):
-        (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
-    if cfg.reveal_losses:
-        out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
-    dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
-    f2 = 2 * N_FEATURES
-    with phase("backward"):
-        _, d_act = backward_stacked(
-            [nets.critics],
-            [qa_cache],
-            [dqa],
-            weight_grads=False,
-            input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
-        )
-        agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
-    assert agrads is not None  # weight_grads=True
-    with phase("optimiser"):
-        nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
-
-    # D. targets
-    with phase("targets"):
-        _soft_update(nets.target_actors, nets.actors, cfg.tau)
-        _soft_update(nets.target_critics, nets.critics, cfg.tau)
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# The party process
-# ---------------------------------------------------------------------------------------
 def _seeds(seed: int) -> np.ndarray:
     """The same split as :class:`maddpg.MADDPG` (so both start from identical weights)."""
     return np.random.SeedSequence(int(seed)).generate_state(8)
@@ -654,23 +337,15 @@ class PartyJob:
     return_private: bool = False  # tests only: also return this player's own replay rows
 
 
-def _plain_actor(
-    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], high: torch.Tensor, hidden: int
-) -> torch.nn.Module:
-    actor = maddpg.make_actor(2 * N_FEATURES, hidden, high, torch.Generator().manual_seed(0))
-    linears = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for lin, (w, b) in zip(linears, layers, strict=True):
-            lin.weight.copy_(torch.as_tensor(w))
-            lin.bias.copy_(torch.as_tensor(b))
-    return actor
-
-
 #: fields of :class:`Config` that may differ between the parties (paths on each machine)
 _LOCAL_FIELDS = ("share_dir", "world_key_file")
 #: modules whose source defines the protocol; their hash is part of the code version
 _PROTOCOL_MODULES = (
+    "smpc_gym.agents.secure_maddpg",  # the package: every one of its modules
+    "smpc_gym.agents.secure_maddpg.config",
+    "smpc_gym.agents.secure_maddpg.update",
     "smpc_gym.agents.secure_maddpg.party",
+    "smpc_gym.agents.secure_maddpg.algorithm",
     "smpc_gym.secure.mpc_nn",
     "smpc_gym.secure.optim",
     "smpc_gym.secure.ring",
@@ -889,260 +564,3 @@ class _QueueReporter:
     def checkpointed(self, step: int) -> None:
         if self.q is not None:
             self.q.put(("ckpt", self.rank, int(step), None))
-
-
-class _DirectReporter:
-    """Party side of a multi-machine launch: this process is the party and the runner."""
-
-    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks) -> None:
-        self.algo, self.hooks = algo, hooks
-
-    def log(self, step: int, row: Mapping[str, float]) -> None:
-        self.algo.env_steps = int(step)
-        self.hooks.phase("secure phase")
-        self.hooks.log(step, row)
-
-    def want_checkpoint(self, step: int, every: int) -> bool:
-        if every > 0:
-            return step % every == 0
-        return bool(self.hooks.should_checkpoint(step))
-
-    def checkpointed(self, step: int) -> None:
-        self.algo.env_steps = int(step)
-        self.algo.share_step = int(step)
-        self.hooks.checkpoint(step)
-
-
-# ---------------------------------------------------------------------------------------
-# The algorithm the runner sees
-# ---------------------------------------------------------------------------------------
-class SecureMADDPG(Algorithm):
-    """MADDPG on EDE-shaped networks with every update and action under two-party CrypTen.
-
-    ``train`` spawns the two party processes, the world simulator and (under the default
-    ``provider: TTP``) the dealer, unless the runner passed ``--rank`` (then this process
-    *is* that party and meets the other at ``--rendezvous``; the dealer and the world
-    simulator are then started separately, see docs/security/transport.md). The party processes do all
-    the work; this object only relays their log rows and checkpoints to the runner. Its
-    checkpoint (``state_dict``) records the env step and where the per-party share files
-    are; each party saves and loads its own shares. ``act`` uses the owners' revealed
-    actors (``reveal_final_weights: owner``).
-    """
-
-    name: ClassVar[str] = "secure_maddpg"
-    envs: ClassVar[tuple[str, ...]] = ("supply_chain",)
-    Config: ClassVar[type] = Config
-    #: The parties run in lockstep in their own processes and cannot agree on a step to
-    #: stop at, so Ctrl-C ends them at once and the runner names the last checkpoint both
-    #: parties wrote (at most ``--checkpoint-every`` steps old).
-    stops_on_request: ClassVar[bool] = False
-    #: The policy exists in plaintext only at the end (owners' revealed actors), so
-    #: ``--eval-every`` is refused.
-    evaluates_during_training: ClassVar[bool] = False
-
-    def __init__(self, config: Any, env_kwargs: Mapping[str, Any], seed: int) -> None:
-        super().__init__(config, env_kwargs, seed)
-        self.share_dir = str(config.share_dir)
-        self.share_step: int | None = None
-        self.episodes = 0
-        self.updates = 0
-        self.actors: dict[int, Any] = {}
-        self.last_results: list[dict[str, Any]] = []
-        self.high = maddpg.action_caps(self.env_kwargs)
-
-    # -- acting ---------------------------------------------------------------------------
-    def act(self, obs: Any, deterministic: bool = True) -> dict[str, np.ndarray]:
-        """Greedy actions from the owners' revealed actors (local runs after training)."""
-        missing = [AGENTS[i] for i in range(N_PLAYERS) if i not in self.actors]
-        if missing:
-            raise RuntimeError(
-                f"no plaintext actor for {missing}: weights are revealed only to their owner "
-                "at the end of training and only with reveal_final_weights='owner' (a "
-                "multi-machine party holds only its own actor)"
-            )
-        feats = torch.cat(
-            [torch.as_tensor(np.asarray(obs[a]), dtype=torch.float32) for a in AGENTS]
-        )[None]
-        out = {}
-        with torch.no_grad():
-            for i, a in enumerate(AGENTS):
-                out[a] = self.actors[i](feats)[0].numpy().astype(np.float32)
-        return out
-
-    # -- training -------------------------------------------------------------------------
-    def _share_dir(self, hooks: TrainHooks) -> str:
-        if not self.share_dir:
-            run_dir = getattr(hooks, "run_dir", None)
-            self.share_dir = (
-                str(Path(run_dir) / "party_shares")
-                if run_dir is not None
-                else tempfile.mkdtemp(prefix="secure_maddpg_shares_")
-            )
-        return self.share_dir
-
-    def _job(
-        self,
-        total_steps: int,
-        hooks: TrainHooks,
-        world: tuple[str, int],
-        key: bytes,
-        reports: Any,
-    ) -> PartyJob:
-        every = self.config.checkpoint_every or int(getattr(hooks, "checkpoint_every", 0) or 0)
-        return PartyJob(
-            cfg=self.config,
-            env_kwargs=dict(self.env_kwargs),
-            seed=self.seed,
-            total_steps=int(total_steps),
-            world_address=world,
-            world_key=key,
-            share_dir=self._share_dir(hooks),
-            resume_step=self.share_step,
-            checkpoint_every=every,
-            reports=reports,
-        )
-
-    def train(self, total_steps: int, hooks: TrainHooks) -> None:
-        """Run both parties until ``env_steps >= total_steps`` (see the class docstring)."""
-        from smpc_gym.secure.launch import party_config_for
-        from smpc_gym.secure.runtime import PartyConfig, launch_local, run_party
-
-        cfg = self.config
-        opts = dict(self.launch_options)
-        pc = party_config_for(
-            opts,
-            N_PLAYERS,
-            timeout_s=cfg.timeout_s,
-            provider=cfg.provider,
-            algo="secure_maddpg",
-        )
-        if pc is not None:
-            world_address = str(opts.get("world") or cfg.world_address)
-            if not world_address or not cfg.world_key_file:
-                raise ValueError(
-                    "a multi-machine secure_maddpg party needs the world simulator's address "
-                    "(--world HOST:PORT) and its key file (world_key_file=PATH); start the "
-                    "simulator on a host neither player controls with `python -m "
-                    "smpc_gym.envs.supply_chain.remote serve HOST:PORT --key-file PATH "
-                    f"--seed {self.seed}`"
-                )
-            world = parse_address(world_address)
-            key = read_key_file(cfg.world_key_file)
-            job = self._job(total_steps, hooks, world, key, None)
-            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
-            self._absorb([res])
-            return
-
-        hooks.phase("start-up")  # spawning parties, CrypTen, plaintext pre-training
-        key = new_key()  # fresh per run; reaches only this launcher's child processes
-        world_address = str(opts.get("world") or cfg.world_address)
-        where = parse_address(world_address) if world_address else None
-        proc, world = start_world(self.env_kwargs, self.seed, key, where)
-        ctx = multiprocessing.get_context("spawn")
-        reports = ctx.Queue()
-        job = self._job(total_steps, hooks, world, key, reports)
-        pcfg = PartyConfig(world_size=N_PLAYERS, timeout_s=cfg.timeout_s, provider=cfg.provider)
-        stop = threading.Event()
-        errors: list[BaseException] = []
-        relay = threading.Thread(
-            target=self._relay, args=(reports, hooks, stop, errors), daemon=True
-        )
-        relay.start()
-        try:
-            results = launch_local(party_main, N_PLAYERS, (job,), config=pcfg)
-        finally:
-            stop.set()
-            relay.join()
-            if proc.is_alive():
-                proc.terminate()
-            proc.join(5)
-        if errors:
-            raise errors[0]
-        self._absorb(results)
-
-    def _relay(
-        self, q: Any, hooks: TrainHooks, stop: threading.Event, errors: list[BaseException]
-    ) -> None:
-        """Launcher thread: merge both parties' rows per step; checkpoint when both saved."""
-        rows: dict[int, dict[int, dict[str, float]]] = {}
-        ckpts: dict[int, set[int]] = {}
-        while True:
-            try:
-                kind, rank, step, payload = q.get(timeout=0.2)
-            except queue_mod.Empty:
-                if stop.is_set():
-                    return
-                continue
-            try:
-                if kind == "log":
-                    rows.setdefault(step, {})[rank] = payload
-                    if len(rows[step]) == N_PLAYERS:
-                        hooks.phase("secure phase")
-                        merged = self._merge(rows.pop(step))
-                        self.episodes = int(merged.get("episodes", self.episodes))
-                        self.updates = int(merged.get("updates", self.updates))
-                        self.env_steps = step
-                        hooks.log(step, merged)
-                elif kind == "ckpt":
-                    ckpts.setdefault(step, set()).add(rank)
-                    if len(ckpts[step]) == N_PLAYERS:
-                        ckpts.pop(step)
-                        self.env_steps = step
-                        self.share_step = step
-                        hooks.checkpoint(step)
-            except BaseException as exc:  # noqa: BLE001 - surfaced after the parties stop
-                errors.append(exc)
-
-    @staticmethod
-    def _merge(per_rank: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
-        merged: dict[str, float] = {}
-        for rank in sorted(per_rank):
-            for k, v in per_rank[rank].items():
-                if k in ("secure_update_s", "secure_act_step_s", "rounds_per_update"):
-                    merged[k] = max(merged.get(k, 0.0), v)
-                else:
-                    merged.setdefault(k, v)
-        if "reward_0" in merged and "reward_1" in merged:
-            merged["total_reward"] = merged["reward_0"] + merged["reward_1"]
-            merged["total_ncr"] = merged["ncr_0"] + merged["ncr_1"]
-        return merged
-
-    def _absorb(self, results: Sequence[Mapping[str, Any]]) -> None:
-        self.last_results = [dict(r) for r in results]
-        for res in results:
-            self.env_steps = int(res["env_steps"])
-            self.episodes = int(res["episodes"])
-            self.updates = int(res["updates"])
-            final = res.get("final")
-            if final and "actor" in final:
-                r = int(res["rank"])
-                self.actors[r] = _plain_actor(final["actor"], self.high[r], self.config.hidden)
-
-    # -- state ----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Env step, the share folder and step, counters, and owners' revealed actors."""
-        return {
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "share_dir": self.share_dir,
-            "share_step": -1 if self.share_step is None else int(self.share_step),
-            "actors": {str(i): a.state_dict() for i, a in self.actors.items()},
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (the parties reload their own share files on train)."""
-        self.env_steps = int(state["env_steps"])
-        self.episodes = int(state["episodes"])
-        self.updates = int(state["updates"])
-        self.share_dir = str(state["share_dir"])
-        step = int(state["share_step"])
-        self.share_step = None if step < 0 else step
-        self.actors = {}
-        for k, sd in dict(state.get("actors", {})).items():
-            i = int(k)
-            actor = maddpg.make_actor(
-                2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
-            )
-            actor.load_state_dict(sd)
-            self.actors[i] = actor
