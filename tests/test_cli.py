@@ -228,6 +228,19 @@ def test_eval_subcommand(capsys, tiny_runs) -> None:
     assert "cheese_per_1000_steps" in capsys.readouterr().out
 
 
+def test_eval_of_a_damaged_model_names_the_file(capsys, tiny_runs, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "damaged"
+    shutil.copytree(tiny_runs[1], run)
+    model = run / "model.pt"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    err = _error(capsys, ["eval", str(run), "--episodes", "1"])
+    assert str(model) in err
+
+
 def test_eval_render_replays_headless(tiny_runs, monkeypatch) -> None:
     # SDL_VIDEODRIVER=dummy (conftest): the pygame window path runs without a display.
     from smpc_gym.envs.greedy_mouse.env import GreedyMouseEnv

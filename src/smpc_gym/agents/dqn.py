@@ -292,20 +292,16 @@ def probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[int, int]:
 
     from smpc_gym.envs.registry import get_env_spec
 
-    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
-    try:
-        shape = env.observation_space.shape
-        if shape is None or len(shape) != 1:
-            raise ValueError(
-                f"DQN needs a flat vector observation (obs_mode='features'), got space "
-                f"{env.observation_space} for obs_mode={env_kwargs.get('obs_mode', 'local')!r}"
-            )
-        action_space = env.action_space
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ValueError(f"DQN needs a Discrete action space, got {action_space}")
-        return int(shape[0]), int(action_space.n)
-    finally:
-        env.close()
+    observation_space, action_space = get_env_spec("greedy_mouse").spaces(**dict(env_kwargs))
+    shape = observation_space.shape
+    if shape is None or len(shape) != 1:
+        raise ValueError(
+            f"DQN needs a flat vector observation (obs_mode='features'), got space "
+            f"{observation_space} for obs_mode={env_kwargs.get('obs_mode', 'local')!r}"
+        )
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ValueError(f"DQN needs a Discrete action space, got {action_space}")
+    return int(shape[0]), int(action_space.n)
 
 
 # ------------------------------------------------------------------------ algorithm

@@ -33,6 +33,7 @@ from smpc_gym.agents.base import Algorithm, TrainHooks, numpy_generator
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.schedules import check_exploration_fields, exploration_schedule
 from smpc_gym.agents.common.vector_worlds import VectorWorlds
+from smpc_gym.envs.registry import get_env_spec
 
 
 @dataclass
@@ -131,7 +132,7 @@ class _TabularAgent(Algorithm):
                 f"{self.name} needs obs_mode='local' (a discrete observation), got {obs_mode!r}"
             )
         self._core = core
-        probe = _probe_spaces(self.env_kwargs)
+        probe = get_env_spec("greedy_mouse").spaces(**dict(self.env_kwargs))
         self.num_actions = int(probe[1].n)
         self.num_states = int(np.prod(probe[0].nvec))
         self.q = np.full((self.num_states, self.num_actions), float(config.q_init))
@@ -248,17 +249,6 @@ class _TabularAgent(Algorithm):
         run_steps = int(state.get("run_steps", -1))  # absent in older checkpoints
         if run_steps >= 0:
             self.set_run_length(run_steps)
-
-
-def _probe_spaces(env_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(observation_space, action_space) of one GreedyMouse env with these kwargs."""
-    from smpc_gym.envs.registry import get_env_spec
-
-    env = get_env_spec("greedy_mouse").make(**dict(env_kwargs))
-    try:
-        return env.observation_space, env.action_space
-    finally:
-        env.close()
 
 
 class TabularQ(_TabularAgent):

@@ -104,6 +104,20 @@ class EnvSpec:
         names.append(self.entry_module.rsplit(".", 1)[-1])
         return tuple(dict.fromkeys(n for n in names if n != self.name))
 
+    def spaces(self, **kwargs: Any) -> tuple[Any, Any]:
+        """``(observation_space, action_space)`` of one env made with ``kwargs``.
+
+        For a multi-player env, the first player's spaces.
+        """
+        env = self.make(**kwargs)
+        try:
+            if self.players:
+                first = self.players[0]
+                return env.observation_space(first), env.action_space(first)
+            return env.observation_space, env.action_space
+        finally:
+            env.close()
+
     @property
     def has_vector_env(self) -> bool:
         """True when :meth:`make_vec` is available."""

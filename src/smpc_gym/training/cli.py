@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from smpc_gym.storage.files import IntegrityError
 from smpc_gym.training.config import ConfigError, parse_count
 
 PROG = "train.py"
@@ -441,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands[argv[0]](argv[1:])
         return cmd_train(argv)
     except (UsageError, ConfigError) as exc:
+        return _fail(str(exc))
+    except IntegrityError as exc:  # a damaged, unverified or forged file: named, no traceback
         return _fail(str(exc))
     except KeyboardInterrupt as exc:  # run.TrainingInterrupted says which checkpoint
         print(f"{PROG}: {exc or 'interrupted'}", file=sys.stderr)
