@@ -1,0 +1,118 @@
+"""Secure MADDPG's configuration: :class:`Config` (every field of :class:`maddpg.Config`
+plus the secure ones, checked on construction, including the triple provider through
+:func:`smpc_gym.secure.runtime.resolve_provider`) and :class:`FixedPointOverflow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from smpc_gym.agents import maddpg
+from smpc_gym.envs.supply_chain.remote import episode_seed, parse_address
+
+AGENTS = maddpg.AGENTS
+N_FEATURES = maddpg.N_FEATURES
+ACTION_DIM = maddpg.ACTION_DIM
+N_PLAYERS = len(AGENTS)
+_episode_seed = episode_seed  # the world's per-episode seed (benchmarks replay episodes)
+
+
+@dataclass
+class Config(maddpg.Config):
+    """Secure MADDPG hyper-parameters: every field of :class:`maddpg.Config` plus:
+
+    Attributes:
+        reveal_losses: reveal the scalar critic/actor losses to both players for logging.
+            Not a protection: every truncation is exact (:mod:`smpc_gym.secure.trunc`), so
+            no fixed-point wrap-around can happen inside the stated ranges.
+        overflow_redos: a guard for values *outside* the stated ranges (needs
+            ``reveal_losses``): on a huge or NaN revealed loss, roll both parties back to
+            their shares from before the previous update and redo the last two updates on
+            the same minibatches, up to this many times in a row; then the run stops with
+            :class:`FixedPointOverflow` (0: stop at once).
+        reveal_final_weights: ``"owner"`` (each player learns its own actor and critic at
+            the end; needed for evaluation) or ``"none"`` (weights stay shared forever).
+        provider: Beaver-triple provider: ``"TTP"`` (default; a dealer process that holds
+            no data) or ``"tfp_player0_sees_all"`` (player 0 generates the triples and can
+            read every opened value: the other player's data, all weights and gradients).
+        timeout_s: a party that dies or hangs makes the other fail within this time.
+        critic_grad_scale: public loss scale ``c`` of the critic gradients (fixed point,
+            see :mod:`smpc_gym.secure.optim`).
+        actor_grad_scale: the same for the actor gradients (which are much smaller).
+        adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
+        adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
+            (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
+        pretrain_steps: plaintext MADDPG steps on *simulated, public* data before the
+            secure phase (the paper's pipeline; 0 = start secure from scratch). Both
+            parties run the same deterministic pre-training and secret-share the result.
+        pretrain_env: env parameter overrides for the simulated game (e.g. a different
+            ``demand_intercept``); the private game uses the run's env parameters.
+        pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
+            (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
+            uses the run's values. Unknown keys are an error.
+        checkpoint_every: env steps between per-party share checkpoints (0: whenever the
+            runner asks, i.e. ``hooks.should_checkpoint``).
+        share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
+            under the runner, else a temporary folder).
+        world_address: ``HOST:PORT`` of the world simulator (``--world``). Local runs: ""
+            starts it on 127.0.0.1 (a free port); a given address makes the launcher start
+            it there. Multi-machine runs: required; start the simulator yourself on a host
+            neither player controls (``python -m smpc_gym.envs.supply_chain.remote serve``).
+        world_key_file: multi-machine runs: the 0600 file holding the world channel's key
+            (``python -m smpc_gym.envs.supply_chain.remote keygen``); local runs draw a
+            fresh key per run and ignore this.
+    """
+
+    reveal_losses: bool = True
+    overflow_redos: int = 3
+    reveal_final_weights: str = "owner"
+    provider: str = "TTP"
+    timeout_s: float = 120.0
+    critic_grad_scale: float = 2.0**6
+    actor_grad_scale: float = 2.0**10
+    adam_nr_iters: int = 3
+    adam_refresh_every: int = 1
+    pretrain_steps: int = 0
+    pretrain_env: dict[str, Any] = field(default_factory=dict)
+    pretrain_config: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 0
+    share_dir: str = ""
+    world_address: str = ""
+    world_key_file: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reveal_final_weights not in ("owner", "none"):
+            raise ValueError(
+                f"reveal_final_weights must be 'owner' or 'none', got {self.reveal_final_weights!r}"
+            )
+        from smpc_gym.secure.runtime import resolve_provider
+
+        self.provider = resolve_provider(self.provider)
+        if self.world_address:
+            parse_address(self.world_address)  # raises naming the bad value
+        if self.n_envs != 1:
+            raise ValueError(f"secure_maddpg steps one world (n_envs=1), got n_envs={self.n_envs}")
+        if self.timeout_s <= 0 or self.critic_grad_scale <= 0 or self.actor_grad_scale <= 0:
+            raise ValueError(
+                "timeout_s, critic_grad_scale and actor_grad_scale must be > 0, got "
+                f"{self.timeout_s}, {self.critic_grad_scale}, {self.actor_grad_scale}"
+            )
+        if self.pretrain_steps < 0 or self.checkpoint_every < 0 or self.overflow_redos < 0:
+            raise ValueError(
+                "pretrain_steps, checkpoint_every and overflow_redos must be >= 0, got "
+                f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
+            )
+
+        maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
+
+    def plain(self) -> maddpg.Config:
+        """The plaintext :class:`maddpg.Config` with the same shared fields."""
+        names = {f.name for f in dataclasses.fields(maddpg.Config)}
+        return maddpg.Config(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+
+class FixedPointOverflow(RuntimeError):
+    """A revealed loss was huge or NaN: the fixed-point ring wrapped around."""

@@ -1,0 +1,193 @@
+"""Secure MADDPG's networks and update: :class:`SecureNets`, the optimisers on shares
+(:func:`make_optimisers`), :func:`share_batch` (each party inputs its own minibatch
+columns) and :func:`secure_update`, the line-by-line twin of :func:`maddpg.maddpg_update`.
+
+Nothing here reveals anything: every function takes and returns shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from smpc_gym.agents import maddpg
+from smpc_gym.agents.secure_maddpg.config import ACTION_DIM, N_FEATURES, N_PLAYERS, Config
+
+
+def _shapes(in_dim: int, hidden: int, out_dim: int) -> list[tuple[int, int]]:
+    return [(in_dim, hidden), (hidden, hidden), (hidden, out_dim)]
+
+
+@dataclass
+class SecureNets:
+    """Both players' actors, critics and targets as stacked :class:`SharedMLP` (P = 2)."""
+
+    actors: Any
+    critics: Any
+    target_actors: Any
+    target_critics: Any
+
+    @classmethod
+    def share(
+        cls, actors: Sequence[Any], critics: Sequence[Any], hidden: int, rank: int
+    ) -> SecureNets:
+        """Secret-share plaintext networks; network i is read only in party i."""
+        from smpc_gym.secure.mpc_nn import SharedMLP
+
+        sh = maddpg.DataSharing("ede")
+        owners = list(range(N_PLAYERS))
+        a = SharedMLP.from_plain(
+            actors, owners, _shapes(sh.actor_in_dim, hidden, ACTION_DIM), "sigmoid", rank
+        )
+        c = SharedMLP.from_plain(critics, owners, _shapes(sh.critic_in_dim, hidden, 1), rank=rank)
+        return cls(actors=a, critics=c, target_actors=a.clone(), target_critics=c.clone())
+
+    def modules(self) -> dict[str, Any]:
+        """Name → :class:`SharedMLP`."""
+        return {
+            "actors": self.actors,
+            "critics": self.critics,
+            "target_actors": self.target_actors,
+            "target_critics": self.target_critics,
+        }
+
+
+def make_optimisers(cfg: Config) -> tuple[Any, Any]:
+    """(actor optimiser, critic optimiser) on shares, each stepping both players at once."""
+    from smpc_gym.secure.optim import SecureAdam, SecureSGD
+
+    def make(lr: float, scale: float) -> Any:
+        if cfg.optimizer == "adam":
+            return SecureAdam(
+                lr,
+                eps=cfg.adam_eps,
+                grad_scale=scale,
+                nr_iters=cfg.adam_nr_iters,
+                refresh_every=cfg.adam_refresh_every,
+            )
+        return SecureSGD(lr, momentum=cfg.momentum, grad_scale=scale)
+
+    return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
+
+
+def share_batch(
+    crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor, batch_size: int
+) -> dict[str, Any]:
+    """Secret-share both players' columns of a minibatch (each party inputs its own).
+
+    Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
+    tensor and shares it with ``src=i``; the other party contributes a placeholder of the
+    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input).
+    """
+    parts = []
+    for i in range(N_PLAYERS):
+        if i == rank:
+            x = torch.cat(
+                [own.obs, own.next_obs, own.action * inv_high, own.reward, own.done], dim=1
+            )
+        else:
+            x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM + 2)
+        parts.append(crypten.cryptensor(x, src=i))
+    f = N_FEATURES
+    s = crypten.cat([p[:, 0:f] for p in parts], dim=1)
+    s2 = crypten.cat([p[:, f : 2 * f] for p in parts], dim=1)
+    a = crypten.cat([p[:, 2 * f : 2 * f + ACTION_DIM] for p in parts], dim=1)
+    r = crypten.stack([p[:, 2 * f + ACTION_DIM : 2 * f + ACTION_DIM + 1] for p in parts])
+    d = crypten.stack([p[:, 2 * f + ACTION_DIM + 1 :] for p in parts])
+    return {"obs": s, "next_obs": s2, "action": a, "reward": r, "done": d}
+
+
+def _soft_update(target: Any, online: Any, tau: float) -> None:
+    from smpc_gym.secure.optim import flatten_cat, mul_public, unflatten_like
+
+    tp, op = target.parameters(), online.parameters()
+    new = mul_public(flatten_cat(tp), 1.0 - tau) + mul_public(flatten_cat(op), tau)
+    target.set_parameters(unflatten_like(new, tp))
+
+
+def secure_update(
+    crypten: Any, nets: SecureNets, opts: tuple[Any, Any], b: Mapping[str, Any], cfg: Config
+) -> dict[str, Any]:
+    """One MADDPG update of both players under MPC, in :func:`maddpg.maddpg_update`'s order.
+
+    ``b`` is :func:`share_batch`'s output. Both players' work is stacked (P = 2):
+
+    A. actors(s) and target actors(s') in one stacked forward pass (the actors' outputs
+       and cache are reused by the actor update: the actors have not changed yet);
+    B. critics([s, a]) and target critics([s', a'₀, a'₁]) in one stacked pass;
+       ``y = r + γ(1 − d)Q'``; backward of ``MSE`` (loss-scaled) and the critic step;
+    C. the updated critics on ``[s, a with player i's action replaced by actor_i(s)]``,
+       backward of ``−mean Q`` to each player's own action columns only, through the
+       cached actor pass, and the actor step;
+    D. soft target updates (local linear operations on shares).
+
+    Returns:
+        Shares of the per-player losses ``critic_loss`` ``[P]`` and ``actor_loss`` ``[P]``
+        (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
+    """
+    from smpc_gym.secure.comm import phase
+    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked
+    from smpc_gym.secure.optim import mul_public
+
+    actor_opt, critic_opt = opts
+    P, B = N_PLAYERS, int(b["obs"].size(0))
+    s, s2, a = b["obs"], b["next_obs"], b["action"]
+    rep = [crypten.stack([t] * P) for t in (s, s2)]
+
+    # A. actors(s) and target actors(s')
+    with phase("forward"):
+        (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
+
+    # B. critic update
+    x = crypten.cat([s, a], dim=1)
+    x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
+    with phase("forward"):
+        (q, q2), (critic_cache, _) = forward_stacked(
+            [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
+        )
+        (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
+    y = b["reward"] + mul_public(not_done_q2, cfg.gamma)
+    diff = q - y
+    out: dict[str, Any] = {}
+    if cfg.reveal_losses:
+        with phase("loss"):
+            out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
+    dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
+    with phase("backward"):
+        grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
+    assert grads is not None  # weight_grads=True
+    with phase("optimiser"):
+        nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
+
+    # C. actor update through the updated critics
+    own = [
+        crypten.cat([s, a_cur[0], a[:, 2:4]], dim=1),
+        crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
+    ]
+    with phase("forward"):
+        (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
+    if cfg.reveal_losses:
+        out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
+    dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
+    f2 = 2 * N_FEATURES
+    with phase("backward"):
+        _, d_act = backward_stacked(
+            [nets.critics],
+            [qa_cache],
+            [dqa],
+            weight_grads=False,
+            input_cols=[slice(f2, f2 + ACTION_DIM), slice(f2 + ACTION_DIM, f2 + 2 * ACTION_DIM)],
+        )
+        agrads, _ = backward_stacked([nets.actors], [actor_cache], [d_act])
+    assert agrads is not None  # weight_grads=True
+    with phase("optimiser"):
+        nets.actors.set_parameters(actor_opt.step(nets.actors.parameters(), agrads[0]))
+
+    # D. targets
+    with phase("targets"):
+        _soft_update(nets.target_actors, nets.actors, cfg.tau)
+        _soft_update(nets.target_critics, nets.critics, cfg.tau)
+    return out
