@@ -19,7 +19,7 @@ does not record, so the pages depend on the JSON files alone.
 
 It also writes the README's headline table (between the ``headline:start`` and
 ``headline:end`` comments) from the same files; a row whose file is not committed yet
-says ``TODO(lead)`` and names the command that makes it.
+says ``not measured yet`` and names the command that makes it.
 
 Usage: ``python docs/gen_results.py [--check]`` (``--check`` writes nothing and exits 1
 if a page or the README table is missing or out of date).
@@ -331,7 +331,7 @@ def _h_secure_agg(d: dict[str, Any]) -> str:
 
 
 #: (what, JSON file, renderer or None, command that makes the file). A row whose file is
-#: missing shows a TODO(lead) cell with the command to run.
+#: missing says "not measured yet" with the command to run.
 HEADLINE: list[tuple[str, str, Any, str]] = [
     (
         "GreedyMouse env speed",
@@ -413,7 +413,7 @@ def headline_table(results_dir: Path, link_prefix: str = "docs/results/") -> str
         elif data is not None and page is not None:
             figure = "see the results page"
         if figure is None:
-            figure = f"TODO(lead): run `{command}`"
+            figure = f"not measured yet: `{command}`"
         link = f"[{what}]({link_prefix}{page})" if page else what
         rows.append([link, figure])
     return "\n".join(_table(["what", "figure (generated)"], rows)) + "\n"
