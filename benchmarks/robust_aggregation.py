@@ -21,8 +21,12 @@ Secure part (skip with ``--no-secure``; only it with ``--secure-only``): for N â
 coordinate median, ``krum`` = Krum with the largest f it tolerates, ``(N - 3) // 2``) on
 ``--secure-params`` parameters and, in the same processes, the plaintext rule (gather to
 the coordinator, then the rule); time, bytes and rounds (coordinator's counters) as ratios.
+The comparisons inside the secure rules consume Beaver triples; ``--provider`` picks where
+they come from: ``TTP`` (default, a dealer process that holds no data) or
+``tfp_player0_sees_all`` (the opt-out: rank 0, the coordinator, deals them and could
+unmask every opened value).
 
-JSON (``--json``): ``{"config": {...}, "random_reward_per_step": float,
+JSON (``--json``): ``{"provider": str, "config": {...}, "random_reward_per_step": float,
 "runs": {"<attack>/<rule>": {"curve": [[env_steps, reward_per_step], ...],
 "final_reward_per_step": float, "vs_clean_mean": float}}, "secure": [{"rule", "holders",
 "f", "params", "secure_s", "plain_s", "time_ratio", "bytes", "plain_bytes", "bytes_ratio",
@@ -32,7 +36,8 @@ of the last two evaluations and ``vs_clean_mean`` is
 0 = no better than random).
 
 Usage: ``python benchmarks/robust_aggregation.py [--rounds 12] [--json] [--no-secure |
---secure-only]`` (``--secure-only --json`` prints ``{"config", "secure"}`` only);
+--secure-only] [--provider TTP|tfp_player0_sees_all]`` (``--secure-only --json`` prints
+``{"provider", "config", "secure"}`` only; ``provider`` is the canonical provider name);
 saves ``docs/img/robust.png``.
 """
 
@@ -52,6 +57,7 @@ from smpc_gym.envs.greedy_mouse import core
 from smpc_gym.federated.byzantine import byzantine_updates
 from smpc_gym.federated.robust import aggregate
 from smpc_gym.federated.secure_robust import SECURE_RULES
+from smpc_gym.secure.runtime import DEFAULT_PROVIDER, PROVIDERS, resolve_provider
 
 ENV = {"obs_mode": "local"}
 RULES = ("mean", "median", "trimmed_mean", "krum", "bulyan")
@@ -179,17 +185,20 @@ def _secure_party(ctx, sizes: list[int], rules: list[str]):  # noqa: ANN001, ANN
     return out
 
 
-def secure_cost(holders: list[int], sizes: list[int], rules: list[str]) -> list[dict]:
-    """Measure each secure rule against its plaintext version (one launch per N; rules the
-    N cannot support, e.g. Krum with N < 3, are skipped)."""
+def secure_cost(
+    holders: list[int], sizes: list[int], rules: list[str], provider: str = DEFAULT_PROVIDER
+) -> list[dict]:
+    """Measure each secure rule against its plaintext version (one launch per N, triples
+    from ``provider``; rules the N cannot support, e.g. Krum with N < 3, are skipped)."""
     from smpc_gym.federated.robust import min_holders
-    from smpc_gym.secure.runtime import launch_local
+    from smpc_gym.secure.runtime import PartyConfig, launch_local
 
     rows = []
     for n in holders:
         ok = [r for r in rules if n >= min_holders(r, _secure_f(r, n))]
         if ok:
-            rows += launch_local(_secure_party, n + 1, (sizes, ok))[0]
+            cfg = PartyConfig(world_size=n + 1, provider=provider)
+            rows += launch_local(_secure_party, n + 1, (sizes, ok), config=cfg)[0]
     return rows
 
 
@@ -220,8 +229,11 @@ def plot(results: dict, random_r: float, path: Path) -> None:
     plt.close(fig)
 
 
-def _print_secure(secure: list[dict]) -> None:
-    print("secure rules on CrypTen shares vs plaintext gather + rule, same processes")
+def _print_secure(secure: list[dict], provider: str) -> None:
+    print(
+        "secure rules on CrypTen shares vs plaintext gather + rule, same processes "
+        f"(triples: {provider})"
+    )
     print(
         f"{'rule':<7} {'N':>3} {'f':>2} {'params':>7} {'secure s':>9} {'plain s':>8} "
         f"{'ratio':>7} {'bytes':>10} {'plain B':>8} {'ratio':>6} {'rounds':>6} {'plain':>5} "
@@ -255,17 +267,25 @@ def main() -> None:
     p.add_argument(
         "--secure-only", action="store_true", help="only the secure-cost table (no learning runs)"
     )
+    p.add_argument(
+        "--provider",
+        type=resolve_provider,
+        default=DEFAULT_PROVIDER,
+        help=f"Beaver-triple provider, one of {PROVIDERS} (default {DEFAULT_PROVIDER})",
+    )
     p.add_argument("--out", default="docs/img/robust.png")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
 
     if args.secure_only:
-        secure = secure_cost(args.secure_holders, args.secure_params, args.secure_rules)
+        secure = secure_cost(
+            args.secure_holders, args.secure_params, args.secure_rules, args.provider
+        )
         if args.json:
-            print(json.dumps({"config": vars(args), "secure": secure}))
+            print(json.dumps({"provider": args.provider, "config": vars(args), "secure": secure}))
         else:
-            _print_secure(secure)
+            _print_secure(secure, args.provider)
         return
 
     rand_rng = np.random.default_rng(1)
@@ -289,9 +309,10 @@ def main() -> None:
     secure = (
         []
         if args.no_secure
-        else secure_cost(args.secure_holders, args.secure_params, args.secure_rules)
+        else secure_cost(args.secure_holders, args.secure_params, args.secure_rules, args.provider)
     )
     out = {
+        "provider": args.provider,
         "config": vars(args),
         "random_reward_per_step": random_r,
         "runs": results,
@@ -315,7 +336,7 @@ def main() -> None:
         )
     if secure:
         print()
-        _print_secure(secure)
+        _print_secure(secure, args.provider)
     print(f"figure: {args.out}")
 
 

@@ -6,10 +6,16 @@ prints the per-parameter MAE / max error of the final global weights, both polic
 greedy evaluation return on the same episodes, and both wall times with their ratio
 (the secure time includes starting the N + 1 processes).
 
-JSON keys (``--json``): ``holders, steps, rounds, weight_mae, weight_max_err,
-fed_return_mean, secure_return_mean, fed_seconds, secure_seconds, secure_vs_fed``.
+``--provider`` picks where the Beaver triples come from: ``TTP`` (default, a dealer
+process that holds no data, so N + 2 processes) or ``tfp_player0_sees_all`` (the opt-out:
+rank 0, the coordinator, deals them and could unmask every opened value).
 
-Usage: ``python benchmarks/secure_fed_dqn.py [--holders 2] [--steps 1600] [--json]``.
+JSON keys (``--json``): ``provider, holders, steps, rounds, weight_mae, weight_max_err,
+fed_return_mean, secure_return_mean, fed_seconds, secure_seconds, secure_vs_fed``
+(``provider`` is the canonical provider name).
+
+Usage: ``python benchmarks/secure_fed_dqn.py [--holders 2] [--steps 1600]
+[--provider TTP|tfp_player0_sees_all] [--json]``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from smpc_gym.agents.fed_dqn import Config as FedConfig
 from smpc_gym.agents.fed_dqn import FedDQN
 from smpc_gym.agents.secure_fed_dqn import Config, SecureFedDQN
 from smpc_gym.federated.fedavg import flatten_state
+from smpc_gym.secure.runtime import DEFAULT_PROVIDER, PROVIDERS, resolve_provider
 
 ENV = {"obs_mode": "features"}
 
@@ -53,6 +60,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1600)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument(
+        "--provider",
+        type=resolve_provider,
+        default=DEFAULT_PROVIDER,
+        help=f"Beaver-triple provider, one of {PROVIDERS} (default {DEFAULT_PROVIDER})",
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -73,12 +86,15 @@ def main() -> None:
     fed.train(a.steps, NullHooks())
     t_fed = time.perf_counter() - t
     t = time.perf_counter()
-    sec = SecureFedDQN(Config(**kw, segment_steps=max(a.steps, 100)), ENV, seed=a.seed)
+    sec = SecureFedDQN(
+        Config(**kw, segment_steps=max(a.steps, 100), provider=a.provider), ENV, seed=a.seed
+    )
     sec.train(a.steps, NullHooks())
     t_sec = time.perf_counter() - t
     wa = flatten_state(fed.global_learner.get_weights())
     wb = flatten_state(sec.global_learner.get_weights())
     res = {
+        "provider": a.provider,
         "holders": a.holders,
         "steps": a.steps,
         "rounds": sec.rounds,
