@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import smpc_gym.agents.secure_maddpg.config  # noqa: F401 - the qualified name in annotations
 from smpc_gym.agents import maddpg
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
@@ -32,7 +33,6 @@ from smpc_gym.agents.secure_maddpg.config import (
     ACTION_DIM,
     N_FEATURES,
     N_PLAYERS,
-    Config,
     FixedPointOverflow,
 )
 from smpc_gym.agents.secure_maddpg.update import (
@@ -76,7 +76,7 @@ class Party:
     Args:
         crypten: the initialised CrypTen module (from the runtime's ``PartyContext``).
         rank: 0 or 1 (= player index).
-        cfg: the run's :class:`Config`.
+        cfg: the run's :class:`~smpc_gym.agents.secure_maddpg.config.Config`.
         env_kwargs: the private game's parameters (for the action caps and pre-training).
         seed: the run's public seed.
         init_nets: optional plaintext ``(actors, critics)`` to start from (only entry
@@ -87,7 +87,7 @@ class Party:
         self,
         crypten: Any,
         rank: int,
-        cfg: Config,
+        cfg: smpc_gym.agents.secure_maddpg.config.Config,
         env_kwargs: Mapping[str, Any],
         seed: int,
         init_nets: tuple[Sequence[Any], Sequence[Any]] | None = None,
@@ -324,7 +324,7 @@ class _RevealRecorder:
 class PartyJob:
     """Everything a party process needs (picklable)."""
 
-    cfg: Config
+    cfg: smpc_gym.agents.secure_maddpg.config.Config
     env_kwargs: dict[str, Any]
     seed: int
     total_steps: int
@@ -337,7 +337,7 @@ class PartyJob:
     return_private: bool = False  # tests only: also return this player's own replay rows
 
 
-#: fields of :class:`Config` that may differ between the parties (paths on each machine)
+#: fields of :class:`~smpc_gym.agents.secure_maddpg.config.Config` that may differ between the parties (paths on each machine)
 _LOCAL_FIELDS = ("share_dir", "world_key_file")
 #: modules whose source defines the protocol; their hash is part of the code version
 _PROTOCOL_MODULES = (
