@@ -65,7 +65,6 @@ def _party(ctx, full: bool):
     enc = torch.round(z * 2**16)
     out["relu_bad"] = int((mpc_nn.relu_mask(zs).get_plain_text() != (enc >= 0).float()).sum())
     out["ltz_bad"] = int((mpc_nn.ltz(zs).get_plain_text() != (enc < 0).float()).sum())
-    out["packed_5e4"] = float((1 - mpc_nn.ltz_packed(zs[5:6])).get_plain_text())  # documented miss
     # sigmoid over the whole range
     grid = torch.cat(
         [
@@ -122,7 +121,6 @@ def test_truncation_rounds_without_bias(ttp, tfp) -> None:
 def test_sign_tests_over_the_whole_range(ttp) -> None:
     assert ttp["relu_bad"] == 0
     assert ttp["ltz_bad"] == 0
-    assert ttp["packed_5e4"] == 0.0  # the half-width test is out of range there, as documented
 
 
 def test_sigmoid_saturates_over_the_whole_range(ttp) -> None:

@@ -1,7 +1,7 @@
 """The secure building blocks against their plaintext definitions (one 2-party launch).
 
-* ``mpc_nn.ltz_packed`` (32-bit-lane sign test) agrees with CrypTen's ``_ltz`` and with
-  ``z < 0`` on fixed-point values in its documented range;
+* ``mpc_nn.ltz`` (the carry-tree sign test) agrees with CrypTen's ``_ltz`` and with
+  ``z < 0`` on fixed-point values;
 * a stacked ``SharedMLP`` forward/backward matches torch autograd;
 * ``SecureAdam`` / ``SecureSGD`` track ``torch.optim.Adam`` / ``SGD`` over 15 steps on
   gradients spanning three orders of magnitude.
@@ -26,7 +26,7 @@ def _party(ctx):
     z = torch.randn(3, 41, generator=g) * 50
     z[0, :4] = torch.tensor([0.0, 1.0, -1.0, -30000.0])
     zs = c.cryptensor(z, src=0)
-    packed = mpc_nn.ltz_packed(zs).get_plain_text()
+    packed = mpc_nn.ltz(zs).get_plain_text()
     encoded = torch.round(z * 2**16)
     out["ltz_vs_truth"] = int((packed != (encoded < 0).float()).sum())
     out["ltz_vs_crypten"] = int((packed != zs._ltz().get_plain_text()).sum())

@@ -14,9 +14,8 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Fused Beaver products.** :func:`beaver_many` opens the masked operands of several
   independent products (e.g. ``dW = Hᵀ·dZ`` and ``dH = dZ·Wᵀ`` of the same layer) in a
   single communication round.
-* **Full-range comparisons.** ReLU signs use CrypTen's 64-bit comparison (:func:`ltz`),
-  correct for every representable value. The half-width :func:`ltz_packed` (32-bit lanes,
-  half the bytes) misreads ``|z| ≥ 2^15`` and is kept only where the range is guaranteed.
+* **Full-range comparisons.** ReLU signs use the dealer-assisted carry-tree sign test
+  (:func:`ltz`, :mod:`smpc_gym.secure.compare`), correct for every ring element.
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
@@ -54,7 +53,6 @@ __all__ = [
     "fast_dispatch",
     "forward_stacked",
     "ltz",
-    "ltz_packed",
     "relu_mask",
     "sigmoid",
     "wrap_shares",
@@ -242,58 +240,21 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)]
 
 
-def ltz_packed(z: Any) -> Any:
-    """``[z < 0]`` as an arithmetic 0/1 share, for ``|z| < 2^15``, at half CrypTen's cost.
-
-    CrypTen's ``_ltz`` converts the 64-bit additive shares to XOR shares and runs a 64-bit
-    adder circuit (6 AND levels on one int64 word per value). But the low 32 bits of
-    64-bit additive shares are themselves a valid additive sharing of ``z mod 2^32``, and
-    for ``|z·2^16| < 2^31`` the sign of ``z`` is bit 31 of that sum. So we pack the low
-    halves of two values into one int64 word and run only the 5 levels of a 32-bit adder
-    (CrypTen's set-propagate-kill tree, whose first 5 levels never carry across bit 31),
-    then read bits 31 and 63: half the words through every AND, one round fewer. Values
-    outside ``±2^15`` give wrong signs; ReLU pre-activations here are far inside it.
-    """
-    crypten = _crypten()
-    from crypten.mpc.primitives import beaver, circuit
-    from crypten.mpc.primitives.binary import BinarySharedTensor
-
-    masks, out_masks, mults = getattr(circuit, "__SPK_circuit_constants")(torch.device("cpu"))
-    share = z._tensor.share
-    shape = share.shape
-    flat = share.reshape(-1)
-    n = flat.numel()
-    if n % 2:
-        flat = torch.cat([flat, flat.new_zeros(1)])
-    lo = flat & 0xFFFFFFFF
-    packed = lo[0::2] | (lo[1::2] << 32)
-    x = BinarySharedTensor(packed, src=0)  # each party inputs its own packed share
-    y = BinarySharedTensor(packed, src=1)
-    sp = BinarySharedTensor.stack([x & y, x ^ y])  # generate, propagate
-    prop = sp[1].clone()
-    for i in range(5):  # levels 0..4: carries stay inside each 32-bit lane
-        p0 = sp[1] & out_masks[i]
-        s1p1 = sp & masks[i]
-        s1p1._tensor *= mults[i]
-        update = p0 & s1p1
-        sp[1] &= out_masks[i] ^ -1
-        sp ^= update
-    total = (prop ^ (sp[0] << 1)).share  # sum bits; only bits 31 and 63 are read
-    bits = torch.stack([(total >> 31) & 1, (total >> 63) & 1], dim=1).reshape(-1)[:n]
-    arith = beaver.B2A_single_bit(BinarySharedTensor.from_shares(bits.reshape(shape)))
-    return wrap_shares(arith.share, crypten.encoder.FixedPointEncoder(precision_bits=0))
-
-
 def ltz(z: Any) -> Any:
     """``[z < 0]`` as an arithmetic 0/1 share (scale 1), correct over the **whole ring**.
 
-    CrypTen's 64-bit comparison (``MPCTensor._ltz``: the sign bit of the sum of the two
-    shares through a 64-bit adder circuit, 6 AND levels, then a bit-to-arithmetic
-    conversion): exact for every representable ``z`` (``|z| < 2^47`` at 16 fractional
-    bits). Twice the bytes of :func:`ltz_packed`, whose range is ``|z| < 2^15`` only.
+    The dealer-assisted carry-tree sign test of :mod:`smpc_gym.secure.compare`: exact
+    for every ring element (``|z| < 2^47`` at 16 fractional bits), 8 rounds and about a
+    quarter of the bytes of CrypTen's 64-bit comparison (``MPCTensor._ltz``).
     """
-    out = z._ltz()
-    return wrap_shares(out.share, out._tensor.encoder)
+    from smpc_gym.secure.compare import sign_share
+
+    crypten = _crypten()
+    comm = crypten.communicator.get()
+    if comm.get_world_size() != 2:
+        raise ValueError(f"ltz is a two-party protocol, world size is {comm.get_world_size()}")
+    out = sign_share(z._tensor.share, comm.get_rank())
+    return wrap_shares(out, crypten.encoder.FixedPointEncoder(precision_bits=0))
 
 
 def relu_mask(z: Any) -> Any:
@@ -301,7 +262,7 @@ def relu_mask(z: Any) -> Any:
 
     Computed as ``1 − [z < 0]`` with :func:`ltz` (the full-range 64-bit comparison;
     ``z = 0`` counts as active, which differs from ``torch.relu`` only where the output
-    is 0 either way). The half-width :func:`ltz_packed` would misread ``|z| ≥ 2^15``.
+    is 0 either way).
     """
     return 1 - ltz(z)
 

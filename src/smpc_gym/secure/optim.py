@@ -32,9 +32,8 @@ not work. Instead:
   ``16^j`` (j = ``-4 … 8``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
   within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
   relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^36)``; costs 13 comparisons per
-  coordinate, run as one packed 32-bit-lane sign test on three exactly pre-shifted
-  copies of ``x``, each group overridden by the one above it (see
-  ``SecureAdam._initial_guess``). ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the
+  coordinate, run as one batched full-range sign test (:mod:`smpc_gym.secure.compare`;
+  see ``SecureAdam._initial_guess``). ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the
   small ``y`` of large ``x`` stays on the grid. (The first version compared with ``4^j``, 18
   thresholds, as full 64-bit comparisons, and needed 5 Newton steps: 1.7× the bytes.)
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
@@ -153,8 +152,6 @@ class SecureAdam:
 
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
     THRESHOLD_EXPONENTS = tuple(range(-4, 9))  # ... for j = -4 … 8 (x in [2^-16, 2^36))
-    #: (pre-shift log2, exponents) of the three comparison groups (see _initial_guess)
-    GROUPS = ((0, tuple(range(-4, 0))), (10, tuple(range(0, 6))), (21, tuple(range(6, 9))))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     V_SHIFT = 8  # v̂ is kept as v̂·2^8 (8 more fractional bits for small second moments)
     #: y ≈ 1/√x is kept as y·2^10: for x near the top of the range (2^36) y is 2^-18,
@@ -195,55 +192,17 @@ class SecureAdam:
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
         bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 13 comparisons
-        ``[x ≥ 16^j]`` run as one packed sign test
-        (:func:`smpc_gym.secure.mpc_nn.ltz_packed`, 32-bit lanes, correct for differences
-        below 2^15) on three exactly pre-shifted copies of ``x``, each read only where its
-        differences are in that range:
-
-        * ``x / 2^21`` against the thresholds ``2^24, 2^28, 2^32`` (in range for
-          ``x < 2^36``);
-        * ``x / 2^10`` against ``1 … 2^20`` (in range for ``x < 2^25``: used only when
-          ``x < 2^24``);
-        * ``x`` itself against ``16^-4 … 16^-1`` (in range for ``x < 2^15``: used only
-          when ``x < 1``).
-
-        A lower group's bits are overridden by the group above it:
-        ``p ← 1 − (1 − [x ≥ 2^24])·(1 − p)`` for the middle group and
-        ``p ← 1 − (1 − [x ≥ 2^24])(1 − [x ≥ 1])·(1 − p)`` for the lowest (two rounds of
-        bit products, no truncation). The pre-shifts are exact
-        (:func:`smpc_gym.secure.trunc.trunc_many`, one round), so their ±1-unit error
-        moves a bucket edge by at most 2^-6 of the threshold. (The earlier version had
-        two groups and 10 thresholds and was correct only for ``x < 2^23``, which
-        pre-trained critics' second moments exceed.)
+        ``[x ≥ 16^j]``, ``j = −4 … 8``, run as one batched full-range sign test
+        (:func:`smpc_gym.secure.mpc_nn.ltz`, exact for every ring element), so no
+        pre-shifting into a narrow comparison range is needed.
         """
-        from smpc_gym.secure.mpc_nn import beaver_many, ltz_packed, wrap_shares
+        from smpc_gym.secure.mpc_nn import ltz, wrap_shares
 
         crypten = crypten_module()
         exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
-        groups = self.GROUPS  # (shift, exponents) from the lowest to the top group
         n = int(x.nelement())
-        shifted = trunc_many([(x.share, 1 << sh) for sh, _ in groups if sh])
-        copies = [x if sh == 0 else None for sh, _ in groups]
-        it = iter(shifted)
-        copies = [c if c is not None else wrap_shares(next(it), x.encoder) for c in copies]
-        rows, thr = [], []
-        for (sh, js), xc in zip(groups, copies, strict=True):
-            rows += [xc] * len(js)
-            thr += [2.0 ** (ell * j - sh) for j in js]
-        z = crypten.stack(rows) - torch.tensor(thr).reshape(-1, 1).expand(len(thr), n)
-        passed = 1 - ltz_packed(z)  # [x >= 16^j], valid only where the group is in range
-        sizes = [len(js) for _, js in groups]
-        starts = (0, sizes[0], sizes[0] + sizes[1])
-        p_lo, p_mid, p_top = (passed[a : a + k] for a, k in zip(starts, sizes, strict=True))
-        top0, mid0 = p_top[0], p_mid[0]  # [x >= 2^24], [x >= 1]
-        miss_mid, miss_both = beaver_many(
-            [
-                ("mul", crypten.stack([1 - top0] * sizes[1]), 1 - p_mid),
-                ("mul", 1 - top0, 1 - mid0),
-            ]
-        )
-        (miss_lo,) = beaver_many([("mul", crypten.stack([miss_both] * sizes[0]), 1 - p_lo)])
-        passed = crypten.cat([1 - miss_lo, 1 - miss_mid, p_top])
+        thr = torch.tensor([2.0 ** (ell * j) for j in exps]).reshape(-1, 1).expand(len(exps), n)
+        passed = 1 - ltz(crypten.stack([x] * len(exps)) - thr)  # [x >= 16^j]
         # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2).
         # The bits are 0/1 integers (scale 1): weight them by integer fixed-point
         # coefficients, then read the sum as a fixed-point number.

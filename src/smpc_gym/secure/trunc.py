@@ -72,6 +72,7 @@ __all__ = [
     "mul_public",
     "pack_bits",
     "pack_words",
+    "private_product",
     "set_mode",
     "trunc_many",
     "unpack_bits",
@@ -236,6 +237,27 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- protocol
+def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
+    """This party's additive share (mod ``2^nbits``) of ``a₀·a₁``, elementwise, where
+    ``a`` is this party's *private* 0/1 vector (int64): one round, one bit each way.
+
+    With a correlated pair (``u``, ``t₀``) / (``v``, ``t₁``), ``t₀ + t₁ = u·v``: party 0
+    sends ``e = a₀ ⊕ u``, party 1 sends ``g = a₁ ⊕ v``, and since ``a₀ = e + u(1 − 2e)``,
+    ``a₁ = g + v(1 − 2g)``, ``a₀a₁ = eg + g(1−2e)u + e(1−2g)v + (1−2e)(1−2g)uv``: each
+    party computes its terms locally. Each sent bit is masked by a uniform bit the
+    receiver does not know.
+    """
+    n = int(a.numel())
+    bit, t = _correlated(n, nbits, rank)
+    mine = a ^ bit
+    theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
+    e, g = (mine, theirs) if rank == 0 else (theirs, mine)
+    sign = (1 - 2 * e) * (1 - 2 * g)
+    if rank == 0:
+        return e * g + g * (1 - 2 * e) * bit + sign * t
+    return e * (1 - 2 * g) * bit + sign * t
+
+
 def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     """Truncate several shared tensors in **one** round: ``share_i / d_i`` for each item.
 
@@ -292,17 +314,8 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     a = (flat < 0).to(torch.int64)  # msb of this party's share read as unsigned
     ones = torch.ones_like(f_el)
     y = (flat >> f_el) & ((ones << (64 - f_el)) - 1)  # logical shift
-    nbits = _bits_for(max(fs))
-    bit, t = _correlated(n, nbits, rank)
-    mine = a ^ bit
-    theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
-    e, g = (mine, theirs) if rank == 0 else (theirs, mine)
-    sign = (1 - 2 * e) * (1 - 2 * g)
-    if rank == 0:  # a₀a₁ = eg + g(1−2e)u + e(1−2g)v + (1−2e)(1−2g)uv
-        prod = e * g + g * (1 - 2 * e) * bit + sign * t
-    else:
-        prod = e * (1 - 2 * g) * bit + sign * t
-    w = a - prod  # additive share of w = a₀ OR a₁ (mod 2^nbits; only mod 2^f is used)
+    # additive share of w = a₀ OR a₁ = a₀ + a₁ − a₀a₁ (mod 2^nbits; only mod 2^f is used)
+    w = a - private_product(a, _bits_for(max(fs)), rank)
     out = y - (w << (64 - f_el))
     if rank == 0:  # remove the 2^62 offset; + 1 makes the carry's rounding unbiased
         out = out - ((ones << 62) >> f_el) + 1
