@@ -139,30 +139,30 @@ def test_crypten_multiply_is_exact_inside_the_context(ttp) -> None:
 
 
 def test_pack_helpers_round_trip() -> None:
-    from smpc_gym.secure import trunc
+    from smpc_gym.secure import ring
 
     g = torch.Generator().manual_seed(0)
     bits = torch.randint(0, 2, (131,), generator=g)
-    assert torch.equal(trunc.unpack_bits(trunc.pack_bits(bits), 131), bits)
-    vals = trunc.draw_ring(37, g)
+    assert torch.equal(ring.unpack_bits(ring.pack_bits(bits), 131), bits)
+    vals = ring.draw_ring(37, g)
     for nbits in (16, 32, 64):
-        back = trunc.unpack_words(trunc.pack_words(vals, nbits), 37, nbits)
+        back = ring.unpack_words(ring.pack_words(vals, nbits), 37, nbits)
         mask = (1 << nbits) - 1 if nbits < 64 else -1
         assert torch.equal(back & mask, vals & mask)
     with pytest.raises(ValueError, match="nbits"):
-        trunc.pack_words(vals, 8)
+        ring.pack_words(vals, 8)
 
 
 def test_dealer_pairs_satisfy_the_correlation() -> None:
     """What the dealer sends party 0 plus what party 1 draws is u·v mod 2^k."""
-    from smpc_gym.secure import dealer, trunc
+    from smpc_gym.secure import dealer, ring
 
     for nbits in (16, 32, 64):
         g0, g1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
-        t0 = trunc.unpack_words(dealer.trunc_pairs(g0, g1, 1000, nbits), 1000, nbits)
+        t0 = ring.unpack_words(dealer.trunc_pairs(g0, g1, 1000, nbits), 1000, nbits)
         p0, p1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
-        u = trunc.draw_bits(1000, p0)
-        v, t1 = trunc.draw_bits(1000, p1), trunc.draw_ring(1000, p1)
+        u = ring.draw_bits(1000, p0)
+        v, t1 = ring.draw_bits(1000, p1), ring.draw_ring(1000, p1)
         mask = (1 << nbits) - 1 if nbits < 64 else -1
         assert torch.equal((t0 + t1) & mask, (u * v) & mask)
         assert 150 < int((u * v).sum()) < 350  # P(u·v = 1) = 1/4

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
-from smpc_gym.secure.trunc import _exchange, draw_ring, private_product
+from smpc_gym.secure.ring import draw_ring
+from smpc_gym.secure.trunc import _exchange, private_product
 
 __all__ = ["LOW_BITS", "bit_pairs", "carry_shares", "cross_and", "rows_of", "sign_share"]
 
@@ -60,24 +61,21 @@ def bit_pairs(n_words: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     Packed 64 pairs per int64 word: party 0 gets ``(u, t₀)``, party 1 ``(v, t₁)`` with
     ``t₀ ⊕ t₁ = u ∧ v``. With the ``TTP`` provider the dealer sends ``t₀`` (one word per
-    64 pairs) and everything else comes from the generator each party shares with it
-    (draw order: ``u``; ``v`` then ``t₁``, as :meth:`DealerServer.bit_pairs` draws).
+    64 pairs) and everything else comes from the generator each party shares with it,
+    through the pools of :mod:`smpc_gym.secure.dealer`.
     With ``TFP`` party 0 draws ``v`` and ``t₁`` itself from the generator it shares with
     party 1.
     """
     crypten = crypten_module()
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty, TTPClient
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
     provider = crypten.mpc.get_default_provider()
     cpu = torch.device("cpu")
     if isinstance(provider, TrustedThirdParty):
-        gen = TTPClient.get().get_generator()
-        if rank == 0:
-            u = draw_ring(n_words, gen)
-            return u, TTPClient.get().ttp_request("bit_pairs", None, n_words)
-        v = draw_ring(n_words, gen)
-        return v, draw_ring(n_words, gen)
+        from smpc_gym.secure.dealer import pools
+
+        return pools().bit_pairs(n_words)
     if isinstance(provider, TrustedFirstParty):
         if rank == 0:
             u = draw_ring(n_words, crypten.generators["local"][cpu])

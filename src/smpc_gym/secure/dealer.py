@@ -1,35 +1,216 @@
-"""Our dealer: CrypTen's trusted-third-party server plus exact-truncation and sign-test pairs.
+"""The dealer (trusted third party): typed requests, no pickle, and pooled randomness.
 
-:class:`DealerServer` is CrypTen's ``TTPServer`` (Beaver triples, squares, binary
-triples, wrap counts, B2A bits; a process that holds no party's data and receives no
-party's values) with two more requests. ``bit_pairs`` serves the sign test of
-:mod:`smpc_gym.secure.compare` (``t₀ = (u ∧ v) ⊕ t₁`` for packed random words, one
-word per 64 pairs). ``trunc_pairs`` serves
-:mod:`smpc_gym.secure.trunc`: for ``n`` truncations it recomputes party 0's random bits
-``u`` (from the generator it shares with party 0), party 1's bits ``v`` and masks ``t₁``
-(from the generator it shares with party 1), and returns ``t₀ = u·v − t₁ mod 2^k`` to
-party 0, ``k/8`` bytes per element. What the dealer learns: only the sizes requested.
-What party 0 learns from ``t₀``: a uniformly masked value (``t₁`` is uniform and
-unknown to it).
+The dealer is a process that holds no party's data. At start-up it sends each party a
+seed; both then expand it into the same stream, so the dealer knows every party's random
+shares and can hand party 0 the one share that makes a correlation hold (for a Beaver
+triple ``c₀ = a·b − c₁``). It never receives a share of any data, weight or opened value.
+
+**Wire format.** CrypTen's own dealer protocol pickles every request and reply
+(``send_obj``/``recv_obj``). Ours sends one fixed-size int64 frame per request
+(:data:`FRAME` words: a request code and integer arguments, :func:`encode` /
+:func:`decode`) and receives one int64 tensor whose size both sides compute from the
+frame (:func:`result_size`); the dealer checks its reply against that size before
+sending. Nothing is unpickled on either side. :func:`install_client` routes CrypTen's
+``TTPClient.ttp_request`` through it, and :func:`stop` ends the dealer with a frame
+instead of CrypTen's pickled ``"terminate"``.
+
+**Requests** (what the dealer returns to party 0):
+
+* CrypTen's: ``additive`` (Beaver triple ``c₀`` for ``mul`` or ``matmul``; matmuls
+  through the exact float64-limb product :func:`smpc_gym.secure.ring.ring_matmul`),
+  ``square``, ``binary``, ``wraps``, ``B2A``;
+* ``trunc_pairs`` (exact truncation, :mod:`smpc_gym.secure.trunc`): ``t₀ = u·v − t₁
+  mod 2^k`` packed ``k`` bits per element;
+* ``bit_pairs`` (the sign test, :mod:`smpc_gym.secure.compare`): ``t₀ = (u ∧ v) ⊕ t₁``,
+  one word per 64 pairs;
+* ``mul_flat`` / ``matmul_many``: many elementwise triples, or ``k`` matmul triples of
+  one shape, in one reply (the pools below).
+
+**Pools.** A request costs a round trip. :class:`Pools` asks for correlations in bulk
+(:data:`CHUNK` elements, or :data:`MATMUL_BATCH` matmul triples of a shape) and hands
+them out in order. Both parties run the same program, so they consume the pools in the
+same order and refill them at the same moments; each refill draws the party's shares
+from its dealer generator exactly as the dealer does, so the streams stay aligned. What
+is left of the old chunk is used first.
+
+What the dealer learns: the kinds and sizes of the requests (the networks' shapes),
+nothing else. What party 0 learns from a reply: values masked by party 1's uniform
+shares, which it never sees. The dealer must not collude with a party.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.ring import draw_bits, draw_ring, pack_words, ring_matmul, unpack_words
 
-__all__ = ["DealerServer", "bit_pairs", "server_class", "trunc_pairs"]
+__all__ = [
+    "CHUNK",
+    "FRAME",
+    "MATMUL_BATCH",
+    "Pools",
+    "bit_pairs",
+    "broadcast",
+    "decode",
+    "encode",
+    "install_client",
+    "pools",
+    "result_size",
+    "serve",
+    "stop",
+    "trunc_pairs",
+]
+
+#: int64 words per request frame.
+FRAME = 32
+#: Elements per refill of a flat pool (truncation pairs, bit-pair words, mul triples).
+CHUNK = 1 << 19
+#: Matmul triples per refill of a shape's pool.
+MATMUL_BATCH = 8
+
+_CODES = {
+    "terminate": -1,
+    "additive": 1,
+    "square": 2,
+    "binary": 3,
+    "wraps": 4,
+    "B2A": 5,
+    "trunc_pairs": 6,
+    "bit_pairs": 7,
+    "mul_flat": 8,
+    "matmul_many": 9,
+}
+_NAMES = {v: k for k, v in _CODES.items()}
+_OPS = {"mul": 1, "matmul": 2}
+_OP_NAMES = {v: k for k, v in _OPS.items()}
 
 
-def trunc_pairs(gen0: torch.Generator, gen1: torch.Generator, n: int, nbits: int) -> torch.Tensor:
-    """Party 0's packed ``t₀`` for ``n`` truncation pairs (see the module doc).
+# ----------------------------------------------------------------------------- wire format
+def _size_words(size: Sequence[int]) -> list[int]:
+    return [len(size), *(int(d) for d in size)]
 
-    Draws exactly what the parties draw in :func:`smpc_gym.secure.trunc._correlated`, in
-    the same order: ``u`` from ``gen0``; ``v`` then ``t₁`` from ``gen1``.
+
+def encode(func: str, args: Sequence[Any] = (), kwargs: dict | None = None) -> torch.Tensor:
+    """One request as a :data:`FRAME`-word int64 frame.
+
+    ``args`` are CrypTen's (sizes as ``torch.Size``/tuples, an op name for
+    ``additive``) or ours (integers). Raises ``ValueError`` naming the request when it
+    is not one the dealer serves (e.g. a convolution triple, or keyword arguments).
     """
-    from smpc_gym.secure.trunc import draw_bits, draw_ring, pack_words
+    if func not in _CODES:
+        raise ValueError(f"the dealer serves {sorted(_CODES)}, not {func!r}")
+    if kwargs:
+        raise ValueError(f"dealer request {func!r} takes no keyword arguments, got {kwargs}")
+    words = [_CODES[func]]
+    if func == "additive":
+        size0, size1, op, *rest = args
+        if op not in _OPS or rest:
+            raise ValueError(
+                f"the dealer's Beaver triples are for {sorted(_OPS)} without extra "
+                f"arguments, got {op!r} {rest}"
+            )
+        words += [_OPS[op], *_size_words(size0), *_size_words(size1)]
+    elif func == "binary":
+        words += [*_size_words(args[0]), *_size_words(args[1])]
+    elif func in ("square", "wraps", "B2A"):
+        words += _size_words(args[0])
+    elif func == "matmul_many":
+        words += [int(args[0]), *_size_words(args[1]), *_size_words(args[2])]
+    else:  # integer arguments
+        words += [int(a) for a in args]
+    if len(words) > FRAME:
+        raise ValueError(f"dealer request {func!r} has {len(words)} words, the frame {FRAME}")
+    return torch.tensor(words + [0] * (FRAME - len(words)), dtype=torch.int64)
 
+
+def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
+    """Inverse of :func:`encode`: ``(func, args)`` with sizes as ``torch.Size``."""
+    w = [int(x) for x in frame.tolist()]
+    code = w[0]
+    if code not in _NAMES:
+        raise ValueError(f"unknown dealer request code {code}")
+    func, pos = _NAMES[code], 1
+
+    def size() -> torch.Size:
+        nonlocal pos
+        n = w[pos]
+        if not 0 <= n <= 8:
+            raise ValueError(f"dealer request {func!r}: bad tensor rank {n}")
+        out = torch.Size(w[pos + 1 : pos + 1 + n])
+        pos += 1 + n
+        return out
+
+    if func == "additive":
+        op = _OP_NAMES.get(w[1])
+        if op is None:
+            raise ValueError(f"dealer request 'additive': unknown op code {w[1]}")
+        pos = 2
+        return func, [size(), size(), op]
+    if func == "binary":
+        return func, [size(), size()]
+    if func in ("square", "wraps", "B2A"):
+        return func, [size()]
+    if func == "matmul_many":
+        k, pos = w[1], 2
+        return func, [k, size(), size()]
+    if func == "trunc_pairs":
+        return func, w[1:3]
+    if func in ("bit_pairs", "mul_flat"):
+        return func, w[1:2]
+    return func, []
+
+
+def broadcast(size0: Sequence[int], size1: Sequence[int]) -> torch.Size:
+    """NumPy broadcasting of two sizes (``torch.broadcast_shapes`` imports sympy on first
+    use, seconds of start-up inside a timed protocol step)."""
+    a, b = list(size0), list(size1)
+    n = max(len(a), len(b))
+    a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if x != y and 1 not in (x, y):
+            raise ValueError(f"sizes {tuple(size0)} and {tuple(size1)} do not broadcast")
+        out.append(y if x == 1 else x)
+    return torch.Size(out)
+
+
+def _matmul_size(size0: Sequence[int], size1: Sequence[int]) -> torch.Size:
+    if len(size0) < 2 or len(size1) < 2:
+        raise ValueError(f"matmul triples need operands of rank >= 2, got {size0} and {size1}")
+    return broadcast(size0[:-2], size1[:-2]) + torch.Size((size0[-2], size1[-1]))
+
+
+def result_size(func: str, args: Sequence[Any]) -> torch.Size:
+    """The size of the dealer's reply to a request (both sides compute it)."""
+    if func == "additive":
+        size0, size1, op = args
+        if op == "mul":
+            return broadcast(size0, size1)
+        return _matmul_size(size0, size1)
+    if func == "binary":
+        return broadcast(args[0], args[1])
+    if func in ("square", "wraps", "B2A"):
+        return torch.Size(args[0])
+    if func == "trunc_pairs":
+        n, nbits = int(args[0]), int(args[1])
+        return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
+    if func in ("bit_pairs", "mul_flat"):
+        return torch.Size((int(args[0]),))
+    if func == "matmul_many":
+        return torch.Size((int(args[0]),)) + _matmul_size(args[1], args[2])
+    raise ValueError(f"no reply to dealer request {func!r}")
+
+
+# ----------------------------------------------------------------------------- generation
+def trunc_pairs(gen0: torch.Generator, gen1: torch.Generator, n: int, nbits: int) -> torch.Tensor:
+    """Party 0's packed ``t₀`` for ``n`` truncation pairs: ``u`` from ``gen0``; ``v``
+    then ``t₁`` from ``gen1`` (the parties' draw order in :class:`Pools`)."""
     u = draw_bits(int(n), gen0)
     v = draw_bits(int(n), gen1)
     t1 = draw_ring(int(n), gen1)
@@ -37,35 +218,225 @@ def trunc_pairs(gen0: torch.Generator, gen1: torch.Generator, n: int, nbits: int
 
 
 def bit_pairs(gen0: torch.Generator, gen1: torch.Generator, n_words: int) -> torch.Tensor:
-    """Party 0's ``t₀`` words for ``64·n_words`` cross-AND pairs of
-    :func:`smpc_gym.secure.compare.bit_pairs`: ``t₀ = (u ∧ v) ⊕ t₁``, drawing ``u`` from
-    ``gen0``, then ``v`` and ``t₁`` from ``gen1`` (the parties' order)."""
-    from smpc_gym.secure.trunc import draw_ring
-
+    """Party 0's ``t₀`` words for ``64·n_words`` cross-AND pairs: ``t₀ = (u ∧ v) ⊕ t₁``,
+    ``u`` from ``gen0``, then ``v`` and ``t₁`` from ``gen1``."""
     u = draw_ring(int(n_words), gen0)
     v = draw_ring(int(n_words), gen1)
     return (u & v) ^ draw_ring(int(n_words), gen1)
 
 
-def server_class() -> type:
-    """CrypTen's ``TTPServer`` subclass with the ``trunc_pairs`` request."""
+def _triples_c0(
+    gen0: torch.Generator, gen1: torch.Generator, size0: Any, size1: Any, product: Any, out: Any
+) -> torch.Tensor:
+    """``c₀ = (a₀ + a₁)·(b₀ + b₁) − c₁``: each generator draws ``a``, then ``b`` (then
+    party 1's ``c₁``), in the parties' order."""
+    a = draw_ring_sized(size0, gen0) + draw_ring_sized(size0, gen1)
+    b = draw_ring_sized(size1, gen0) + draw_ring_sized(size1, gen1)
+    return product(a, b) - draw_ring_sized(out, gen1)
+
+
+def draw_ring_sized(size: Any, gen: torch.Generator) -> torch.Tensor:
+    """Uniform ring elements of ``size`` from ``gen`` (a flat draw, reshaped)."""
+    size = torch.Size(size)
+    return draw_ring(size.numel(), gen).reshape(size)
+
+
+# ----------------------------------------------------------------------------- server
+def serve() -> None:
+    """Run the dealer in this process until party 0 sends ``terminate``.
+
+    Initialises CrypTen as the dealer rank (the caller has set its environment), sends
+    each party its seed (CrypTen's ``TTPServer`` set-up), then answers typed frames from
+    party 0. A frame it cannot decode, or a reply of the wrong size, raises.
+    """
     crypten_module()
+    import torch.distributed as dist
     from crypten.mpc.provider.ttp_provider import TTPServer
 
-    class _DealerServer(TTPServer):
-        """CrypTen's ``TTPServer`` with the ``trunc_pairs`` request (serves until told to stop)."""
+    class _Dealer(TTPServer):  # only its generator set-up and triple recipes are used
+        def __init__(self) -> None:
+            import crypten
+            import crypten.communicator as comm
 
-        def trunc_pairs(self, n: int, nbits: int) -> torch.Tensor:
-            gens = self._get_generators(device=self.device)
-            return trunc_pairs(gens[0], gens[1], n, nbits)
+            crypten.init()
+            self.ttp_group = comm.get().ttp_group
+            self.comm_group = comm.get().ttp_comm_group
+            self.device = "cpu"
+            self._setup_generators()
 
-        def bit_pairs(self, n_words: int) -> torch.Tensor:
-            gens = self._get_generators(device=self.device)
-            return bit_pairs(gens[0], gens[1], n_words)
+        def answer(self, func: str, args: list[Any]) -> torch.Tensor:
+            g0, g1 = self._get_generators(device="cpu")
+            if func == "trunc_pairs":
+                return trunc_pairs(g0, g1, args[0], args[1])
+            if func == "bit_pairs":
+                return bit_pairs(g0, g1, args[0])
+            if func == "mul_flat":
+                n = (int(args[0]),)
+                return _triples_c0(g0, g1, n, n, torch.mul, n)
+            if func == "matmul_many":
+                k, s0, s1 = args
+                out = (k, *_matmul_size(s0, s1))
+                return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
+            if func == "additive" and args[2] == "matmul":
+                s0, s1 = args[0], args[1]
+                return _triples_c0(g0, g1, s0, s1, ring_matmul, _matmul_size(s0, s1))
+            if func == "additive":
+                return self.additive(*args)
+            return getattr(self, func)(*args)  # square, binary, wraps, B2A: CrypTen's
 
-    return _DealerServer
+    dealer = _Dealer()
+    group = dealer.comm_group
+    while True:
+        frame = torch.empty(FRAME, dtype=torch.int64)
+        dist.recv(frame, src=0, group=group)
+        func, args = decode(frame)
+        if func == "terminate":
+            return
+        reply = dealer.answer(func, args).contiguous()
+        want = result_size(func, args)
+        if reply.size() != want or reply.dtype != torch.int64:
+            raise RuntimeError(f"dealer reply to {func} {args}: {reply.size()}, expected {want}")
+        dist.send(reply, dst=0, group=group)
 
 
-def DealerServer() -> object:  # noqa: N802 - constructs the server like a class would
-    """Run the dealer (blocks until rank 0 sends ``terminate``), as ``TTPServer()`` does."""
-    return server_class()()
+# ----------------------------------------------------------------------------- client
+def _request(func: str, args: Sequence[Any], kwargs: dict | None = None) -> torch.Tensor:
+    """Party 0: send one typed request, receive the reply (one counted round)."""
+    crypten = crypten_module()
+    import torch.distributed as dist
+
+    comm = crypten.communicator.get()
+    frame = encode(func, args, kwargs)
+    size = result_size(*decode(frame))
+    ttp = comm.get_ttp_rank()
+    t0 = time.perf_counter()
+    dist.send(frame, dst=ttp, group=comm.ttp_comm_group)
+    reply = torch.empty(size, dtype=torch.int64)
+    dist.recv(reply, src=ttp, group=comm.ttp_comm_group)
+    comm._log_communication(FRAME + reply.numel())
+    comm._log_communication_time(time.perf_counter() - t0)
+    return reply
+
+
+def _typed_ttp_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> Any:
+    """CrypTen's ``TTPClient.ttp_request`` over typed frames (see the module doc)."""
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"the dealer serves CPU tensors only, got device {device}")
+    return _request(func_name, args, kwargs)
+
+
+def install_client() -> None:
+    """Route CrypTen's dealer requests (``TTPClient.ttp_request``) through :func:`_request`.
+
+    Call after ``crypten.init()`` with the TTP provider, in every party.
+    """
+    crypten_module()
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    type(TTPClient.get()).ttp_request = _typed_ttp_request
+
+
+def stop() -> None:
+    """Party 0: tell the dealer to stop (a ``terminate`` frame), and keep CrypTen's
+    shutdown from sending its pickled one. A no-op elsewhere or without a dealer."""
+    crypten = crypten_module()
+    import torch.distributed as dist
+
+    comm = crypten.communicator.get()
+    if comm is None or not getattr(comm, "ttp_initialized", False):
+        return
+    comm.ttp_initialized = False
+    if comm.get_rank() == 0:
+        dist.send(encode("terminate"), dst=comm.get_ttp_rank(), group=comm.ttp_comm_group)
+
+
+class Pools:
+    """This party's pooled dealer correlations (see the module doc). One per CrypTen
+    session (:func:`pools`); every method is called by both parties in the same order."""
+
+    def __init__(self, rank: int, generator: torch.Generator) -> None:
+        self.rank = rank
+        self.gen = generator
+        self.flat: dict[tuple, list[Any]] = {}  # key -> [tensors, position]
+        self.mats: dict[tuple, list[Any]] = {}
+
+    def _take(self, key: tuple, n: int, refill: Any) -> list[torch.Tensor]:
+        entry = self.flat.get(key)
+        if entry is None or entry[1] + n > entry[0][0].shape[0]:
+            fresh = refill(max(n, CHUNK))
+            if entry is not None:  # keep what is left of the old chunk, in order
+                parts, pos = entry
+                fresh = [torch.cat([p[pos:], f]) for p, f in zip(parts, fresh, strict=True)]
+            entry = [fresh, 0]
+            self.flat[key] = entry
+        parts, pos = entry
+        entry[1] = pos + n
+        return [p[pos : pos + n] for p in parts]
+
+    def trunc_pairs(self, n: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bit, t)`` of ``n`` truncation pairs (``t₀ + t₁ = u·v mod 2^nbits``)."""
+
+        def refill(m: int) -> list[torch.Tensor]:
+            bits = draw_bits(m, self.gen)
+            if self.rank == 0:
+                return [bits, unpack_words(_request("trunc_pairs", (m, nbits)), m, nbits)]
+            return [bits, draw_ring(m, self.gen)]
+
+        bit, t = self._take(("trunc", nbits), n, refill)
+        return bit, t
+
+    def bit_pairs(self, n_words: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask, t)`` words of ``64·n_words`` cross-AND pairs."""
+
+        def refill(m: int) -> list[torch.Tensor]:
+            mask = draw_ring(m, self.gen)
+            if self.rank == 0:
+                return [mask, _request("bit_pairs", (m,))]
+            return [mask, draw_ring(m, self.gen)]
+
+        mask, t = self._take(("bits",), n_words, refill)
+        return mask, t
+
+    def mul_triple(self, size: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This party's raw shares ``(a, b, c)`` of an elementwise triple of ``size``."""
+        size = torch.Size(size)
+
+        def refill(m: int) -> list[torch.Tensor]:
+            a, b = draw_ring(m, self.gen), draw_ring(m, self.gen)
+            c = _request("mul_flat", (m,)) if self.rank == 0 else draw_ring(m, self.gen)
+            return [a, b, c]
+
+        a, b, c = self._take(("mul",), size.numel(), refill)
+        return a.reshape(size), b.reshape(size), c.reshape(size)
+
+    def matmul_triple(self, size0: Any, size1: Any) -> tuple[torch.Tensor, ...]:
+        """This party's raw shares ``(a, b, c = a @ b)`` of a matmul triple."""
+        size0, size1 = torch.Size(size0), torch.Size(size1)
+        key = (tuple(size0), tuple(size1))
+        entry = self.mats.get(key)
+        if entry is None or entry[1] >= MATMUL_BATCH:
+            k = MATMUL_BATCH
+            a = draw_ring_sized((k, *size0), self.gen)
+            b = draw_ring_sized((k, *size1), self.gen)
+            if self.rank == 0:
+                c = _request("matmul_many", (k, size0, size1))
+            else:
+                c = draw_ring_sized((k, *_matmul_size(size0, size1)), self.gen)
+            entry = [(a, b, c), 0]
+            self.mats[key] = entry
+        (a, b, c), i = entry
+        entry[1] = i + 1
+        return a[i], b[i], c[i]
+
+
+def pools() -> Pools:
+    """This party's :class:`Pools` for the current CrypTen session (TTP provider)."""
+    crypten = crypten_module()
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    client = TTPClient.get()
+    found = getattr(client, "_smpc_pools", None)
+    if found is None:
+        found = Pools(crypten.communicator.get().get_rank(), client.get_generator())
+        client._smpc_pools = found
+    return found

@@ -131,33 +131,25 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
     limb matmul (:func:`smpc_gym.secure.ring.ring_matmul`, exact) and only by party 0
     (CrypTen computes it in every party and discards it in all but party 0).
 
-    With the ``TTP`` provider (the dealer) this is CrypTen's ``TrustedThirdParty``
-    protocol with the same random draws in the same order (so the dealer's view is
-    unchanged): each party expands its dealer seed into its shares of ``a`` and ``b``;
-    party 1 also draws its share of ``c``, and party 0 asks the dealer for its share of
-    ``c`` (the dealer, which knows every seed, computes ``c = a @ b``). The one change:
-    CrypTen's party 1 computes the whole int64 product ``a₁ @ b₁`` only to learn the
-    output *shape*; here the shape is computed from the sizes. Any other provider is
-    asked as usual.
+    With the ``TTP`` provider (the dealer) the triple comes from the dealer's pooled
+    matmul triples (:meth:`smpc_gym.secure.dealer.Pools.matmul_triple`: several of one
+    shape per request, each party expanding its dealer seed into its shares of ``a``,
+    ``b`` and, for party 1, ``c``). Any other provider is asked as usual.
     """
     from crypten.common.rng import generate_random_ring_element
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty, TTPClient
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
+    from smpc_gym.secure.dealer import broadcast
     from smpc_gym.secure.ring import ring_matmul
 
-    out_size = torch.broadcast_shapes(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
+    out_size = broadcast(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
     if isinstance(provider, TrustedThirdParty):
-        client = TTPClient.get()
-        gen = client.get_generator()
-        a = generate_random_ring_element(size0, generator=gen)
-        b = generate_random_ring_element(size1, generator=gen)
-        if rank == 0:
-            c = client.ttp_request("additive", None, size0, size1, "matmul")
-        else:
-            c = generate_random_ring_element(out_size, generator=gen)
-        return tuple(ArithmeticSharedTensor.from_shares(t, precision=0) for t in (a, b, c))
+        from smpc_gym.secure.dealer import pools
+
+        raw = pools().matmul_triple(size0, size1)
+        return tuple(ArithmeticSharedTensor.from_shares(t, precision=0) for t in raw)
     if not isinstance(provider, TrustedFirstParty):
         return provider.generate_additive_triple(size0, size1, "matmul")
     if rank == 0:
@@ -202,7 +194,12 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
 
     if not ops:
         return []
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    from smpc_gym.secure.dealer import pools
+
     provider = crypten.mpc.get_default_provider()
+    pooled = isinstance(provider, TrustedThirdParty)  # the dealer's pooled triples
     rank = crypten.communicator.get().get_rank()
     triples = []
     masked = []
@@ -213,6 +210,9 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
         xs, ys = x._tensor, y._tensor
         if op == "matmul":
             a, b, c = _matmul_triple(provider, xs.size(), ys.size(), rank)
+        elif pooled and xs.size() == ys.size():
+            raw = pools().mul_triple(xs.size())
+            a, b, c = (ArithmeticSharedTensor.from_shares(t, precision=0) for t in raw)
         else:
             a, b, c = provider.generate_additive_triple(xs.size(), ys.size(), op)
         triples.append((a, b, c))

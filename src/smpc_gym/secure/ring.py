@@ -30,7 +30,17 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["MAX_K", "MIN_FLOAT_DIM", "ring_matmul"]
+__all__ = [
+    "MAX_K",
+    "MIN_FLOAT_DIM",
+    "draw_bits",
+    "draw_ring",
+    "pack_bits",
+    "pack_words",
+    "ring_matmul",
+    "unpack_bits",
+    "unpack_words",
+]
 
 #: The largest contraction length for which the float64 limb sums stay exact:
 #: ``2K · 2^44 < 2^53``.
@@ -76,3 +86,58 @@ def ring_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     s1 = torch.matmul(X[..., : 2 * k], Y[..., k:, :]).to(torch.int64)
     s0 = torch.matmul(X[..., :k], Y[..., 2 * k :, :]).to(torch.int64)
     return s0 + (s1 << 22) + (s2 << 44)
+
+
+# ----------------------------------------------------------------------------- random words, bit packing
+def draw_bits(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` uniform bits (int64 0/1) from ``generator`` (the same call in every process
+    that shares the generator gives the same bits)."""
+    return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64)
+
+
+def draw_ring(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` uniform ring elements (int64) from ``generator``."""
+    return torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """0/1 int64 vector → int64 words, 64 bits per word (zero-padded)."""
+    n = bits.numel()
+    pad = (-n) % 64
+    if pad:
+        bits = torch.cat([bits, bits.new_zeros(pad)])
+    shifts = torch.arange(64, dtype=torch.int64)
+    return (bits.reshape(-1, 64) << shifts).sum(1)
+
+
+def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: the first ``n`` bits as an int64 0/1 vector."""
+    shifts = torch.arange(64, dtype=torch.int64)
+    return ((words.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n]
+
+
+_DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}
+
+
+def pack_words(values: torch.Tensor, nbits: int) -> torch.Tensor:
+    """int64 vector → its values mod 2^nbits (``nbits`` in 16, 32, 64) packed into int64
+    words (``64 / nbits`` per word), for sending."""
+    if nbits not in _DTYPES:
+        raise ValueError(f"nbits must be 16, 32 or 64, got {nbits}")
+    if nbits == 64:
+        return values.contiguous()
+    half = 1 << (nbits - 1)
+    low = ((values & ((1 << nbits) - 1)) ^ half) - half  # signed, in the small range
+    small = low.to(_DTYPES[nbits])
+    per = 64 // nbits
+    pad = (-small.numel()) % per
+    if pad:
+        small = torch.cat([small, small.new_zeros(pad)])
+    return small.view(torch.int64).clone()
+
+
+def unpack_words(words: torch.Tensor, n: int, nbits: int) -> torch.Tensor:
+    """Inverse of :func:`pack_words`: ``n`` int64 values congruent mod 2^nbits."""
+    if nbits == 64:
+        return words[:n]
+    return words.contiguous().view(_DTYPES[nbits])[:n].to(torch.int64)

@@ -399,12 +399,21 @@ def _init_crypten(config: PartyConfig, rank: int) -> ModuleType:
     crypten.cfg.communicator.verbose = True  # count bytes and rounds
     with _dist_timeout(config.timeout_s):
         crypten.init()
+    if config.provider == "TTP":
+        from smpc_gym.secure.dealer import install_client
+
+        install_client()  # typed frames to the dealer, never CrypTen's pickled messages
     return crypten
 
 
 def _shutdown_crypten(crypten: ModuleType) -> None:
     """Tear the process groups down (rank 0 also tells the TTP dealer to stop)."""
     with contextlib.suppress(Exception):  # best effort: the peers may already be gone
+        if crypten.is_initialized():
+            from smpc_gym.secure.dealer import stop
+
+            stop()  # rank 0: a typed "terminate" frame to the dealer
+    with contextlib.suppress(Exception):
         if crypten.is_initialized():
             crypten.uninit()
     while _STORE_SOCKETS:
@@ -498,32 +507,6 @@ def run_party(fn: Callable[..., T], config: PartyConfig, args: tuple = ()) -> T:
     return result
 
 
-def _dealer_server(crypten: ModuleType) -> Callable[[], Any]:
-    """The dealer's server class: constructing it serves requests until "terminate".
-
-    :func:`smpc_gym.secure.dealer.server_class` (CrypTen's ``TTPServer`` plus the
-    ``trunc_pairs`` request of exact truncation) with one more change: a ``matmul`` triple's ``c = a @ b`` is
-    computed with :func:`smpc_gym.secure.ring.ring_matmul` (exact mod 2^64 through
-    float64 BLAS) instead of torch's int64 matmul, which has no BLAS path. Same
-    result, same random draws.
-    """
-    from smpc_gym.secure.dealer import server_class
-    from smpc_gym.secure.ring import ring_matmul
-
-    base = server_class()  # CrypTen's TTPServer + the exact-truncation pairs
-
-    class Dealer(base):  # type: ignore[misc, valid-type]
-        def additive(self, size0: Any, size1: Any, op: str, *args: Any, **kwargs: Any) -> Any:
-            if op != "matmul" or args or kwargs:
-                return super().additive(size0, size1, op, *args, **kwargs)
-            a = self._get_additive_PRSS(size0)
-            b = self._get_additive_PRSS(size1)
-            c = ring_matmul(a, b)
-            return c - self._get_additive_PRSS(c.size(), remove_rank=True)
-
-    return Dealer
-
-
 def run_ttp_dealer(config: PartyConfig) -> None:
     """Run the dealer (CrypTen's trusted third party, rank ``world_size``) until told to stop.
 
@@ -548,8 +531,10 @@ def run_ttp_dealer(config: PartyConfig) -> None:
         _set_dist_env(cfg, cfg.world_size)
         crypten = crypten_module()
         crypten.cfg.mpc.provider = "TTP"
+        from smpc_gym.secure.dealer import serve
+
         with _dist_timeout(cfg.timeout_s):
-            _dealer_server(crypten)()  # serves until rank 0 sends "terminate"
+            serve()  # typed frames until rank 0 sends "terminate"
     except Exception as exc:
         raise PartyError(
             f"TTP dealer (rank {cfg.world_size}) failed: {type(exc).__name__}: {exc}",

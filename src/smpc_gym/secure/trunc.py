@@ -51,6 +51,7 @@ switches back to CrypTen's local truncation for cost comparisons (``"local"``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -58,25 +59,25 @@ from typing import Any
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.ring import (
+    draw_bits,
+    draw_ring,
+    pack_bits,
+    unpack_bits,
+)
 
 __all__ = [
     "MAX_ABS_RAW",
     "MODES",
     "STATS",
     "count_local_wraps",
-    "draw_bits",
-    "draw_ring",
     "exact_truncation",
     "get_mode",
     "local_trunc",
     "mul_public",
-    "pack_bits",
-    "pack_words",
     "private_product",
     "set_mode",
     "trunc_many",
-    "unpack_bits",
-    "unpack_words",
 ]
 
 #: Truncation is exact for shared raw values with ``|x| < MAX_ABS_RAW`` (= 2^62): values
@@ -116,60 +117,6 @@ def get_mode() -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
-def draw_bits(n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` uniform bits (int64 0/1) from ``generator`` (the same call in every process
-    that shares the generator gives the same bits)."""
-    return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64)
-
-
-def draw_ring(n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` uniform ring elements (int64) from ``generator``."""
-    return torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
-
-
-def pack_bits(bits: torch.Tensor) -> torch.Tensor:
-    """0/1 int64 vector → int64 words, 64 bits per word (zero-padded)."""
-    n = bits.numel()
-    pad = (-n) % 64
-    if pad:
-        bits = torch.cat([bits, bits.new_zeros(pad)])
-    shifts = torch.arange(64, dtype=torch.int64)
-    return (bits.reshape(-1, 64) << shifts).sum(1)
-
-
-def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
-    """Inverse of :func:`pack_bits`: the first ``n`` bits as an int64 0/1 vector."""
-    shifts = torch.arange(64, dtype=torch.int64)
-    return ((words.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n]
-
-
-_DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}
-
-
-def pack_words(values: torch.Tensor, nbits: int) -> torch.Tensor:
-    """int64 vector → its values mod 2^nbits (``nbits`` in 16, 32, 64) packed into int64
-    words (``64 / nbits`` per word), for sending."""
-    if nbits not in _DTYPES:
-        raise ValueError(f"nbits must be 16, 32 or 64, got {nbits}")
-    if nbits == 64:
-        return values.contiguous()
-    half = 1 << (nbits - 1)
-    low = ((values & ((1 << nbits) - 1)) ^ half) - half  # signed, in the small range
-    small = low.to(_DTYPES[nbits])
-    per = 64 // nbits
-    pad = (-small.numel()) % per
-    if pad:
-        small = torch.cat([small, small.new_zeros(pad)])
-    return small.view(torch.int64).clone()
-
-
-def unpack_words(words: torch.Tensor, n: int, nbits: int) -> torch.Tensor:
-    """Inverse of :func:`pack_words`: ``n`` int64 values congruent mod 2^nbits."""
-    if nbits == 64:
-        return words[:n]
-    return words.contiguous().view(_DTYPES[nbits])[:n].to(torch.int64)
-
-
 def _bits_for(f: int) -> int:
     return 16 if f <= 16 else 32 if f <= 32 else 64
 
@@ -191,17 +138,13 @@ def _correlated(n: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tens
     """This party's ``(bit, t)`` of ``n`` pairs with ``t₀ + t₁ = u·v (mod 2^nbits)``."""
     crypten = crypten_module()
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty, TTPClient
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
     provider = crypten.mpc.get_default_provider()
     if isinstance(provider, TrustedThirdParty):
-        gen = TTPClient.get().get_generator()
-        if rank == 0:
-            u = draw_bits(n, gen)
-            words = TTPClient.get().ttp_request("trunc_pairs", None, n, nbits)
-            return u, unpack_words(words, n, nbits)
-        v = draw_bits(n, gen)
-        return v, draw_ring(n, gen)
+        from smpc_gym.secure.dealer import pools
+
+        return pools().trunc_pairs(n, nbits)
     if isinstance(provider, TrustedFirstParty):
         # party 0's "next" generator is party 1's "prev" generator (CrypTen's PRZS seeds)
         if rank == 0:
@@ -225,6 +168,7 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
     comm = crypten_module().communicator.get()
     other = 1 - rank
     out = torch.empty_like(words)
+    t0 = time.perf_counter()
     reqs = [
         dist.isend(words.contiguous(), other, group=comm.main_group),
         dist.irecv(out, other, group=comm.main_group),
@@ -233,6 +177,7 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
         r.wait()
     if log:
         comm._log_communication(2 * words.numel())  # one round: sent + received words
+        comm._log_communication_time(time.perf_counter() - t0)
     return out
 
 
