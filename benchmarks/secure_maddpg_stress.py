@@ -62,7 +62,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
-from smpc_gym.secure.runtime import PartyConfig, launch_local
+from smpc_gym.secure.runtime import PROVIDERS, PartyConfig, launch_local, resolve_provider
 from smpc_gym.training.config import preset_file
 
 SEED = 0
@@ -387,7 +387,12 @@ def main() -> None:
     p.add_argument(
         "--truncation", choices=("exact", "local"), default="exact", help="local: the old path"
     )
-    p.add_argument("--provider", choices=("TFP", "TTP"), default=None, help="default: the preset's")
+    p.add_argument(
+        "--provider",
+        type=resolve_provider,
+        default=None,
+        help=f"one of {PROVIDERS} (default: the preset's)",
+    )
     p.add_argument(
         "--cost-updates", type=int, default=2, help="updates per truncation mode for the cost"
     )

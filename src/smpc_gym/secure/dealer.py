@@ -265,7 +265,17 @@ def serve() -> None:
             self._setup_generators()
 
         def answer(self, func: str, args: list[Any]) -> torch.Tensor:
-            g0, g1 = self._get_generators(device="cpu")
+            gens = self._get_generators(device="cpu")
+            if func == "additive" and args[2] == "matmul":  # any number of parties
+                a = self._get_additive_PRSS(args[0])
+                b = self._get_additive_PRSS(args[1])
+                c = ring_matmul(a, b)
+                return c - self._get_additive_PRSS(c.size(), remove_rank=True)
+            if func in ("additive", "square", "binary", "wraps", "B2A"):
+                return getattr(self, func)(*args)  # CrypTen's recipes
+            if len(gens) != 2:
+                raise ValueError(f"dealer request {func!r} is two-party only, not {len(gens)}")
+            g0, g1 = gens
             if func == "trunc_pairs":
                 return trunc_pairs(g0, g1, args[0], args[1])
             if func == "bit_pairs":
@@ -273,16 +283,9 @@ def serve() -> None:
             if func == "mul_flat":
                 n = (int(args[0]),)
                 return _triples_c0(g0, g1, n, n, torch.mul, n)
-            if func == "matmul_many":
-                k, s0, s1 = args
-                out = (k, *_matmul_size(s0, s1))
-                return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
-            if func == "additive" and args[2] == "matmul":
-                s0, s1 = args[0], args[1]
-                return _triples_c0(g0, g1, s0, s1, ring_matmul, _matmul_size(s0, s1))
-            if func == "additive":
-                return self.additive(*args)
-            return getattr(self, func)(*args)  # square, binary, wraps, B2A: CrypTen's
+            k, s0, s1 = args  # matmul_many
+            out = (k, *_matmul_size(s0, s1))
+            return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
 
     dealer = _Dealer()
     group = dealer.comm_group

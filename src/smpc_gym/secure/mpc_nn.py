@@ -145,7 +145,10 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
     from smpc_gym.secure.ring import ring_matmul
 
     out_size = broadcast(size0[:-2], size1[:-2]) + (size0[-2], size1[-1])
-    if isinstance(provider, TrustedThirdParty):
+    if (
+        isinstance(provider, TrustedThirdParty)
+        and _crypten().communicator.get().get_world_size() == 2
+    ):
         from smpc_gym.secure.dealer import pools
 
         raw = pools().matmul_triple(size0, size1)
@@ -199,8 +202,10 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     from smpc_gym.secure.dealer import pools
 
     provider = crypten.mpc.get_default_provider()
-    pooled = isinstance(provider, TrustedThirdParty)  # the dealer's pooled triples
-    rank = crypten.communicator.get().get_rank()
+    comm = crypten.communicator.get()
+    # the dealer's pooled triples (two parties)
+    pooled = isinstance(provider, TrustedThirdParty) and comm.get_world_size() == 2
+    rank = comm.get_rank()
     triples = []
     masked = []
     shifts = [int(o[3]) if len(o) > 3 else 0 for o in ops]

@@ -42,6 +42,7 @@ The old spelling ``"TFP"`` is refused with a message naming the new one.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import datetime
@@ -84,6 +85,7 @@ __all__ = [
     "PartyConfig",
     "PartyContext",
     "PartyError",
+    "ProviderError",
     "check_agreement",
     "free_port",
     "launch_local",
@@ -91,6 +93,11 @@ __all__ = [
     "run_party",
     "run_ttp_dealer",
 ]
+
+
+class ProviderError(ValueError, argparse.ArgumentTypeError):
+    """A provider name that is not accepted (a ``ValueError``; as an ``argparse`` type its
+    message is shown as it is)."""
 
 
 def resolve_provider(name: str) -> str:
@@ -101,12 +108,12 @@ def resolve_provider(name: str) -> str:
     player 0 read everything.
 
     Raises:
-        ValueError: naming the bad value and the accepted ones.
+        ProviderError: a ``ValueError`` naming the bad value and the accepted ones.
     """
     raw = str(name)
     low = raw.strip().lower()
     if low == "tfp":
-        raise ValueError(
+        raise ProviderError(
             f"provider {raw!r} is no longer accepted: under CrypTen's trusted first party, "
             "player 0 generates every Beaver triple in the clear and can unmask every "
             "opened value (the other players' data, every weight and gradient). Use the "
@@ -116,7 +123,7 @@ def resolve_provider(name: str) -> str:
     for p in PROVIDERS:
         if low == p.lower():
             return p
-    raise ValueError(f"provider must be one of {PROVIDERS}, got {raw!r}")
+    raise ProviderError(f"provider must be one of {PROVIDERS}, got {raw!r}")
 
 
 class PartyError(RuntimeError):
