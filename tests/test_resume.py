@@ -132,8 +132,9 @@ FAMILIES = {
             ["learning_starts=50", "batch_size=16", "buffer_size=500", "net_arch=[16]",
              "log_every=100"], 400),
 }  # fmt: skip
-#: families whose parties are separate processes (CrypTen start-up dominates): slow
-SLOW = {"secure_fed_dqn", "secure_maddpg"}
+#: slow: families whose parties are separate processes (CrypTen start-up dominates), and
+#: two whose checkpoint path is the same as dqn's (fed_dqn) or a wrapper's (sb3)
+SLOW = {"secure_fed_dqn", "secure_maddpg", "fed_dqn", "sb3"}
 
 
 def _start(run: Path, algo: str, env: str, sets: list[str], every: int) -> subprocess.Popen:

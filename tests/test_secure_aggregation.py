@@ -125,7 +125,7 @@ def _leaks(secret: torch.Tensor, tensors: list[torch.Tensor]) -> bool:
 
 
 # N = 10 starts 11 processes (~16 s on an idle 2-core machine).
-@pytest.mark.parametrize("n_holders", [3, 10])
+@pytest.mark.parametrize("n_holders", [pytest.param(3, marks=pytest.mark.slow), 10])
 @pytest.mark.timeout(240)
 def test_secure_mean_equals_plaintext_mean_and_coordinator_sees_only_the_sum(n_holders) -> None:
     out = launch_local(_aggregate, n_holders + 1, config=PartyConfig(n_holders + 1, timeout_s=60))

@@ -127,6 +127,7 @@ def test_local_dp_reports_epsilon_per_holder(tmp_path) -> None:
     assert all(v["epsilon"] == pytest.approx(expected) for v in algo.privacy.values())
 
 
+@pytest.mark.slow  # the secure equivalence tests cover the same round
 @pytest.mark.timeout(300)
 def test_plain_aggregation_is_fed_dqn(tmp_path) -> None:
     """The shared federated round's plain baseline (updates sent in the clear) gives

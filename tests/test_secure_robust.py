@@ -89,6 +89,7 @@ def _krum_party(ctx):
     return outs, hot.get_plain_text(dst=0), sel.get_plain_text(dst=0)
 
 
+@pytest.mark.slow  # 7 processes; median and trimmed mean stay in the default suite
 @pytest.mark.timeout(120)
 def test_secure_krum_matches_plaintext_choice_and_output() -> None:
     results = launch_local(_krum_party, KRUM_N + 1)
