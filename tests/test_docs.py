@@ -210,6 +210,7 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
     table = gen.headline_table(tmp_path)
     row = next(ln for ln in table.splitlines() if "secure MADDPG update cost" in ln)
     assert "(docs/results/secure-maddpg.md)" in row
-    assert "0.50 s per SGD update = 125× plaintext, 3.20× faster" in row
+    assert "SGD 0.50 s = 125× plaintext, 97 MB, 98 rounds" in row
+    assert "(straightforward CrypTen 400×)" in row and "Adam" not in row  # none recorded
     row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
     assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
