@@ -63,18 +63,17 @@ import torch
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
 from smpc_gym.secure.runtime import PROVIDERS, PartyConfig, launch_local, resolve_provider
-from smpc_gym.training.config import preset_file
+from smpc_gym.training.config import resolve
 
 SEED = 0
 N_ACT_STATES = 32
 
 
-def preset_config() -> tuple[sm.Config, dict[str, Any]]:
-    """The headline preset's secure_maddpg config for supply_chain, and its env kwargs."""
-    import yaml
-
-    section = yaml.safe_load(preset_file("agents", "secure_maddpg").read_text())["supply_chain"]
-    return sm.Config(**section["config"]), dict(section.get("env") or {})
+def preset_config(sets: list[str] | None = None) -> tuple[sm.Config, dict[str, Any]]:
+    """The headline preset's secure_maddpg config for supply_chain (with ``--set``
+    overrides, checked as ``train.py`` checks them), and its env kwargs."""
+    rc = resolve("secure_maddpg", "supply_chain", sets=list(sets or []))
+    return sm.Config(**rc.config), dict(rc.env_kwargs)
 
 
 def _synthetic(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -404,10 +403,17 @@ def main() -> None:
         help="plaintext Adam twin: SecureAdam's formula in floating point (measures MPC "
         "error only) or torch.optim.Adam (also measures the ε floor)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="preset override, as train.py --set (e.g. critic_grad_scale=1024)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg, env = preset_config()
+    cfg, env = preset_config(args.set)
     cfg = dataclasses.replace(cfg, optimizer=args.optimizer)
     if args.pretrain_steps is not None:
         cfg = dataclasses.replace(cfg, pretrain_steps=args.pretrain_steps)
