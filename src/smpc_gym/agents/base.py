@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
@@ -177,6 +177,16 @@ class Algorithm(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    def final_report(self, seeds: Sequence[int]) -> dict[str, Any] | None:
+        """The algorithm's own end-of-run report on the evaluation ``seeds``, or None.
+
+        The runner calls it once after the final evaluation, prints its ``"text"`` and
+        writes the whole dict (JSON-serialisable) to ``report.json`` in the run folder.
+        Default: no report. Secure MADDPG returns the paper's Table 5 (its policy, the
+        pre-trained policy, myopic and random play, and the cost of the secure phase).
+        """
+        return None
 
     def save(self, path: str | Path) -> None:
         """Save config, env kwargs, seed and state to ``path`` (atomic, verified file)."""

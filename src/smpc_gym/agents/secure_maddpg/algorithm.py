@@ -115,6 +115,29 @@ class SecureMADDPG(Algorithm):
                 out[a] = self.actors[i](feats)[0].numpy().astype(np.float32)
         return out
 
+    def final_report(self, seeds: Sequence[int]) -> dict[str, Any] | None:
+        """The paper's Table 5 on the evaluation ``seeds`` (see
+        :func:`~smpc_gym.agents.common.supply_chain_eval.evaluate_secure_run`): the secure
+        policy, the pre-trained policy it started from, myopic and random play on the
+        private game, and the cost block of this launch's secure updates.
+
+        None when the plaintext actors are not both here (``reveal_final_weights:
+        none``, or one party of a multi-machine launch).
+        """
+        if any(i not in self.actors for i in range(N_PLAYERS)):
+            return None
+        from smpc_gym.agents.common.supply_chain_eval import evaluate_secure_run
+
+        return evaluate_secure_run(
+            [self.actors[i] for i in range(N_PLAYERS)],
+            self.config,
+            self.env_kwargs,
+            self.seed,
+            seeds,
+            # the cost block needs secure updates (none in a run shorter than a batch)
+            self.last_results if any(r["timing"]["updates"] for r in self.last_results) else None,
+        )
+
     # -- training -------------------------------------------------------------------------
     def _share_dir(self, hooks: TrainHooks) -> str:
         if not self.share_dir:
