@@ -327,9 +327,13 @@ class RunHooks:
             return {}
         return dict(self.evaluator(int(step)))
 
-    def phase(self, name: str, total: int | None = None) -> None:
-        """Show ``name`` as the current phase."""
-        self.progress.phase(name, total=total)
+    def phase(self, name: str, total: int | None = None, start: int | None = None) -> None:
+        """Show ``name`` as the current phase (with its own ``total`` and ``start``)."""
+        self.progress.phase(name, total=total, start=start)
+
+    def advance(self, step: int, metrics: Mapping[str, float] | None = None) -> None:
+        """Show progress to ``step`` of the current phase (no metrics row is written)."""
+        self.progress.update(step, metrics)
 
     def event(self, message: str) -> None:
         """Print a one-line event."""

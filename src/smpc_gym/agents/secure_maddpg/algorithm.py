@@ -43,12 +43,16 @@ def _plain_actor(
 class _DirectReporter:
     """Party side of a multi-machine launch: this process is the party and the runner."""
 
-    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks) -> None:
+    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks, total_steps: int) -> None:
         self.algo, self.hooks = algo, hooks
+        self.progress = _PhaseProgress(hooks, total_steps, algo.env_steps)
+
+    def pretrain(self, step: int, total: int, metrics: Mapping[str, float]) -> None:
+        self.progress.pretrain(step, total, metrics)
 
     def log(self, step: int, row: Mapping[str, float]) -> None:
         self.algo.env_steps = int(step)
-        self.hooks.phase("secure phase")
+        self.progress.secure(step, row)
         self.hooks.log(step, row)
 
     def want_checkpoint(self, step: int, every: int) -> bool:
@@ -60,6 +64,45 @@ class _DirectReporter:
         self.algo.env_steps = int(step)
         self.algo.share_step = int(step)
         self.hooks.checkpoint(step)
+
+
+class _PhaseProgress:
+    """The launcher's view of a run's phases: ``start-up`` (named by ``train``), then
+    ``pre-training`` (party 0's plaintext pre-training steps, with their rate and ETA), then
+    ``secure phase`` (from the end of pre-training; its steps are the run's env steps),
+    and a one-line event whenever a party repaired a fixed-point wrap-around by a redo."""
+
+    def __init__(self, hooks: TrainHooks, total_steps: int, start_step: int = 0) -> None:
+        self.hooks, self.total, self.start = hooks, int(total_steps), int(start_step)
+        self.current = "start-up"
+        self.redos = 0.0
+
+    def _enter_secure(self, step: int) -> None:
+        if self.current != "secure phase":
+            self.current = "secure phase"
+            self.hooks.phase("secure phase", total=self.total, start=int(step))
+
+    def pretrain(self, step: int, total: int, metrics: Mapping[str, float]) -> None:
+        """Party 0 reached pre-training step ``step`` of ``total``."""
+        if self.current == "start-up":
+            self.current = "pre-training"
+            # the phase starts at the first report: its rate counts from there
+            self.hooks.phase("pre-training", total=int(total), start=int(step))
+        elif self.current == "pre-training":
+            self.hooks.advance(int(step), dict(metrics))
+        if self.current == "pre-training" and step >= total:
+            self._enter_secure(self.start)
+
+    def secure(self, step: int, row: Mapping[str, float]) -> None:
+        """A secure-phase row at env step ``step`` is about to be logged."""
+        self._enter_secure(step)
+        redos = float(row.get("overflow_redos", 0.0))
+        if redos > self.redos:
+            self.hooks.event(
+                f"secure phase: {redos - self.redos:.0f} fixed-point wrap-around(s) repaired "
+                f"by a redo before step {step} ({redos:.0f} in this launch)"
+            )
+            self.redos = redos
 
 
 class SecureMADDPG(Algorithm):
@@ -198,7 +241,7 @@ class SecureMADDPG(Algorithm):
             world = parse_address(world_address)
             key = read_key_file(cfg.world_key_file)
             job = self._job(total_steps, hooks, world, key, None)
-            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
+            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks, total_steps)))
             self._absorb([res])
             return
 
@@ -214,7 +257,9 @@ class SecureMADDPG(Algorithm):
         stop = threading.Event()
         errors: list[BaseException] = []
         relay = threading.Thread(
-            target=self._relay, args=(reports, hooks, stop, errors), daemon=True
+            target=self._relay,
+            args=(reports, _PhaseProgress(hooks, total_steps, self.env_steps), hooks, stop, errors),
+            daemon=True,
         )
         relay.start()
         try:
@@ -230,9 +275,15 @@ class SecureMADDPG(Algorithm):
         self._absorb(results)
 
     def _relay(
-        self, q: Any, hooks: TrainHooks, stop: threading.Event, errors: list[BaseException]
+        self,
+        q: Any,
+        phases: _PhaseProgress,
+        hooks: TrainHooks,
+        stop: threading.Event,
+        errors: list[BaseException],
     ) -> None:
-        """Launcher thread: merge both parties' rows per step; checkpoint when both saved."""
+        """Launcher thread: merge both parties' rows per step; checkpoint when both saved;
+        show pre-training progress and the phases (``phases``)."""
         rows: dict[int, dict[int, dict[str, float]]] = {}
         ckpts: dict[int, set[int]] = {}
         while True:
@@ -243,11 +294,14 @@ class SecureMADDPG(Algorithm):
                     return
                 continue
             try:
-                if kind == "log":
+                if kind == "pretrain":
+                    shown = {k: v for k, v in payload.items() if k != "total"}
+                    phases.pretrain(step, int(payload["total"]), shown)
+                elif kind == "log":
                     rows.setdefault(step, {})[rank] = payload
                     if len(rows[step]) == N_PLAYERS:
-                        hooks.phase("secure phase")
                         merged = self._merge(rows.pop(step))
+                        phases.secure(step, merged)
                         self.episodes = int(merged.get("episodes", self.episodes))
                         self.updates = int(merged.get("updates", self.updates))
                         self.env_steps = step
