@@ -30,6 +30,7 @@ def _fake_train(self: sm.SecureMADDPG, total_steps: int, hooks: NullHooks) -> No
     actors (here: the public pre-trained ones) and both parties' results."""
     pre = maddpg.pretrain_for(self.config, self.env_kwargs, self.seed)
     self.actors = {i: pre.nets.actors[i] for i in range(2)}
+    self.pretrained_actors = list(pre.nets.actors)  # as party 0 returns them
     self.env_steps = int(total_steps)
     self.last_results = [{"rank": r, "timing": dict(TIMING)} for r in (0, 1)]
 

@@ -136,6 +136,7 @@ class SecureMADDPG(Algorithm):
         self.episodes = 0
         self.updates = 0
         self.actors: dict[int, Any] = {}
+        self.pretrained_actors: list[Any] | None = None  # this launch's, for final_report
         self.last_results: list[dict[str, Any]] = []
         self.high = maddpg.action_caps(self.env_kwargs)
 
@@ -179,6 +180,7 @@ class SecureMADDPG(Algorithm):
             seeds,
             # the cost block needs secure updates (none in a run shorter than a batch)
             self.last_results if any(r["timing"]["updates"] for r in self.last_results) else None,
+            pretrained=self.pretrained_actors,
         )
 
     # -- training -------------------------------------------------------------------------
@@ -336,6 +338,10 @@ class SecureMADDPG(Algorithm):
             self.env_steps = int(res["env_steps"])
             self.episodes = int(res["episodes"])
             self.updates = int(res["updates"])
+            if res.get("pretrained_actors"):
+                self.pretrained_actors = [
+                    self._actor_from_state(i, sd) for i, sd in enumerate(res["pretrained_actors"])
+                ]
             final = res.get("final")
             if final and "actor" in final:
                 r = int(res["rank"])
@@ -361,11 +367,15 @@ class SecureMADDPG(Algorithm):
         self.share_dir = str(state["share_dir"])
         step = int(state["share_step"])
         self.share_step = None if step < 0 else step
-        self.actors = {}
-        for k, sd in dict(state.get("actors", {})).items():
-            i = int(k)
-            actor = maddpg.make_actor(
-                2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
-            )
-            actor.load_state_dict(sd)
-            self.actors[i] = actor
+        self.actors = {
+            int(k): self._actor_from_state(int(k), sd)
+            for k, sd in dict(state.get("actors", {})).items()
+        }
+
+    def _actor_from_state(self, i: int, state: Mapping[str, Any]) -> torch.nn.Module:
+        """Player ``i``'s plaintext actor with the weights ``state`` (a state dict)."""
+        actor = maddpg.make_actor(
+            2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
+        )
+        actor.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        return actor

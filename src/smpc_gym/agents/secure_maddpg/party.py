@@ -104,6 +104,9 @@ class Party:
         high = list(action_high) if action_high is not None else maddpg.action_caps(env_kwargs)
         self.high = high[self.rank]
         self.inv_high = 1.0 / self.high
+        #: the pre-trained actors' weights (public: learned from public data only), for
+        #: the end-of-run table's "pre-trained" row; None without pre-training
+        self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
         if init_nets is None:
             init_nets = self._initial_plain_nets(env_kwargs, seeds, high, pretrain_hooks)
         actors, critics = init_nets
@@ -140,6 +143,9 @@ class Party:
             # (one torch thread, seeded generators), so both parties get the same networks.
             # Its progress (public: the simulated market's steps and returns) is reported.
             sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed, hooks=pretrain_hooks)
+            self.pretrained_actors = [
+                {k: v.numpy().copy() for k, v in a.state_dict().items()} for a in sim.nets.actors
+            ]
             return list(sim.nets.actors), list(sim.nets.critics)
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
@@ -497,6 +503,8 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
         "episodes": party.episodes,
         "updates": party.updates,
         "final": final,
+        # public, and the same in both parties: party 0's copy is enough
+        "pretrained_actors": party.pretrained_actors if rank == 0 else None,
         "timing": timing,
         "reveal_log": party.reveal_log,
         **({"private": _own_rows(party)} if job.return_private else {}),
