@@ -574,7 +574,9 @@ class _PretrainProgress(NullHooks):
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         shown = {k: float(metrics[k]) for k in ("total_ncr",) if k in metrics}
-        self.report.pretrain(int(step), self.total, shown)
+        send = getattr(self.report, "pretrain", None)  # a reporter may not show progress
+        if send is not None:
+            send(int(step), self.total, shown)
 
 
 class _QueueReporter:
