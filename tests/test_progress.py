@@ -13,7 +13,7 @@ from smpc_gym.training.progress import TrainingProgress, format_duration, format
 
 LINE = re.compile(
     r"^(?P<phase>.{13}) +(?P<step>[\d,]+) / (?P<total>[\d,]+) +(?P<pct>\d+)%  "
-    r"elapsed (?P<elapsed>\d+:\d\d:\d\d) +(?P<rate>[\d,]+|-) (?P<unit>\w+)/s  "
+    r"elapsed (?P<elapsed>\d+:\d\d:\d\d) +(?P<rate>[\d,.]+|-) (?P<unit>\w+)/s  "
     r"ETA (?P<eta>\d+:\d\d:\d\d|-:--:--)"
 )
 
@@ -44,6 +44,8 @@ def test_lines_have_fixed_columns_whatever_the_numbers() -> None:
     assert "loss=0.5" in lines[0]
     assert LINE.match(lines[2])["eta"] == "-:--:--"  # no rate yet: no ETA
     assert LINE.match(lines[3])["eta"] == "0:00:00" and LINE.match(lines[3])["unit"] == "episodes"
+    slow = LINE.match(format_line("secure phase", 30, 320, 97.0, 0.31))
+    assert slow and slow["rate"] == "0.31" and slow["eta"] == "0:15:35"  # 290 / 0.31 s
 
 
 def test_plain_lines_at_each_tenth_and_phase_changes() -> None:

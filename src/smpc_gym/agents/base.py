@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
@@ -74,9 +74,14 @@ class TrainHooks(Protocol):
     def next_evaluation(self, step: int) -> int | None:
         """The first env step after ``step`` at which an evaluation is due (None: never)."""
 
-    def phase(self, name: str, total: int | None = None) -> None:
+    def phase(self, name: str, total: int | None = None, start: int | None = None) -> None:
         """Name the phase the algorithm is in (``start-up``, ``pre-training``, ``secure
-        phase`` …) for the progress display; ``total`` gives the phase its own length."""
+        phase`` …) for the progress display; ``total`` gives the phase its own length
+        (counted from ``start``, default 0), whose rate and ETA the display then shows."""
+
+    def advance(self, step: int, metrics: Mapping[str, float] | None = None) -> None:
+        """Show progress to ``step`` of the current phase without logging a row (a phase
+        whose steps are not the run's env steps, e.g. plaintext pre-training)."""
 
     def event(self, message: str) -> None:
         """Show a one-off event (e.g. a redone secure update) as one line."""
@@ -109,7 +114,10 @@ class NullHooks:
     def next_evaluation(self, step: int) -> int | None:
         return None
 
-    def phase(self, name: str, total: int | None = None) -> None:
+    def phase(self, name: str, total: int | None = None, start: int | None = None) -> None:
+        pass
+
+    def advance(self, step: int, metrics: Mapping[str, float] | None = None) -> None:
         pass
 
     def event(self, message: str) -> None:
@@ -177,6 +185,16 @@ class Algorithm(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    def final_report(self, seeds: Sequence[int]) -> dict[str, Any] | None:
+        """The algorithm's own end-of-run report on the evaluation ``seeds``, or None.
+
+        The runner calls it once after the final evaluation, prints its ``"text"`` and
+        writes the whole dict (JSON-serialisable) to ``report.json`` in the run folder.
+        Default: no report. Secure MADDPG returns the paper's Table 5 (its policy, the
+        pre-trained policy, myopic and random play, and the cost of the secure phase).
+        """
+        return None
 
     def save(self, path: str | Path) -> None:
         """Save config, env kwargs, seed and state to ``path`` (atomic, verified file)."""

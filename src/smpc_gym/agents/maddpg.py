@@ -745,6 +745,7 @@ def pretrain(
     seed: int,
     steps: int,
     cls: type[MADDPG] | None = None,
+    hooks: TrainHooks | None = None,
 ) -> MADDPG:
     """Plaintext EDE MADDPG trained ``steps`` env steps on the game ``env_kwargs``.
 
@@ -753,15 +754,20 @@ def pretrain(
     steps)`` with one torch thread, so both parties hold the same networks afterwards
     and neither learns anything private from them. ``cls``: :class:`MADDPG` (default) or
     a subclass such as :class:`smpc_gym.agents.nds.NDS` (for same-budget baselines).
+    ``hooks`` receive the log rows (progress display; default: none).
     """
     sim = (cls or MADDPG)(cfg, dict(env_kwargs), int(seed))
     if steps > 0:
-        sim.train(int(steps), NullHooks())
+        sim.train(int(steps), hooks or NullHooks())
     return sim
 
 
 def pretrain_for(
-    cfg: Any, env_kwargs: Mapping[str, Any], seed: int, cls: type[MADDPG] | None = None
+    cfg: Any,
+    env_kwargs: Mapping[str, Any],
+    seed: int,
+    cls: type[MADDPG] | None = None,
+    hooks: TrainHooks | None = None,
 ) -> MADDPG:
     """The secure pipeline's pre-training for a secure run's config ``cfg``.
 
@@ -769,6 +775,7 @@ def pretrain_for(
     ``pretrain_config``, ``pretrain_env``, ``pretrain_steps``); ``env_kwargs`` are the
     private game's parameters, to which ``pretrain_env`` is applied. Both parties call
     this, and so do the evaluation of a finished run and ``benchmarks/paper_table.py``.
+    ``hooks``: as for :func:`pretrain`.
     """
     return pretrain(
         pretrain_config(cfg.plain(), cfg.pretrain_config),
@@ -776,4 +783,5 @@ def pretrain_for(
         seed,
         cfg.pretrain_steps,
         cls,
+        hooks,
     )

@@ -38,6 +38,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def format_rate(rate: float | None, unit: str = "steps") -> str:
+    """``"1,000 steps/s"``; under 10 per second two significant digits (``"0.31
+    steps/s"``: a secure phase's rate is not 0); ``"- steps/s"`` when unknown."""
+    if rate is None or not rate > 0:
+        return f"- {unit}/s"
+    return f"{rate:,.0f} {unit}/s" if rate >= 10 else f"{rate:.2g} {unit}/s"
+
+
 def format_metrics(metrics: Mapping[str, float], limit: int = SHOWN_METRICS) -> str:
     """``key=value`` pairs of the first ``limit`` metrics, 4 significant digits."""
     parts = []
@@ -64,7 +72,7 @@ def format_line(
     eta = (total - step) / rate if rate and rate > 0 and step < total else None
     if step >= total:
         eta = 0.0
-    rate_text = f"{rate:,.0f} {unit}/s" if rate is not None else f"- {unit}/s"
+    rate_text = format_rate(rate, unit)
     return (
         f"{phase[:PHASE_WIDTH]:<{PHASE_WIDTH}} {step:>{width},} / {total:<{width},}  {pct:4.0f}%  "
         f"elapsed {format_duration(elapsed)}  {rate_text:>16}  "
@@ -140,8 +148,7 @@ class TrainingProgress:
         return format_duration(self.eta())
 
     def _rate_text(self) -> str:
-        r = self.rate()
-        return f"{r:,.0f} {self._unit}/s" if r else f"- {self._unit}/s"
+        return format_rate(self.rate(), self._unit)
 
     def line(self) -> str:
         """The current state as one plain line (:func:`format_line`)."""

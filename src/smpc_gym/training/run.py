@@ -11,6 +11,9 @@ A run folder (default ``runs/<algo>-<env>-<seed>``) holds::
     checkpoints/     ckpt-<step>.pt, written atomically; the last ``keep`` are kept
     model.pt         the final algorithm (same format as a checkpoint)
     eval.json        final evaluation (see smpc_gym.training.evaluate)
+    report.json      the algorithm's own end-of-run report, when it has one (secure
+                     MADDPG: the paper's Table 5 and the secure phase's cost), also
+                     printed at the end of the run
     learning_curves.png   written by ``train.py plot``
 
 Resume semantics (``--resume``): the latest checkpoint is loaded (its env step ``S``),
@@ -59,7 +62,7 @@ from smpc_gym.training.config import ConfigError, RunConfig, build_algorithm
 from smpc_gym.training.progress import TrainingProgress
 
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
-RUN_FILES = ("config.yaml", "metrics.csv", "model.pt", "eval.json")
+RUN_FILES = ("config.yaml", "metrics.csv", "model.pt", "eval.json", "report.json")
 RUN_DIRS = ("checkpoints", "tb")
 
 
@@ -324,9 +327,13 @@ class RunHooks:
             return {}
         return dict(self.evaluator(int(step)))
 
-    def phase(self, name: str, total: int | None = None) -> None:
-        """Show ``name`` as the current phase."""
-        self.progress.phase(name, total=total)
+    def phase(self, name: str, total: int | None = None, start: int | None = None) -> None:
+        """Show ``name`` as the current phase (with its own ``total`` and ``start``)."""
+        self.progress.phase(name, total=total, start=start)
+
+    def advance(self, step: int, metrics: Mapping[str, float] | None = None) -> None:
+        """Show progress to ``step`` of the current phase (no metrics row is written)."""
+        self.progress.update(step, metrics)
 
     def event(self, message: str) -> None:
         """Print a one-line event."""
@@ -427,6 +434,64 @@ def _eval_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return {f"eval/{k}": float(result[k]) for k in keys if k in result}
 
 
+def _evaluate(
+    progress: TrainingProgress,
+    algo: Any,
+    run: RunConfig,
+    episodes: int,
+    epsilon: float | None,
+) -> dict[str, Any]:
+    """The run's evaluation (``eval.json``'s dict) on the fixed evaluation seeds, shown
+    as the ``evaluation`` phase of ``progress`` (periodic and final evaluations alike)."""
+    from smpc_gym.training.evaluate import evaluate
+
+    progress.phase("evaluation", total=episodes, start=0, unit="episodes", tenths=False)
+    result = evaluate(algo, run.env, run.env_kwargs, episodes=episodes, epsilon=epsilon)
+    progress.update(episodes, _eval_metrics(result))  # (no per-episode callback yet)
+    return result
+
+
+def _final_report(
+    progress: TrainingProgress, algo: Any, run_dir: Path, seeds: list[int]
+) -> dict[str, Any] | None:
+    """The algorithm's end-of-run report (:meth:`~smpc_gym.agents.base.Algorithm.
+    final_report`) on the evaluation ``seeds``, written to ``report.json`` (None: none)."""
+    from smpc_gym.agents.base import Algorithm
+
+    (run_dir / "report.json").unlink(missing_ok=True)
+    if getattr(type(algo), "final_report", None) in (None, Algorithm.final_report):
+        return None  # no report: no phase line either
+    progress.phase("report", total=1, start=0, unit="reports", tenths=False)
+    report = algo.final_report(seeds)
+    if report is None:
+        return None
+    progress.update(1)
+    text = json.dumps(_finite(report), indent=2)  # in the report's order: rows as printed
+    atomic_write_bytes(run_dir / "report.json", (text + "\n").encode())
+    return report
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN/inf floats as None (strict JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_wall_time(seconds: float) -> str:
+    """``"7 min 12 s"`` (``"42 s"`` under a minute, ``"1 h 03 min"`` from an hour)."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def train(
     run: RunConfig | None,
     run_dir: str | Path,
@@ -459,8 +524,9 @@ def train(
             is not extended (its ``eval.json`` is left as it is).
         TrainingInterrupted: Ctrl-C; the message names the checkpoint that holds the run.
     """
-    from smpc_gym.training.evaluate import evaluate, write_eval
+    from smpc_gym.training.evaluate import eval_seeds, write_eval
 
+    t_start = time.monotonic()
     run_dir = Path(run_dir)
     start, wall_offset = 0, 0.0
     if resume:
@@ -534,17 +600,8 @@ def train(
     _write_yaml(run_dir / "config.yaml", record)
 
     def periodic_eval(step: int) -> dict[str, float]:
-        progress.phase("evaluation", total=eval_episodes, start=0, unit="episodes", tenths=False)
         try:
-            result = evaluate(
-                algo,
-                run.env,
-                run.env_kwargs,
-                episodes=eval_episodes,
-                epsilon=eval_epsilon,
-            )
-            metrics = _eval_metrics(result)
-            progress.update(eval_episodes, metrics)  # (no per-episode callback yet)
+            metrics = _eval_metrics(_evaluate(progress, algo, run, eval_episodes, eval_epsilon))
         finally:
             progress.phase("train", total=run.steps, start=step, unit="steps")
         return metrics
@@ -611,19 +668,15 @@ def train(
             quiet, f"replacing {run_dir / 'eval.json'} with the evaluation at step {algo.env_steps}"
         )
     final = TrainingProgress(eval_episodes, quiet=quiet, unit="episodes", tty=progress_tty)
-    final.phase("evaluation", tenths=False)
     try:
-        result = evaluate(
-            algo,
-            run.env,
-            run.env_kwargs,
-            episodes=eval_episodes,
-            epsilon=eval_epsilon,
-        )
-        final.update(eval_episodes)
+        result = _evaluate(final, algo, run, eval_episodes, eval_epsilon)
+        write_eval(run_dir / "eval.json", result)
+        report = _final_report(final, algo, run_dir, eval_seeds(eval_episodes))
     finally:
         final.close()
-    write_eval(run_dir / "eval.json", result)
+    if report is not None and not quiet:
+        print(report["text"], flush=True)
+    _say(quiet, f"finished in {format_wall_time(time.monotonic() - t_start)}")
     if render:
         from smpc_gym.training.evaluate import replay
 

@@ -272,31 +272,44 @@ def evaluate_secure_run(
     seed: int,
     seeds: Sequence[int],
     results: Sequence[Mapping[str, Any]] | None = None,
+    pretrained: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Table 5 for a finished secure MADDPG run, on the evaluation ``seeds``.
 
     Evaluates, on the private game ``env_kwargs`` and the same seeds: the secure policy
     (``secure_actors``, the owners' revealed actors), the pre-trained policy it started
-    from (re-computed here: pre-training is public and deterministic, so this costs one
-    more pre-training run), the myopic benchmark and random play. With ``results``
+    from (``pretrained``: its two actors, as party 0 returns them; without them it is
+    re-computed: pre-training is public and deterministic, but that costs one more
+    pre-training run), the myopic benchmark and random play. With ``results``
     (``SecureMADDPG.last_results``) it adds the cost block. Returns ``{"rows": {name:
     table5_row}, "cost": ... or None, "text": format_table5(...)}``.
     """
     import torch
 
     from smpc_gym.agents import maddpg
+    from smpc_gym.agents.base import NullHooks
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the parties pre-trained with one thread: same networks
+    pre_policy: BatchedPolicy | None = None
+    plain_s = None
     try:
-        pre = maddpg.pretrain_for(cfg, env_kwargs, seed) if cfg.pretrain_steps > 0 else None
-        plain_s = plain_update_seconds(pre) if pre is not None and results else None
+        if pretrained is not None:
+            pre_policy = ede_actors_policy(pretrained)
+            if results:  # a plaintext update's time does not depend on the weights
+                plain = maddpg.MADDPG(cfg.plain(), dict(env_kwargs), seed)
+                plain.train(max(cfg.batch_size, cfg.learning_starts), NullHooks())
+                plain_s = plain_update_seconds(plain)
+        elif cfg.pretrain_steps > 0:
+            pre = maddpg.pretrain_for(cfg, env_kwargs, seed)
+            pre_policy = pre.policy
+            plain_s = plain_update_seconds(pre) if results else None
     finally:
         torch.set_num_threads(threads)
     max_cycles = maddpg.game_config(env_kwargs).max_cycles
     policies: dict[str, BatchedPolicy] = {"secure 2PC": ede_actors_policy(secure_actors)}
-    if pre is not None:
-        policies["pre-trained"] = pre.policy
+    if pre_policy is not None:
+        policies["pre-trained"] = pre_policy
     policies["myopic"] = myopic_policy()
     policies["random"] = random_policy(env_kwargs, seed)
     rows = {n: table5_row(run_seeds(p, env_kwargs, seeds), max_cycles) for n, p in policies.items()}

@@ -43,12 +43,16 @@ def _plain_actor(
 class _DirectReporter:
     """Party side of a multi-machine launch: this process is the party and the runner."""
 
-    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks) -> None:
+    def __init__(self, algo: SecureMADDPG, hooks: TrainHooks, total_steps: int) -> None:
         self.algo, self.hooks = algo, hooks
+        self.progress = _PhaseProgress(hooks, total_steps, algo.env_steps)
+
+    def pretrain(self, step: int, total: int, metrics: Mapping[str, float]) -> None:
+        self.progress.pretrain(step, total, metrics)
 
     def log(self, step: int, row: Mapping[str, float]) -> None:
         self.algo.env_steps = int(step)
-        self.hooks.phase("secure phase")
+        self.progress.secure(step, row)
         self.hooks.log(step, row)
 
     def want_checkpoint(self, step: int, every: int) -> bool:
@@ -60,6 +64,45 @@ class _DirectReporter:
         self.algo.env_steps = int(step)
         self.algo.share_step = int(step)
         self.hooks.checkpoint(step)
+
+
+class _PhaseProgress:
+    """The launcher's view of a run's phases: ``start-up`` (named by ``train``), then
+    ``pre-training`` (party 0's plaintext pre-training steps, with their rate and ETA), then
+    ``secure phase`` (from the end of pre-training; its steps are the run's env steps),
+    and a one-line event whenever a party repaired a fixed-point wrap-around by a redo."""
+
+    def __init__(self, hooks: TrainHooks, total_steps: int, start_step: int = 0) -> None:
+        self.hooks, self.total, self.start = hooks, int(total_steps), int(start_step)
+        self.current = "start-up"
+        self.redos = 0.0
+
+    def _enter_secure(self, step: int) -> None:
+        if self.current != "secure phase":
+            self.current = "secure phase"
+            self.hooks.phase("secure phase", total=self.total, start=int(step))
+
+    def pretrain(self, step: int, total: int, metrics: Mapping[str, float]) -> None:
+        """Party 0 reached pre-training step ``step`` of ``total``."""
+        if self.current == "start-up":
+            self.current = "pre-training"
+            # the phase starts at the first report: its rate counts from there
+            self.hooks.phase("pre-training", total=int(total), start=int(step))
+        elif self.current == "pre-training":
+            self.hooks.advance(int(step), dict(metrics))
+        if self.current == "pre-training" and step >= total:
+            self._enter_secure(self.start)
+
+    def secure(self, step: int, row: Mapping[str, float]) -> None:
+        """A secure-phase row at env step ``step`` is about to be logged."""
+        self._enter_secure(step)
+        redos = float(row.get("overflow_redos", 0.0))
+        if redos > self.redos:
+            self.hooks.event(
+                f"secure phase: {redos - self.redos:.0f} fixed-point wrap-around(s) repaired "
+                f"by a redo before step {step} ({redos:.0f} in this launch)"
+            )
+            self.redos = redos
 
 
 class SecureMADDPG(Algorithm):
@@ -93,6 +136,7 @@ class SecureMADDPG(Algorithm):
         self.episodes = 0
         self.updates = 0
         self.actors: dict[int, Any] = {}
+        self.pretrained_actors: list[Any] | None = None  # this launch's, for final_report
         self.last_results: list[dict[str, Any]] = []
         self.high = maddpg.action_caps(self.env_kwargs)
 
@@ -114,6 +158,30 @@ class SecureMADDPG(Algorithm):
             for i, a in enumerate(AGENTS):
                 out[a] = self.actors[i](feats)[0].numpy().astype(np.float32)
         return out
+
+    def final_report(self, seeds: Sequence[int]) -> dict[str, Any] | None:
+        """The paper's Table 5 on the evaluation ``seeds`` (see
+        :func:`~smpc_gym.agents.common.supply_chain_eval.evaluate_secure_run`): the secure
+        policy, the pre-trained policy it started from, myopic and random play on the
+        private game, and the cost block of this launch's secure updates.
+
+        None when the plaintext actors are not both here (``reveal_final_weights:
+        none``, or one party of a multi-machine launch).
+        """
+        if any(i not in self.actors for i in range(N_PLAYERS)):
+            return None
+        from smpc_gym.agents.common.supply_chain_eval import evaluate_secure_run
+
+        return evaluate_secure_run(
+            [self.actors[i] for i in range(N_PLAYERS)],
+            self.config,
+            self.env_kwargs,
+            self.seed,
+            seeds,
+            # the cost block needs secure updates (none in a run shorter than a batch)
+            self.last_results if any(r["timing"]["updates"] for r in self.last_results) else None,
+            pretrained=self.pretrained_actors,
+        )
 
     # -- training -------------------------------------------------------------------------
     def _share_dir(self, hooks: TrainHooks) -> str:
@@ -175,7 +243,7 @@ class SecureMADDPG(Algorithm):
             world = parse_address(world_address)
             key = read_key_file(cfg.world_key_file)
             job = self._job(total_steps, hooks, world, key, None)
-            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks)))
+            res = run_party(party_main, pc, (job, _DirectReporter(self, hooks, total_steps)))
             self._absorb([res])
             return
 
@@ -191,7 +259,9 @@ class SecureMADDPG(Algorithm):
         stop = threading.Event()
         errors: list[BaseException] = []
         relay = threading.Thread(
-            target=self._relay, args=(reports, hooks, stop, errors), daemon=True
+            target=self._relay,
+            args=(reports, _PhaseProgress(hooks, total_steps, self.env_steps), hooks, stop, errors),
+            daemon=True,
         )
         relay.start()
         try:
@@ -207,9 +277,15 @@ class SecureMADDPG(Algorithm):
         self._absorb(results)
 
     def _relay(
-        self, q: Any, hooks: TrainHooks, stop: threading.Event, errors: list[BaseException]
+        self,
+        q: Any,
+        phases: _PhaseProgress,
+        hooks: TrainHooks,
+        stop: threading.Event,
+        errors: list[BaseException],
     ) -> None:
-        """Launcher thread: merge both parties' rows per step; checkpoint when both saved."""
+        """Launcher thread: merge both parties' rows per step; checkpoint when both saved;
+        show pre-training progress and the phases (``phases``)."""
         rows: dict[int, dict[int, dict[str, float]]] = {}
         ckpts: dict[int, set[int]] = {}
         while True:
@@ -220,11 +296,14 @@ class SecureMADDPG(Algorithm):
                     return
                 continue
             try:
-                if kind == "log":
+                if kind == "pretrain":
+                    shown = {k: v for k, v in payload.items() if k != "total"}
+                    phases.pretrain(step, int(payload["total"]), shown)
+                elif kind == "log":
                     rows.setdefault(step, {})[rank] = payload
                     if len(rows[step]) == N_PLAYERS:
-                        hooks.phase("secure phase")
                         merged = self._merge(rows.pop(step))
+                        phases.secure(step, merged)
                         self.episodes = int(merged.get("episodes", self.episodes))
                         self.updates = int(merged.get("updates", self.updates))
                         self.env_steps = step
@@ -259,6 +338,10 @@ class SecureMADDPG(Algorithm):
             self.env_steps = int(res["env_steps"])
             self.episodes = int(res["episodes"])
             self.updates = int(res["updates"])
+            if res.get("pretrained_actors"):
+                self.pretrained_actors = [
+                    self._actor_from_state(i, sd) for i, sd in enumerate(res["pretrained_actors"])
+                ]
             final = res.get("final")
             if final and "actor" in final:
                 r = int(res["rank"])
@@ -284,11 +367,15 @@ class SecureMADDPG(Algorithm):
         self.share_dir = str(state["share_dir"])
         step = int(state["share_step"])
         self.share_step = None if step < 0 else step
-        self.actors = {}
-        for k, sd in dict(state.get("actors", {})).items():
-            i = int(k)
-            actor = maddpg.make_actor(
-                2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
-            )
-            actor.load_state_dict(sd)
-            self.actors[i] = actor
+        self.actors = {
+            int(k): self._actor_from_state(int(k), sd)
+            for k, sd in dict(state.get("actors", {})).items()
+        }
+
+    def _actor_from_state(self, i: int, state: Mapping[str, Any]) -> torch.nn.Module:
+        """Player ``i``'s plaintext actor with the weights ``state`` (a state dict)."""
+        actor = maddpg.make_actor(
+            2 * N_FEATURES, self.config.hidden, self.high[i], torch.Generator().manual_seed(0)
+        )
+        actor.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        return actor

@@ -27,6 +27,7 @@ import torch
 
 import smpc_gym.agents.secure_maddpg.config  # noqa: F401 - the qualified name in annotations
 from smpc_gym.agents import maddpg
+from smpc_gym.agents.base import NullHooks
 from smpc_gym.agents.common.cadence import Cadence
 from smpc_gym.agents.common.ou_noise import OUNoise
 from smpc_gym.agents.secure_maddpg.config import (
@@ -81,6 +82,7 @@ class Party:
         seed: the run's public seed.
         init_nets: optional plaintext ``(actors, critics)`` to start from (only entry
             ``rank`` of each is read); default: the same init as plaintext MADDPG.
+        pretrain_hooks: hooks that see the plaintext pre-training's log rows (progress).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Party:
         seed: int,
         init_nets: tuple[Sequence[Any], Sequence[Any]] | None = None,
         action_high: Sequence[torch.Tensor] | None = None,
+        pretrain_hooks: Any = None,
     ) -> None:
         self.crypten = crypten
         self.rank = int(rank)
@@ -101,8 +104,11 @@ class Party:
         high = list(action_high) if action_high is not None else maddpg.action_caps(env_kwargs)
         self.high = high[self.rank]
         self.inv_high = 1.0 / self.high
+        #: the pre-trained actors' weights (public: learned from public data only), for
+        #: the end-of-run table's "pre-trained" row; None without pre-training
+        self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
         if init_nets is None:
-            init_nets = self._initial_plain_nets(env_kwargs, seeds, high)
+            init_nets = self._initial_plain_nets(env_kwargs, seeds, high, pretrain_hooks)
         actors, critics = init_nets
         self.nets = SecureNets.share(actors, critics, cfg.hidden, self.rank)
         self.opts = make_optimisers(cfg)
@@ -125,13 +131,21 @@ class Party:
         self.reveal_log: list[dict[str, Any]] = []
 
     def _initial_plain_nets(
-        self, env_kwargs: Mapping[str, Any], seeds: np.ndarray, high: Sequence[torch.Tensor]
+        self,
+        env_kwargs: Mapping[str, Any],
+        seeds: np.ndarray,
+        high: Sequence[torch.Tensor],
+        pretrain_hooks: Any = None,
     ) -> tuple[list[Any], list[Any]]:
         cfg = self.cfg
         if cfg.pretrain_steps > 0:
             # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
             # (one torch thread, seeded generators), so both parties get the same networks.
-            sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed)
+            # Its progress (public: the simulated market's steps and returns) is reported.
+            sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed, hooks=pretrain_hooks)
+            self.pretrained_actors = [
+                {k: v.numpy().copy() for k, v in a.state_dict().items()} for a in sim.nets.actors
+            ]
             return list(sim.nets.actors), list(sim.nets.critics)
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
@@ -405,14 +419,15 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
     from smpc_gym.secure.runtime import check_agreement
 
     check_agreement(ctx, run_facts(job))  # before any secure operation
-    party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed)
+    report = reporter or _QueueReporter(job.reports, rank)
+    progress = _PretrainProgress(report, cfg.pretrain_steps)
+    party = Party(ctx.crypten, rank, cfg, job.env_kwargs, job.seed, pretrain_hooks=progress)
     if job.resume_step is not None:
         party.load(load_share_file(job.share_dir, rank, job.resume_step))
         if party.env_steps != job.resume_step:
             raise RuntimeError(
                 f"share file says step {party.env_steps}, expected {job.resume_step}"
             )
-    report = reporter or _QueueReporter(job.reports, rank)
     view = PlayerView(job.world_address, rank, job.world_key, timeout_s=cfg.timeout_s)
     plain_cfg = cfg.plain()
     timing = {"update_s": 0.0, "updates": 0, "bytes": 0, "rounds": 0, "step_s": 0.0, "steps": 0}
@@ -488,6 +503,8 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
         "episodes": party.episodes,
         "updates": party.updates,
         "final": final,
+        # public, and the same in both parties: party 0's copy is enough
+        "pretrained_actors": party.pretrained_actors if rank == 0 else None,
         "timing": timing,
         "reveal_log": party.reveal_log,
         **({"private": _own_rows(party)} if job.return_private else {}),
@@ -548,11 +565,30 @@ class _PartyHooks:
         self.saved = int(step)
 
 
+class _PretrainProgress(NullHooks):
+    """Hooks of the plaintext pre-training: its log rows go to the reporter as progress
+    (step, the phase's total, the simulated market's total NCR; all public)."""
+
+    def __init__(self, report: Any, total: int) -> None:
+        self.report, self.total = report, int(total)
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        shown = {k: float(metrics[k]) for k in ("total_ncr",) if k in metrics}
+        send = getattr(self.report, "pretrain", None)  # a reporter may not show progress
+        if send is not None:
+            send(int(step), self.total, shown)
+
+
 class _QueueReporter:
-    """Party side of the local launch: log rows and checkpoints go to the launcher."""
+    """Party side of the local launch: log rows and checkpoints go to the launcher
+    (pre-training progress from party 0 only: both parties run the same one)."""
 
     def __init__(self, q: Any, rank: int) -> None:
         self.q, self.rank = q, rank
+
+    def pretrain(self, step: int, total: int, metrics: Mapping[str, float]) -> None:
+        if self.q is not None and self.rank == 0:
+            self.q.put(("pretrain", self.rank, int(step), {"total": float(total), **metrics}))
 
     def log(self, step: int, row: Mapping[str, float]) -> None:
         if self.q is not None:
