@@ -129,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("name", help="benchmark script name without .py, e.g. env_throughput")
     ap.add_argument("--out", type=Path, help="result file (default benchmarks/results/NAME.json)")
-    ap.add_argument("args", nargs=argparse.REMAINDER, help="after --: the benchmark's own flags")
-    ns = ap.parse_args(argv)
-    extra = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
+    ap.epilog = "Everything after -- goes to the benchmark (its own flags)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    ns = ap.parse_args(argv[:cut])  # so --out may come before or after NAME
+    extra = argv[cut + 1 :]
     out = ns.out or HERE / "results" / f"{ns.name}.json"
     data = record(ns.name, extra, out)
     print(

@@ -331,6 +331,58 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
     )
 
 
+def _h_headline_run(d: dict[str, Any]) -> str:
+    r = d["result"]
+    rows, cost = r["rows"], r["cost"]
+
+    def ncr(name: str) -> str:
+        return f"{rows[name]['total_ncr']:,.0f} ± {rows[name]['total_ncr_ci95']:,.0f}"
+
+    wall = int(round(r["finished_in_s"]))
+    return (
+        f"finished in {wall // 60} min {wall % 60} s; total NCR {ncr('secure 2PC')} secure vs "
+        f"{ncr('pre-trained')} pre-trained (the secure phase's gain on the private game), "
+        f"myopic {ncr('myopic')}, random {ncr('random')}; wastage "
+        f"{rows['secure 2PC']['wastage_units']:.0f}; {cost['updates']:.0f} secure SGD updates "
+        f"at {cost['secure_update_s']:.2f} s = {cost['ratio_to_plain']:.0f}× plaintext"
+    )
+
+
+def _h_paper_table(d: dict[str, Any]) -> str:
+    r = d["result"]
+    t = r["table"]
+    learned = "secure 2PC" if r["mode"] != "plaintext" else "EDE twin"
+
+    def cell(method: str, key: str) -> str:
+        v = t[method][key]
+        return f"{v['mean']:,.0f} ± {v['ci95']:,.0f}"
+
+    gain, ede = r["secure_gain_ncr"], r["ede_vs_nds"]
+    less, more = ede["less_wastage_pct"], ede["more_revenue_pct"]
+    return (
+        f"{r['mode']} mode, {len(r['seeds'])} training seeds, mean ± 95% CI: total NCR "
+        f"{cell(learned, 'total_ncr')} ({learned}) vs {cell('pre-trained', 'total_ncr')} "
+        f"pre-trained (gain {gain['mean']:+,.0f} ± {gain['ci95']:,.0f}), myopic "
+        f"{cell('myopic', 'total_ncr')}; wastage {cell(learned, 'wastage_units')} vs NDS "
+        f"{cell('NDS', 'wastage_units')}; EDE vs NDS {less['mean']:.0f}% less wastage "
+        f"[{less['lo']:.0f}, {less['hi']:.0f}], {more['mean']:.0f}% more revenue "
+        f"[{more['lo']:.0f}, {more['hi']:.0f}]"
+    )
+
+
+def _h_paper_table_secure(d: dict[str, Any]) -> str:
+    r = d["result"]
+    worst = {"mae": 0.0, "max": 0.0}
+    for per_seed in r["weights"]:
+        for err in (per_seed or {}).values():
+            worst = {k: max(worst[k], float(err[k])) for k in worst}
+    return (
+        _h_paper_table(d)
+        + f"; secure vs EDE twin weights after the secure phase: worst per-network MAE "
+        f"{worst['mae']:.1e}, worst |error| {worst['max']:.1e}"
+    )
+
+
 def _h_secure_agg(d: dict[str, Any]) -> str:
     rows = d["result"]["results"]
     worst = max(rows, key=lambda r: r["secure_vs_plain"])
@@ -375,10 +427,24 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "python benchmarks/learning_curves.py --algos fed_dqn --data benchmarks/results/curve_fed_dqn.json",
     ),
     (
+        "the headline run (seed 0, 20 evaluation episodes, mean ± 95% CI)",
+        "headline_run.json",
+        _h_headline_run,
+        "python train.py --algo secure_maddpg --env supply_chain",
+    ),
+    (
         "secure MADDPG vs EDE vs NDS (the paper's Table 5, with CIs)",
         "paper_table.json",
-        None,
-        "python benchmarks/record.py paper_table --out benchmarks/results/paper_table.json",
+        _h_paper_table,
+        "python benchmarks/record.py paper_table --out benchmarks/results/paper_table.json "
+        "-- --plaintext-only --seeds 5 --jobs 2",
+    ),
+    (
+        "secure 2PC vs its EDE twin (the paper's Table 4 and 5, secure mode)",
+        "paper_table_secure.json",
+        _h_paper_table_secure,
+        "python benchmarks/record.py paper_table --out benchmarks/results/paper_table_secure.json "
+        "-- --seeds 2 --jobs 1",
     ),
     (
         "secure MADDPG update cost (paper networks, batch 128)",

@@ -108,3 +108,18 @@ def test_pooled_triples_are_correct_and_save_round_trips() -> None:
     # pool refills, far fewer than the 24 products
     extra = r0["stats"]["rounds"] - r1["stats"]["rounds"]
     assert 0 < extra <= 6, (r0["stats"], r1["stats"])
+
+
+def _idle_then_multiply(ctx):
+    import time
+
+    time.sleep(8)  # longer than the run's 5 s timeout, before any dealer request
+    x = ctx.crypten.cryptensor(torch.tensor([1.5, -2.0]), src=0)
+    return (x * x).get_plain_text().tolist()
+
+
+def test_the_dealer_waits_for_parties_that_are_busy_elsewhere() -> None:
+    """Parties can go longer than the timeout without asking the dealer (pre-training,
+    full pools): the dealer must not give up on them."""
+    res = launch_local(_idle_then_multiply, 2, config=PartyConfig(world_size=2, timeout_s=5))
+    assert res[0] == pytest.approx([2.25, 4.0], abs=1e-3)

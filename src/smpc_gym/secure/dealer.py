@@ -247,7 +247,9 @@ def serve() -> None:
 
     Initialises CrypTen as the dealer rank (the caller has set its environment), sends
     each party its seed (CrypTen's ``TTPServer`` set-up), then answers typed frames from
-    party 0. A frame it cannot decode, or a reply of the wrong size, raises.
+    party 0. A frame it cannot decode, or a reply of the wrong size, raises. The caller
+    gives the dealer's process groups a long timeout: the parties may go minutes without
+    a request, and their own timeout applies to their side of every exchange.
     """
     crypten_module()
     import torch.distributed as dist
@@ -291,6 +293,8 @@ def serve() -> None:
     group = dealer.comm_group
     while True:
         frame = torch.empty(FRAME, dtype=torch.int64)
+        # waits as long as the dealer's groups allow (runtime.DEALER_WAIT_S): the parties
+        # may go minutes without a request; a party that dies closes the connection
         dist.recv(frame, src=0, group=group)
         func, args = decode(frame)
         if func == "terminate":

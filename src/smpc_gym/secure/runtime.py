@@ -95,6 +95,10 @@ __all__ = [
 ]
 
 
+#: How long the dealer waits for the next request (a week: as long as a run lasts).
+DEALER_WAIT_S = 7 * 24 * 3600.0
+
+
 class ProviderError(ValueError, argparse.ArgumentTypeError):
     """A provider name that is not accepted (a ``ValueError``; as an ``argparse`` type its
     message is shown as it is)."""
@@ -342,8 +346,11 @@ def _bound_store(rendezvous: str, rank: int, world_size: int, timeout: Any) -> A
 
 
 @contextmanager
-def _dist_timeout(timeout_s: float) -> Iterator[None]:
+def _dist_timeout(timeout_s: float, groups_s: float | None = None) -> Iterator[None]:
     """Make CrypTen's ``init_process_group`` / ``new_group`` calls use our timeout and store.
+
+    ``groups_s`` (default ``timeout_s``) is the process groups' timeout, ``timeout_s``
+    the rendezvous store's.
 
     CrypTen creates its process groups without a timeout (torch's default is 30 minutes);
     we patch the two functions on the ``torch.distributed`` module for the duration of
@@ -354,11 +361,12 @@ def _dist_timeout(timeout_s: float) -> Iterator[None]:
     import torch.distributed as dist
 
     td = datetime.timedelta(seconds=timeout_s)
+    tg = datetime.timedelta(seconds=timeout_s if groups_s is None else groups_s)
     orig_init, orig_new = dist.init_process_group, dist.new_group
 
     @functools.wraps(orig_init)
     def init_pg(*a: Any, **kw: Any) -> Any:
-        kw.setdefault("timeout", td)
+        kw.setdefault("timeout", tg)
         method = kw.get("init_method")
         if isinstance(method, str) and method.startswith("tcp://") and "store" not in kw:
             kw.pop("init_method")
@@ -367,7 +375,7 @@ def _dist_timeout(timeout_s: float) -> Iterator[None]:
 
     @functools.wraps(orig_new)
     def new_group(*a: Any, **kw: Any) -> Any:
-        kw.setdefault("timeout", td)
+        kw.setdefault("timeout", tg)
         return orig_new(*a, **kw)
 
     dist.init_process_group, dist.new_group = init_pg, new_group  # type: ignore[assignment]
@@ -540,7 +548,10 @@ def run_ttp_dealer(config: PartyConfig) -> None:
         crypten.cfg.mpc.provider = "TTP"
         from smpc_gym.secure.dealer import serve
 
-        with _dist_timeout(cfg.timeout_s):
+        # The dealer waits for requests for as long as the parties run (they may go
+        # minutes without one: pre-training, full pools); a dead party closes its
+        # connection, which ends the wait, and the parties keep their own timeout.
+        with _dist_timeout(cfg.timeout_s, groups_s=DEALER_WAIT_S):
             serve()  # typed frames until rank 0 sends "terminate"
     except Exception as exc:
         raise PartyError(
