@@ -58,7 +58,7 @@ def _returns(algo, episodes: int = 6, max_steps: int = 200) -> np.ndarray:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("server_lr", [1.0, 0.5])
+@pytest.mark.parametrize("server_lr", [1.0, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_same_seeds_same_weights_as_fed_dqn(tmp_path, server_lr: float) -> None:
     """Also with a server step size: secure_fed_dqn's coordinator scales the revealed mean."""
     torch.set_num_threads(1)

@@ -37,6 +37,7 @@ def _party(ctx):
     return med, trim
 
 
+@pytest.mark.slow  # 6 processes; the plaintext rules are tested in test_robust.py
 def test_secure_median_and_trimmed_mean_match_plaintext() -> None:
     results = launch_local(_party, N + 1)
     med, trim = results[COORDINATOR]
@@ -89,7 +90,7 @@ def _krum_party(ctx):
     return outs, hot.get_plain_text(dst=0), sel.get_plain_text(dst=0)
 
 
-@pytest.mark.slow  # 7 processes; median and trimmed mean stay in the default suite
+@pytest.mark.slow  # 7 processes
 @pytest.mark.timeout(120)
 def test_secure_krum_matches_plaintext_choice_and_output() -> None:
     results = launch_local(_krum_party, KRUM_N + 1)
