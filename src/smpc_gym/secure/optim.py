@@ -29,13 +29,12 @@ not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``16^j`` (j = ``-4 … 8``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
+  ``16^j`` (j = ``1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
   within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
-  relative error. Robust for any ``x`` in ``[2⁻¹⁶, 2^36)``; costs 13 comparisons per
-  coordinate, run as one batched full-range sign test (:mod:`smpc_gym.secure.compare`;
-  see ``SecureAdam._initial_guess``). ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the
-  small ``y`` of large ``x`` stays on the grid. (The first version compared with ``4^j``, 18
-  thresholds, as full 64-bit comparisons, and needed 5 Newton steps: 1.7× the bytes.)
+  relative error. Robust for any ``x`` in ``[1, 2^40)`` (the ε floor below keeps
+  ``x ≥ 1``); costs 9 comparisons per coordinate, run as one batched full-range sign test
+  (:mod:`smpc_gym.secure.compare`; see ``SecureAdam._initial_guess``). ``y`` is held as
+  ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays on the grid.
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
   step's ``y`` after a *guard* (one comparison ``[x·y² > 2.5]`` shrinks ``y`` 8× where
@@ -45,17 +44,30 @@ not work. Instead:
   far more than that and Newton diverges (the run stops with ``FixedPointOverflow``), so
   this is not the default.
 
-**Second moments on a finer grid.** ``v̂`` is stored as ``v̂·2^8``: the Beaver square
-of ``g'`` is truncated by ``2^8`` instead of ``2^16`` (:func:`square_shifted`), which keeps
-8 more fractional bits of small second moments and involves no truncation of a large value; the factor
-``2^4`` it puts into ``y`` is folded into the public learning rate. State is kept
-bias-corrected (``m̂``, ``v̂`` directly), never as raw ``v = (1 − β₂)·g²`` (1000× smaller).
+**Long runs: where the grid's rounding would add up.** A step is ``lr·m̂'·y``; at the ε
+floor ``y`` is large, so the rounding of every stored quantity is magnified there, and
+the running averages keep their rounding noise for ``1/(1 − β)`` steps (1,000 for
+``v̂``). Three choices keep the per-step error near ``lr·1e-4`` over thousands of steps
+(all truncations round stochastically, unbiased):
 
-``ε``: PyTorch's default ``1e-8`` is far below fixed-point resolution. We use
-``ε_fp = max(ε, 2^(−12)/c)`` so that ``ε'²·2^8 = 2⁻¹⁶`` is one unit of the grid:
-coordinates whose gradient RMS is above ~``4/c``·1e-6 follow Adam closely; smaller ones
-take a step damped by ``√v̂/√(v̂ + ε'²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)`` (the two
-differ only where ``v̂ ≲ ε'²``).
+* ``v̂`` is stored as ``v̂'·2^16`` (``V_SHIFT``; the Beaver square of ``g'`` is not
+  truncated at all, :func:`square_shifted`), and ε is floored so that
+  ``x = (v̂' + ε'²)·2^16 ≥ 1``: a second moment at the floor spans 2^16 grid units.
+  State is kept bias-corrected (``m̂``, ``v̂`` directly), never as raw
+  ``v = (1 − β₂)·g²`` (1000× smaller).
+* ``m̂`` is stored as ``m̂'·2^8`` (``M_SHIFT``).
+* the parameters keep their remainder below the 2^-16 grid between steps at
+  ``2^-(16+8)`` (``P_SHIFT``): rounded after every step, a parameter's error would
+  random-walk (at the largest of ~10^5 weights, ~1e-3 after 2,000 steps).
+
+The shifts are undone in the public learning rate. ``ε``: PyTorch's default ``1e-8`` is
+far below fixed-point resolution. We use ``ε_fp = max(ε, 2^(−8)/c)``
+(:meth:`SecureAdam.effective_eps`, which a plaintext twin must use too) and put it under
+the square root: the step is ``lr·m̂/√(v̂ + ε_fp²)``. Coordinates whose gradient RMS is
+well above ``ε_fp`` follow Adam closely; smaller ones take a step damped by
+``√v̂/√(v̂ + ε_fp²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)``. The range: ``x < 2^40``,
+i.e. ``|g'| < 2^12``; choose ``c`` so the largest gradients stay below ``2^12/c``
+(Adam's step does not depend on ``c``, only ``ε_fp`` does).
 
 **Truncation.** Every truncation here is exact (:mod:`smpc_gym.secure.trunc`), so the
 loss scales only have to keep values inside the ranges each function states (see
@@ -78,26 +90,29 @@ __all__ = ["SecureAdam", "SecureSGD", "flatten_cat", "mul_public", "unflatten_li
 
 
 def square_shifted(x: Any, shift: int) -> Any:
-    """``x² · 2^shift`` as a fixed-point share (``shift`` even, ``0 <= shift <= 8``), one Beaver square.
+    """``x² · 2^shift`` as a fixed-point share (``shift`` even, ``0 <= shift <= 16``), one Beaver square.
 
-    ``x`` is first truncated by ``2^(shift/2)``, then squared and the raw product
-    ``x²·2^(32 − shift)`` is truncated by ``2^(16 − 2·shift)`` only (not at all for
-    ``shift = 8``), which reads as ``x²·2^shift``. Small squares keep ``shift`` more
-    fractional bits than ``x.square()``. Both truncations are exact
-    (:func:`smpc_gym.secure.trunc.trunc_many`); correct for ``|x| < 2^(15 + shift/2)``
-    (raw square below 2^62): ``2^19`` for Adam's ``shift = 8``.
+    The raw square of ``x·2^16`` is ``x²·2^32``; reading ``x²·2^shift`` at scale ``2^16``
+    needs ``x²·2^(16 + shift)``. For ``shift >= 8`` ``x`` is first truncated by
+    ``2^(8 − shift/2)`` (not at all for ``shift = 16``) and the square is not truncated;
+    for ``shift < 8`` ``x`` is truncated by ``2^(shift/2)`` and the square by
+    ``2^(16 − 2·shift)``. Small squares keep ``shift`` more fractional bits than
+    ``x.square()``; every truncation is exact (:func:`smpc_gym.secure.trunc.trunc_many`).
+    Correct while the raw square stays below 2^62: ``|x| < 2^(23 − shift/2)`` for
+    ``shift >= 8`` (``2^15`` for Adam's ``shift = 16``).
     """
-    if shift % 2 or not 0 <= shift <= 8:
-        raise ValueError(f"shift must be even and in [0, 8], got {shift}")
+    if shift % 2 or not 0 <= shift <= 16:
+        raise ValueError(f"shift must be even and in [0, 16], got {shift}")
     from smpc_gym.secure.mpc_nn import wrap_shares
 
     crypten = crypten_module()
     protocol = getattr(crypten.mpc.primitives, crypten.cfg.mpc.protocol)
     xs = x._tensor.clone()
     scale = int(xs.encoder.scale)
-    if shift:
-        (xs.share,) = trunc_many([(xs.share, 1 << (shift // 2))])
-    raw = protocol.square(xs).share  # ring value x²·2^(32 − shift), not truncated
+    pre = 8 - shift // 2 if shift >= 8 else shift // 2
+    if pre:
+        (xs.share,) = trunc_many([(xs.share, 1 << pre)])
+    raw = protocol.square(xs).share  # ring value x²·2^(32 − 2·pre), not truncated
     if shift < 8:
         (raw,) = trunc_many([(raw, scale >> (2 * shift))])
     return wrap_shares(raw, x._tensor.encoder)
@@ -130,9 +145,10 @@ def unflatten_like(flat: Any, like: Sequence[Any]) -> list[Any]:
 
 @dataclass
 class _AdamState:
-    m: Any
-    v: Any
-    y: Any
+    m: Any  # m̂'·2^M_SHIFT
+    v: Any  # v̂'·2^V_SHIFT
+    y: Any  # 2^Y_SHIFT/√x, x = (v̂' + ε'²)·2^V_SHIFT
+    r: Any  # raw shares of the parameters' sub-grid remainder, scale 2^(16 + P_SHIFT)
     t: int
 
 
@@ -151,13 +167,26 @@ class SecureAdam:
     """
 
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
-    THRESHOLD_EXPONENTS = tuple(range(-4, 9))  # ... for j = -4 … 8 (x in [2^-16, 2^36))
+    THRESHOLD_EXPONENTS = tuple(range(1, 10))  # ... for j = 1 … 9 (x in [1, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
-    V_SHIFT = 8  # v̂ is kept as v̂·2^8 (8 more fractional bits for small second moments)
-    #: y ≈ 1/√x is kept as y·2^10: for x near the top of the range (2^36) y is 2^-18,
-    #: which the plain 16-bit grid cannot hold (it rounded the guess to 0); 2^10 more keeps
-    #: 8 significant bits there while x·y·2^10 < 2^28 keeps every raw product below 2^62
+    #: v̂' is kept as v̂'·2^16 and ε is floored so that x = (v̂' + ε'²)·2^16 >= 1: a
+    #: second moment at the floor is 2^16 grid units, and the few units of rounding noise
+    #: v̂'s running average collects over thousands of steps move y by < 1e-4
+    V_SHIFT = 16
+    #: y ≈ 1/√x is kept as y·2^10: near the top of the range (2^40) y is 2^-20, which the
+    #: plain 16-bit grid cannot hold; 2^10 more keeps 6 significant bits there (9 at
+    #: 2^34) while √x·2^10 < 2^30 keeps every raw product below 2^62
     Y_SHIFT = 10
+    #: m̂' is kept as m̂'·2^8: at the floor y is up to 2^8, so m̂'s 2^-16 grid would move
+    #: a step by lr/2^8, and its rounding noise lasts ~1/(1 − β₁) steps
+    M_SHIFT = 8
+    #: the parameters keep their sub-grid remainder at 2^-(16 + 8) between steps: rounded
+    #: to 2^-16 after every step, their error would random-walk (~1e-3 after 2,000 steps
+    #: at the largest of 10^5 weights); with the remainder it stays below one grid unit
+    P_SHIFT = 8
+    #: written with the state and checked on loading: a state stored under other shifts
+    #: would be read at the wrong scales
+    STATE_FORMAT = "adam-v16-m8-p8"
 
     def __init__(
         self,
@@ -180,19 +209,29 @@ class SecureAdam:
         self.lr = float(lr)
         self.betas = (float(betas[0]), float(betas[1]))
         self.grad_scale = float(grad_scale)
-        self.eps_fp = max(float(eps), 2.0**-12 / self.grad_scale)
+        self.eps_fp = self.effective_eps(eps, grad_scale)
         self.nr_iters = int(nr_iters)
         self.init_iters = int(init_iters)
         self.refresh_every = int(refresh_every)
         self.warmup = int(warmup)
         self.state: _AdamState | None = None
 
+    @classmethod
+    def effective_eps(cls, eps: float, grad_scale: float) -> float:
+        """The ε this optimiser uses: ``max(eps, 2^(−V_SHIFT/2) / grad_scale)``.
+
+        The floor puts ``x = (v̂' + ε'²)·2^V_SHIFT`` at or above 1 (``ε' = grad_scale·ε``),
+        where fixed point holds ``1/√x`` to ~1e-4 over long runs. A plaintext twin of this
+        optimiser (``θ −= lr·m̂/√(v̂ + ε²)``) must use the same value.
+        """
+        return max(float(eps), 2.0 ** (-cls.V_SHIFT / 2) / float(grad_scale))
+
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-16, 2^36)``.
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [1, 2^40)``.
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
-        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 13 comparisons
-        ``[x ≥ 16^j]``, ``j = −4 … 8``, run as one batched full-range sign test
+        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 9 comparisons
+        ``[x ≥ 16^j]``, ``j = 1 … 9``, run as one batched full-range sign test
         (:func:`smpc_gym.secure.mpc_nn.ltz`, exact for every ring element), so no
         pre-shifting into a narrow comparison range is needed.
         """
@@ -248,12 +287,16 @@ class SecureAdam:
 
     def step(self, params: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
         """One Adam step; returns the new parameter shares (same shapes as ``params``)."""
+        from smpc_gym.secure.mpc_nn import beaver_many, wrap_shares
+
         b1, b2 = self.betas
         g = flatten_cat(grads)
         theta = flatten_cat(params)
         if self.state is None:
             zeros = g * 0
-            self.state = _AdamState(m=zeros, v=zeros.clone(), y=None, t=0)
+            self.state = _AdamState(
+                m=zeros, v=zeros.clone(), y=None, r=torch.zeros_like(zeros.share), t=0
+            )
         st = self.state
         st.t += 1
         # The state is kept bias-corrected (m̂, v̂), not raw (m, v): v = (1 − β₂)·g'² is
@@ -261,19 +304,17 @@ class SecureAdam:
         # m̂_t = [β₁(1 − β₁^(t−1))·m̂_(t−1) + (1 − β₁)·g'] / (1 − β₁^t), same for v̂ with g'².
         t = st.t
         c1, c2 = 1 - b1**t, 1 - b2**t
-        st.m = mul_public(st.m, b1 * (1 - b1 ** (t - 1)) / c1) + mul_public(g, (1 - b1) / c1)
-        # v̂ is stored times 2^V_SHIFT (square_shifted): small v̂ keep 8 more bits.
-        # Not as an increment v̂ + a₂·(g'² − v̂), although that would shrink what the
-        # truncation sees (and so its wrap risk) by ~1/a₂: there a₂·v̂ truncates to 0 for
-        # v̂ < 1/a₂ units, so the ±1-unit truncation noise of a dead coordinate random-walks
-        # v̂ below −ε'², x ≤ 0 and Newton diverges (tried: one 50-update paper-network
-        # equivalence run in five ended with an actor weight 1,324 off). Scaling v̂ by s < 1
-        # rounds the small product down, which pulls small v̂ back toward zero.
-        st.v = mul_public(st.v, b2 * (1 - b2 ** (t - 1)) / c2) + mul_public(
-            square_shifted(g, self.V_SHIFT), (1 - b2) / c2
-        )
-        eps2 = (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT
-        x = st.v + eps2
+        # As increments m̂ += a₁·(g'·2^M − m̂), v̂ += a₂·(g'²·2^V − v̂), a = (1 − β)/(1 − β^t):
+        # the stored averages then converge to the averages whatever the rounding of a
+        # (as a·v̂ + b·g'² they would be off by (a + b − 1)/(1 − a): 0.8% for β₂ at 16 bits).
+        # The rounding noise of a dead coordinate (±1 unit, unbiased) stays far below the
+        # ε floor's 2^16 units, so x never approaches 0.
+        a1, a2 = (1 - b1) / c1, (1 - b2) / c2
+        g_m = wrap_shares(g.share << self.M_SHIFT, g._tensor.encoder)  # g'·2^M, exact
+        st.m = st.m + mul_public(g_m - st.m, a1)
+        # v̂' is stored times 2^V_SHIFT (square_shifted: an untruncated Beaver square)
+        st.v = st.v + mul_public(square_shifted(g, self.V_SHIFT) - st.v, a2, wide=True)
+        x = st.v + (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT  # >= 1
         refresh = (
             st.y is None
             or st.t <= self.warmup
@@ -285,28 +326,48 @@ class SecureAdam:
         else:
             with phase("optimiser.adam_rsqrt_start"):
                 st.y = self._newton(x, self._guard(x, st.y), self.nr_iters)
-        # y ≈ 2^(Y_SHIFT − V_SHIFT/2)/√(v̂' + ε'²): undo both shifts in the public lr
-        from smpc_gym.secure.mpc_nn import beaver_many
-
+        # m·y = m̂'·2^M · 2^(Y − V/2)/√(v̂' + ε'²): undo the shifts in the public lr, and
+        # keep P_SHIFT more bits of the step for the parameters' remainder
         (my,) = beaver_many([("mul", st.m, st.y)])
-        upd = mul_public(my, self.lr * 2.0 ** (self.V_SHIFT / 2 - self.Y_SHIFT))
-        return unflatten_like(theta - upd, params)
+        shift = self.V_SHIFT / 2 - self.Y_SHIFT - self.M_SHIFT + self.P_SHIFT
+        upd = mul_public(my, self.lr * 2.0**shift)  # the step, at scale 2^(16 + P_SHIFT)
+        fine = (theta.share << self.P_SHIFT) + st.r - upd.share
+        (coarse,) = trunc_many([(fine, 1 << self.P_SHIFT)]) if self.P_SHIFT else (fine,)
+        st.r = fine - (coarse << self.P_SHIFT)  # what the 2^-16 grid does not hold
+        return unflatten_like(wrap_shares(coarse, theta._tensor.encoder), params)
 
     def state_shares(self) -> dict[str, Any]:
         """This party's shares of the optimiser state (for checkpoints)."""
         if self.state is None:
             return {"t": 0}
         s = self.state
-        return {"t": s.t, "m": s.m.share.clone(), "v": s.v.share.clone(), "y": s.y.share.clone()}
+        return {
+            "format": self.STATE_FORMAT,
+            "t": s.t,
+            "m": s.m.share.clone(),
+            "v": s.v.share.clone(),
+            "y": s.y.share.clone(),
+            "r": s.r.clone(),
+        }
 
     def load_state_shares(self, state: dict[str, Any], like: Any) -> None:
         """Restore :meth:`state_shares` (``like``: any share tensor to copy the encoder from)."""
         if int(state["t"]) == 0:
             self.state = None
             return
+        if state.get("format") != self.STATE_FORMAT:
+            raise ValueError(
+                f"SecureAdam state format {state.get('format')!r}, this version reads "
+                f"{self.STATE_FORMAT!r}: the moments were stored at other fixed-point "
+                "scales (a checkpoint from an older smpc_gym cannot be resumed by this one)"
+            )
         mk = _from_share_like(like)
         self.state = _AdamState(
-            m=mk(state["m"]), v=mk(state["v"]), y=mk(state["y"]), t=int(state["t"])
+            m=mk(state["m"]),
+            v=mk(state["v"]),
+            y=mk(state["y"]),
+            r=state["r"].clone(),
+            t=int(state["t"]),
         )
 
 

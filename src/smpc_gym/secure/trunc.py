@@ -274,7 +274,7 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     return res
 
 
-def mul_public(x: Any, s: float) -> Any:
+def mul_public(x: Any, s: float, wide: bool = False) -> Any:
     """``x · s`` for a share ``x`` and a public float ``s``, without 16-bit quantisation of ``s``.
 
     Multiplies the shares by the integer ``q = round(s·2^k)`` and truncates by ``2^k``
@@ -282,6 +282,11 @@ def mul_public(x: Any, s: float) -> Any:
     relative error of ``s`` is about ``2^-16`` even for ``s = 1e-4`` (CrypTen's ``x * s``
     would encode ``s`` with 16 bits: an 8% error there). Correct while the raw product
     ``x·2^16·q`` stays below 2^62, i.e. ``|x·s| < 2^29`` (and ``|x| < 2^29`` for ``s < 1``).
+
+    ``wide=True`` lifts the bound to ``|x| < 2^45`` (``|x·s| < 2^45``) for one more round:
+    ``x`` is first split into a high part ``⌊x_raw / 2^24⌋`` and the low 24 bits, each
+    multiplied by ``q`` and truncated (together, one round); the result is within two
+    units of the grid.
     """
     import math
 
@@ -290,8 +295,19 @@ def mul_public(x: Any, s: float) -> Any:
     k = int(min(max(16 - math.ceil(math.log2(abs(s))), 0), 46))
     q = int(round(s * (1 << k)))
     out = x.clone()
-    raw = out.share * q  # ring multiplication by a public integer
-    out.share = trunc_many([(raw, 1 << k)])[0] if k else raw
+    if not wide:
+        raw = out.share * q  # ring multiplication by a public integer
+        out.share = trunc_many([(raw, 1 << k)])[0] if k else raw
+        return out
+    split = 24
+    (hi,) = trunc_many([(out.share, 1 << split)])
+    lo_q = (out.share - (hi << split)) * q  # the low part is below 2^(split + 1) raw units
+    hi_q = hi * q
+    todo = ([(lo_q, 1 << k)] if k else []) + ([(hi_q, 1 << (k - split))] if k > split else [])
+    done = trunc_many(todo)
+    lo_part = done[0] if k else lo_q
+    hi_part = done[-1] if k > split else hi_q << (split - k)
+    out.share = lo_part + hi_part
     return out
 
 
