@@ -2,19 +2,28 @@
 
 Two real party processes run secure MADDPG updates (:class:`secure_maddpg.Party`, the
 code training uses) while party 0 runs the plaintext EDE update
-(:func:`maddpg.maddpg_update`) on a twin that starts from the same networks and gets the
-same minibatch indices (drawn from the shared, seeded sampler, as in training; a MADDPG
-update has no other randomness — exploration noise only enters acting, which is checked
-separately below). After **every** update:
+(:func:`maddpg.maddpg_update`) on three twins that get the same minibatch indices (drawn
+from the shared, seeded sampler, as in training; a MADDPG update has no other randomness
+— exploration noise only enters acting, which is checked separately below). After
+**every** update every parameter of every network (actors, critics and both targets) and
+both optimiser states are revealed to party 0 (a benchmark-only reveal), and:
 
-* every parameter of every network (actors, critics and both targets) is revealed to
-  party 0 (a benchmark-only reveal) and compared with the twin: ``max_abs_weight_error``
-  is the largest absolute difference seen over the whole run;
-* both secure actors act on the same 32 states as the twin's actors (the acting path,
-  ``forward_stacked`` under exact truncation); ``max_abs_action_error`` is the largest
-  difference in units of the action caps (actions are ``cap · σ(·)``);
-* an update counts as ``undetected`` when its weight error exceeds 1e-3 and no redo
-  (the revealed-loss check) fired during it.
+* ``max_abs_weight_error``: the **step** twin is set to the revealed secure state (networks
+  and optimiser moments) before each update and makes the same update in floating point;
+  the largest difference after any update is what one secure update adds. A wrap
+  anywhere (weights, targets, optimiser state) shows here at once;
+* ``max_abs_trajectory_error``: the **free** twin runs from the same start on its own.
+  MADDPG's training dynamics amplify any difference (a ReLU flipping on one sample, a
+  coordinate near Adam's ε): ``max_abs_grid_twin_error`` is the same distance for a
+  plaintext twin that differs only by starting from the weights rounded to the 2^-16
+  grid — what the fixed-point encoding alone leads to; ``trajectory`` lists both every
+  10 updates;
+* both secure actors act on the same 32 states as the step twin's actors loaded with the
+  revealed weights (the acting path, ``forward_stacked`` under exact truncation);
+  ``max_abs_action_error`` is the largest difference in units of the action caps
+  (actions are ``cap · σ(·)``);
+* an update counts as ``undetected`` when its per-update weight error exceeds 1e-3 and
+  no redo (the revealed-loss check) fired during it.
 
 ``wraps_prevented_or_caught``: truncations that CrypTen's local truncation would have got
 wrong on the very same shares (the parties exchange their shares to count them, uncounted
@@ -38,9 +47,11 @@ Usage::
     python benchmarks/secure_maddpg_stress.py --updates 50 --truncation local   # old path
 
 ``--json`` prints one object with the keys ``config``, ``updates``,
-``max_abs_weight_error``, ``max_abs_action_error``, ``wraps_prevented_or_caught``,
+``max_abs_weight_error``, ``max_abs_trajectory_error``, ``max_abs_grid_twin_error``,
+``trajectory``, ``max_abs_action_error``, ``wraps_prevented_or_caught``,
 ``would_wrap``, ``redos``, ``undetected``, ``seconds_per_update`` (secure update only,
-without the checks), ``worst_update`` (the update with the largest weight error) and
+without the checks), ``worst_update`` (the update with the largest per-update weight
+error, and the network it was in) and
 ``cost`` (``exact`` / ``local``: ``seconds``, ``mb``, ``rounds`` per update, party 0's
 CrypTen counters; ``ratio_seconds``, ``ratio_mb``, ``ratio_rounds``: exact / local).
 """
@@ -161,8 +172,8 @@ def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
 class FloorEpsAdam(torch.optim.Optimizer):
     """Plaintext Adam with :class:`SecureAdam`'s formula: ``θ −= lr·m̂/√(v̂ + ε²)``.
 
-    ``SecureAdam`` floors ε at ``2^-12 / grad_scale`` (fixed-point resolution) and puts it
-    under the square root; ``torch.optim.Adam`` (ε = 1e-8) takes full ``lr`` steps on
+    ``SecureAdam`` floors ε at ``SecureAdam.effective_eps`` (fixed-point resolution) and
+    puts it under the square root; ``torch.optim.Adam`` (ε = 1e-8) takes full ``lr`` steps on
     coordinates whose gradient is ~0, which the secure one damps by design. This twin
     runs the secure algorithm in floating point, so the comparison measures only what
     MPC adds (fixed-point rounding, wraps).
@@ -192,8 +203,10 @@ class FloorEpsAdam(torch.optim.Optimizer):
 def _twin(cfg: sm.Config, actors, critics, high, twin: str = "secure-eps"):
     pc = cfg.plain()
     if cfg.optimizer == "adam" and twin == "secure-eps":
-        ae = max(cfg.adam_eps, 2.0**-12 / cfg.actor_grad_scale)
-        ce = max(cfg.adam_eps, 2.0**-12 / cfg.critic_grad_scale)
+        from smpc_gym.secure.optim import SecureAdam
+
+        ae = SecureAdam.effective_eps(cfg.adam_eps, cfg.actor_grad_scale)
+        ce = SecureAdam.effective_eps(cfg.adam_eps, cfg.critic_grad_scale)
         nets = maddpg.Nets(
             actors=actors,
             critics=critics,
@@ -220,31 +233,124 @@ def _twin(cfg: sm.Config, actors, critics, high, twin: str = "secure-eps"):
     return nets, opts
 
 
-def _weight_error(party: sm.Party, twin: maddpg.Nets, rank: int) -> float | None:
-    worst = 0.0
-    plain = (
-        {
-            "actors": twin.actors,
-            "critics": twin.critics,
-            "target_actors": twin.target_actors,
-            "target_critics": twin.target_critics,
+NET_KINDS = ("actors", "critics", "target_actors", "target_critics")
+
+
+def _linears(net: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _reveal(party: sm.Party, rank: int) -> dict[str, Any] | None:
+    """Party 0 learns every network and both optimiser states (benchmark-only reveal).
+
+    Returns, in party 0, ``nets`` (kind → per player → ``[(weight, bias), …]`` in
+    ``nn.Linear`` layout) and ``opts`` (``actors``/``critics`` → the optimiser state in
+    plaintext gradient units, per player and parameter, or ``None`` before the first step).
+    """
+    nets = {k: [m.reveal_net(p, dst=0) for p in range(2)] for k, m in party.nets.modules().items()}
+    opts = {}
+    mlps = (party.nets.actors, party.nets.critics)
+    for kind, opt, mlp in zip(("actors", "critics"), party.opts, mlps, strict=True):
+        opts[kind] = _reveal_opt(opt, mlp, rank)
+    return {"nets": nets, "opts": opts} if rank == 0 else None
+
+
+def _reveal_opt(opt: Any, mlp: Any, rank: int) -> dict[str, Any] | None:
+    """An optimiser's state revealed to party 0, split per player and parameter."""
+    from smpc_gym.secure.optim import SecureAdam
+
+    c = opt.grad_scale
+    if isinstance(opt, SecureAdam):
+        if opt.state is None:
+            return None
+        st = opt.state
+        flat = {
+            "m": st.m.get_plain_text(dst=0),
+            "v": st.v.get_plain_text(dst=0),
         }
-        if rank == 0
-        else {}
-    )
-    for name, mlp in party.nets.modules().items():
-        for p in range(2):
-            layers = mlp.reveal_net(p, dst=0)
-            if rank != 0:
+        scale = {"m": c * 2.0**opt.M_SHIFT, "v": c * c * 2.0**opt.V_SHIFT}
+        t = st.t
+    else:
+        if opt.buf is None:
+            return None
+        flat, scale, t = {"buf": opt.buf.get_plain_text(dst=0)}, {"buf": c}, opt.t
+    if rank != 0:
+        return None
+    out: dict[str, Any] = {"t": t}
+    for key, vec in flat.items():
+        per = [[], []]
+        start = 0
+        # [W (2, in, out), b (2, 1, out), ...], flattened in this order by the optimiser
+        for k, prm in enumerate(mlp.parameters()):
+            n = int(prm.nelement())
+            chunk = vec[start : start + n].reshape(prm.size()).double() / scale[key]
+            start += n
+            for pl in range(2):
+                x = chunk[pl]
+                per[pl].append(x.t().contiguous() if k % 2 == 0 else x.reshape(-1))
+        out[key] = per
+    return out
+
+
+def _load_twin(twin: maddpg.Nets, opts: maddpg.Optimisers, state: dict[str, Any], cfg) -> None:
+    """Set a plaintext twin to the revealed secure state (networks and optimisers)."""
+    with torch.no_grad():
+        for kind in NET_KINDS:
+            for pl, net in enumerate(getattr(twin, kind)):
+                for (w, b), lin in zip(state["nets"][kind][pl], _linears(net), strict=True):
+                    lin.weight.copy_(w)
+                    lin.bias.copy_(b)
+    for kind in ("actors", "critics"):
+        sec = state["opts"][kind]
+        for pl, (opt, net) in enumerate(zip(getattr(opts, kind), getattr(twin, kind), strict=True)):
+            opt.state.clear()
+            if sec is None:
                 continue
-            lin = [m for m in plain[name][p].modules() if isinstance(m, torch.nn.Linear)]
-            for (w, b), m in zip(layers, lin, strict=True):
-                worst = max(
-                    worst,
-                    float((w - m.weight.detach()).abs().max()),
-                    float((b - m.bias.detach()).abs().max()),
-                )
-    return worst if rank == 0 else None
+            t = sec["t"]
+            b1, b2 = opt.param_groups[0].get("betas", (0.9, 0.999))
+            for k, prm in enumerate(net.parameters()):
+                if "m" in sec:  # FloorEpsAdam keeps raw (not bias-corrected) moments
+                    opt.state[prm] = {
+                        "t": t,
+                        "m": (sec["m"][pl][k] * (1 - b1**t)).float().reshape(prm.shape),
+                        "v": (sec["v"][pl][k] * (1 - b2**t)).float().reshape(prm.shape),
+                    }
+                else:
+                    opt.state[prm] = {
+                        "momentum_buffer": sec["buf"][pl][k].float().reshape(prm.shape)
+                    }
+
+
+def _max_error(revealed: dict[str, Any], twin: maddpg.Nets) -> tuple[float, str]:
+    """Largest |secure − twin| over every parameter of every network, and where."""
+    worst, where = 0.0, ""
+    for kind in NET_KINDS:
+        for pl, net in enumerate(getattr(twin, kind)):
+            for k, ((w, b), lin) in enumerate(zip(revealed[kind][pl], _linears(net), strict=True)):
+                for name, sec, plain in (("weight", w, lin.weight), ("bias", b, lin.bias)):
+                    err = float((sec - plain.detach()).abs().max())
+                    if err > worst:
+                        worst, where = err, f"{kind}[{pl}] layer {k} {name}"
+    return worst, where
+
+
+def _plain_error(a: maddpg.Nets, b: maddpg.Nets) -> float:
+    """Largest |a − b| over every parameter of every network (two plaintext twins)."""
+    return max(
+        float((x - y).detach().abs().max())
+        for kind in NET_KINDS
+        for na, nb in zip(getattr(a, kind), getattr(b, kind), strict=True)
+        for x, y in zip(na.parameters(), nb.parameters(), strict=True)
+    )
+
+
+def _round_to_grid(nets: maddpg.Nets) -> None:
+    """Round every parameter to the 2^-16 fixed-point grid (what sharing does to it)."""
+    with torch.no_grad():
+        for kind in NET_KINDS:
+            for net in getattr(nets, kind):
+                for prm in net.parameters():
+                    prm.copy_(torch.round(prm * 2.0**16) / 2.0**16)
 
 
 def _action_error(
@@ -286,18 +392,31 @@ def _party(
         ctx.crypten, ctx.rank, cfg, {}, SEED, init_nets=(actors, critics), action_high=high
     )
     _fill(party.replay, data[ctx.rank])
-    twin, opts = (
-        _twin(cfg, *_nets(cfg, high, pre), high, twin_kind) if ctx.rank == 0 else (None, None)
+    # three plaintext twins on party 0, fed the same minibatches:
+    # * "step": set to the revealed secure state before every update (what one secure
+    #   update adds: the check that catches a wrap wherever it lands);
+    # * "free": free-running from the same start (the trajectory, which the training
+    #   dynamics amplify);
+    # * "grid": free-running from the start rounded to the 2^-16 grid (the same
+    #   amplification of nothing but the fixed-point encoding: the yardstick for "free").
+    twins = (
+        {k: _twin(cfg, *_nets(cfg, high, pre), high, twin_kind) for k in ("step", "free", "grid")}
+        if ctx.rank == 0
+        else {}
     )
+    if twins:
+        _round_to_grid(twins["grid"][0])
     states = torch.cat([data[0]["obs"][:N_ACT_STATES], data[1]["obs"][:N_ACT_STATES]], dim=1)
     sharing = maddpg.DataSharing("ede")
     plain_sampler = torch.Generator().manual_seed(int(sm._seeds(SEED)[4]))
-    w_err = a_err = 0.0
+    w_err = a_err = traj_err = grid_err = 0.0
     undetected = 0
     worst = {"update": 0, "error": 0.0}
+    trajectory: list[dict[str, float]] = []
     secs = 0.0
     trunc.count_local_wraps(count)
     trunc.STATS["would_wrap"] = 0
+    revealed = _reveal(party, ctx.rank)
     for u in range(n_updates):
         idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
         redos = party.overflow_redos
@@ -310,21 +429,32 @@ def _party(
             pidx = maddpg.sample_indices(party.replay.size, cfg.batch_size, plain_sampler)
             assert torch.equal(pidx, idx)
             batch = [maddpg.PlayerBatch(**{k: v[idx] for k, v in d.items()}) for d in data]
-            maddpg.maddpg_update(twin, opts, batch, cfg.plain(), sharing)
+            _load_twin(*twins["step"], revealed, cfg)
+            for nets, opts in twins.values():
+                maddpg.maddpg_update(nets, opts, batch, cfg.plain(), sharing)
         trunc.count_local_wraps(False)
-        we = _weight_error(party, twin, ctx.rank)
-        ae = _action_error(ctx, party, twin, states, high)
+        revealed = _reveal(party, ctx.rank)
+        if ctx.rank == 0:
+            we, where = _max_error(revealed["nets"], twins["step"][0])
+            traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
+            grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
+            _load_twin(*twins["step"], revealed, cfg)  # the same actors, for the actions
+        ae = _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
         trunc.count_local_wraps(count)
         if ctx.rank == 0:
             w_err, a_err = max(w_err, we), max(a_err, ae)
             if we > worst["error"]:
-                worst = {"update": u + 1, "error": we}
+                worst = {"update": u + 1, "error": we, "network": where}
             if we > 1e-3 and not caught:
                 undetected += 1
             if (u + 1) % 10 == 0 or u + 1 == n_updates:
+                trajectory.append(
+                    {"update": u + 1, "secure_vs_twin": traj_err, "grid_vs_twin": grid_err}
+                )
                 print(
-                    f"update {u + 1}: weight error {we:.2e} (max {w_err:.2e}), action error "
-                    f"{ae:.2e}, would-wrap {trunc.STATS['would_wrap']}, redos "
+                    f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}); "
+                    f"trajectory {traj_err:.2e} (grid-rounded twin {grid_err:.2e}); action "
+                    f"error {ae:.2e}, would-wrap {trunc.STATS['would_wrap']}, redos "
                     f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update",
                     file=sys.stderr,
                     flush=True,
@@ -340,6 +470,9 @@ def _party(
         "undetected": undetected,
         "seconds_per_update": secs / max(n_updates, 1),
         "worst_update": worst,
+        "max_abs_trajectory_error": traj_err,
+        "max_abs_grid_twin_error": grid_err,
+        "trajectory": trajectory,
     }
     # cost of the protection: exact vs local truncation, interleaved, same start state
     cost_cfg = dataclasses.replace(cfg, reveal_losses=False)
