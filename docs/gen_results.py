@@ -444,7 +444,7 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "paper_table_secure.json",
         _h_paper_table_secure,
         "python benchmarks/record.py paper_table --out benchmarks/results/paper_table_secure.json "
-        "-- --seeds 2 --jobs 1",
+        "-- --seeds 5 --jobs 1",
     ),
     (
         "secure MADDPG update cost (paper networks, batch 128)",

@@ -10,7 +10,7 @@ the opt-out where party 0 deals) runs every check and returns plain numbers:
 * :func:`mpc_nn.relu_mask` and :func:`mpc_nn.ltz` over the whole representable range;
 * :func:`mpc_nn.sigmoid` from ``-2^40`` to ``2^40`` (it used to return ~±1e9 beyond
   ``|z| ≈ 600``);
-* Adam's range-reduced initial guess over ``[1, 2^40)``;
+* Adam's range-reduced initial guess over ``[2^-8, 2^40)``;
 * CrypTen's own multiplication inside :func:`trunc.exact_truncation` is exact where the
   local truncation fails, and nothing falls through to local truncation.
 """
@@ -74,8 +74,8 @@ def _party(ctx, full: bool):
     )
     sig = mpc_nn.sigmoid(c.cryptensor(grid, src=1)).get_plain_text()
     out["sigmoid_err"] = float((sig - torch.sigmoid(grid)).abs().max())
-    # Adam's initial guess over [1, 2^40)
-    xs = 2.0 ** torch.linspace(0.0, 39.9, 300)
+    # Adam's initial guess over [2^-8, 2^40)
+    xs = 2.0 ** torch.linspace(-7.9, 39.9, 300)
     adam = optim.SecureAdam(1e-3)
     y0 = adam._initial_guess(c.cryptensor(xs, src=0)).get_plain_text().double()
     y0 = y0 / 2**adam.Y_SHIFT

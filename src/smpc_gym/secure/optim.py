@@ -29,10 +29,10 @@ not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``16^j`` (j = ``1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
+  ``16^j`` (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
   within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
-  relative error. Robust for any ``x`` in ``[1, 2^40)`` (the ε floor below keeps
-  ``x ≥ 1``); costs 9 comparisons per coordinate, run as one batched full-range sign test
+  relative error. Robust for any ``x`` in ``[2^-8, 2^40)`` (the ε floor below keeps
+  ``x ≥ 2^-8``); costs 11 comparisons per coordinate, run as one batched full-range sign test
   (:mod:`smpc_gym.secure.compare`; see ``SecureAdam._initial_guess``). ``y`` is held as
   ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays on the grid.
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
@@ -47,12 +47,15 @@ not work. Instead:
 **Long runs: where the grid's rounding would add up.** A step is ``lr·m̂'·y``; at the ε
 floor ``y`` is large, so the rounding of every stored quantity is magnified there, and
 the running averages keep their rounding noise for ``1/(1 − β)`` steps (1,000 for
-``v̂``). Three choices keep the per-step error near ``lr·1e-4`` over thousands of steps
-(all truncations round stochastically, unbiased):
+``v̂``). All truncations round stochastically (unbiased), and:
 
 * ``v̂`` is stored as ``v̂'·2^16`` (``V_SHIFT``; the Beaver square of ``g'`` is not
-  truncated at all, :func:`square_shifted`), and ε is floored so that
-  ``x = (v̂' + ε'²)·2^16 ≥ 1``: a second moment at the floor spans 2^16 grid units.
+  truncated at all, :func:`square_shifted`): with the ε floor ``ε' = 2^-12``,
+  ``x = (v̂' + ε'²)·2^16 ≥ 2^-8``, so a second moment at the floor spans 2^8 grid units
+  (it spanned one when ``v̂'`` was kept as ``v̂'·2^8``). A higher floor would hold ``y``
+  tighter there but damp more small-gradient coordinates than ``torch.optim.Adam``
+  does: tried, ``ε' = 2^-8`` made a 50-update paper-network run differ from it by a
+  first-layer critic MAE of 1.3e-3 (limit 1e-3).
   State is kept bias-corrected (``m̂``, ``v̂`` directly), never as raw
   ``v = (1 − β₂)·g²`` (1000× smaller).
 * ``m̂`` is stored as ``m̂'·2^8`` (``M_SHIFT``).
@@ -61,7 +64,7 @@ the running averages keep their rounding noise for ``1/(1 − β)`` steps (1,000
   random-walk (at the largest of ~10^5 weights, ~1e-3 after 2,000 steps).
 
 The shifts are undone in the public learning rate. ``ε``: PyTorch's default ``1e-8`` is
-far below fixed-point resolution. We use ``ε_fp = max(ε, 2^(−8)/c)``
+far below fixed-point resolution. We use ``ε_fp = max(ε, 2^(−12)/c)``
 (:meth:`SecureAdam.effective_eps`, which a plaintext twin must use too) and put it under
 the square root: the step is ``lr·m̂/√(v̂ + ε_fp²)``. Coordinates whose gradient RMS is
 well above ``ε_fp`` follow Adam closely; smaller ones take a step damped by
@@ -167,12 +170,13 @@ class SecureAdam:
     """
 
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
-    THRESHOLD_EXPONENTS = tuple(range(1, 10))  # ... for j = 1 … 9 (x in [1, 2^40))
+    THRESHOLD_EXPONENTS = tuple(range(-1, 10))  # ... for j = -1 … 9 (x in [2^-8, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
-    #: v̂' is kept as v̂'·2^16 and ε is floored so that x = (v̂' + ε'²)·2^16 >= 1: a
-    #: second moment at the floor is 2^16 grid units, and the few units of rounding noise
-    #: v̂'s running average collects over thousands of steps move y by < 1e-4
+    #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
+    #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans
+    #: 2^8 grid units (it was one unit when v̂' was kept as v̂'·2^8)
     V_SHIFT = 16
+    EPS_FLOOR_LOG2 = -12  # ε' = grad_scale·ε >= 2^-12
     #: y ≈ 1/√x is kept as y·2^10: near the top of the range (2^40) y is 2^-20, which the
     #: plain 16-bit grid cannot hold; 2^10 more keeps 6 significant bits there (9 at
     #: 2^34) while √x·2^10 < 2^30 keeps every raw product below 2^62
@@ -218,20 +222,20 @@ class SecureAdam:
 
     @classmethod
     def effective_eps(cls, eps: float, grad_scale: float) -> float:
-        """The ε this optimiser uses: ``max(eps, 2^(−V_SHIFT/2) / grad_scale)``.
+        """The ε this optimiser uses: ``max(eps, 2^-12 / grad_scale)``.
 
-        The floor puts ``x = (v̂' + ε'²)·2^V_SHIFT`` at or above 1 (``ε' = grad_scale·ε``),
-        where fixed point holds ``1/√x`` to ~1e-4 over long runs. A plaintext twin of this
-        optimiser (``θ −= lr·m̂/√(v̂ + ε²)``) must use the same value.
+        The floor puts ``x = (v̂' + ε'²)·2^V_SHIFT`` at or above ``2^-8`` (``ε' =
+        grad_scale·ε``), 2^8 units of the grid. A plaintext twin of this optimiser
+        (``θ −= lr·m̂/√(v̂ + ε²)``) must use the same value.
         """
-        return max(float(eps), 2.0 ** (-cls.V_SHIFT / 2) / float(grad_scale))
+        return max(float(eps), 2.0**cls.EPS_FLOOR_LOG2 / float(grad_scale))
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [1, 2^40)``.
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-8, 2^40)``.
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
-        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 9 comparisons
-        ``[x ≥ 16^j]``, ``j = 1 … 9``, run as one batched full-range sign test
+        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 11 comparisons
+        ``[x ≥ 16^j]``, ``j = −1 … 9``, run as one batched full-range sign test
         (:func:`smpc_gym.secure.mpc_nn.ltz`, exact for every ring element), so no
         pre-shifting into a narrow comparison range is needed.
         """
@@ -314,7 +318,7 @@ class SecureAdam:
         st.m = st.m + mul_public(g_m - st.m, a1)
         # v̂' is stored times 2^V_SHIFT (square_shifted: an untruncated Beaver square)
         st.v = st.v + mul_public(square_shifted(g, self.V_SHIFT) - st.v, a2, wide=True)
-        x = st.v + (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT  # >= 1
+        x = st.v + (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT  # >= 2^-8
         refresh = (
             st.y is None
             or st.t <= self.warmup
