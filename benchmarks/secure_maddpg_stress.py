@@ -292,7 +292,7 @@ def _reveal_opt(opt: Any, mlp: Any, rank: int) -> dict[str, Any] | None:
     return out
 
 
-def _load_twin(twin: maddpg.Nets, opts: maddpg.Optimisers, state: dict[str, Any], cfg) -> None:
+def _load_twin(twin: maddpg.Nets, opts: maddpg.Optimisers, state: dict[str, Any]) -> None:
     """Set a plaintext twin to the revealed secure state (networks and optimisers)."""
     with torch.no_grad():
         for kind in NET_KINDS:
@@ -307,18 +307,18 @@ def _load_twin(twin: maddpg.Nets, opts: maddpg.Optimisers, state: dict[str, Any]
             if sec is None:
                 continue
             t = sec["t"]
-            b1, b2 = opt.param_groups[0].get("betas", (0.9, 0.999))
             for k, prm in enumerate(net.parameters()):
-                if "m" in sec:  # FloorEpsAdam keeps raw (not bias-corrected) moments
-                    opt.state[prm] = {
-                        "t": t,
-                        "m": (sec["m"][pl][k] * (1 - b1**t)).float().reshape(prm.shape),
-                        "v": (sec["v"][pl][k] * (1 - b2**t)).float().reshape(prm.shape),
-                    }
-                else:
-                    opt.state[prm] = {
-                        "momentum_buffer": sec["buf"][pl][k].float().reshape(prm.shape)
-                    }
+                if "buf" in sec:
+                    opt.state[prm] = {"momentum_buffer": sec["buf"][pl][k].float()}
+                    continue
+                # both Adam twins keep raw (not bias-corrected) moments
+                b1, b2 = opt.param_groups[0]["betas"]
+                m = (sec["m"][pl][k] * (1 - b1**t)).float()
+                v = (sec["v"][pl][k] * (1 - b2**t)).float()
+                if isinstance(opt, FloorEpsAdam):
+                    opt.state[prm] = {"t": t, "m": m, "v": v}
+                else:  # torch.optim.Adam (--twin torch)
+                    opt.state[prm] = {"step": torch.tensor(float(t)), "exp_avg": m, "exp_avg_sq": v}
 
 
 def _max_error(revealed: dict[str, Any], twin: maddpg.Nets) -> tuple[float, str]:
@@ -417,6 +417,8 @@ def _party(
     trunc.count_local_wraps(count)
     trunc.STATS["would_wrap"] = 0
     revealed = _reveal(party, ctx.rank)
+    if ctx.rank == 0:  # the step twin starts every update from the revealed secure state
+        _load_twin(*twins["step"], revealed)
     for u in range(n_updates):
         idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
         redos = party.overflow_redos
@@ -429,7 +431,6 @@ def _party(
             pidx = maddpg.sample_indices(party.replay.size, cfg.batch_size, plain_sampler)
             assert torch.equal(pidx, idx)
             batch = [maddpg.PlayerBatch(**{k: v[idx] for k, v in d.items()}) for d in data]
-            _load_twin(*twins["step"], revealed, cfg)
             for nets, opts in twins.values():
                 maddpg.maddpg_update(nets, opts, batch, cfg.plain(), sharing)
         trunc.count_local_wraps(False)
@@ -438,7 +439,7 @@ def _party(
             we, where = _max_error(revealed["nets"], twins["step"][0])
             traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
             grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
-            _load_twin(*twins["step"], revealed, cfg)  # the same actors, for the actions
+            _load_twin(*twins["step"], revealed)  # for the actions and the next update
         ae = _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
         trunc.count_local_wraps(count)
         if ctx.rank == 0:

@@ -338,9 +338,10 @@ def _h_headline_run(d: dict[str, Any]) -> str:
     def ncr(name: str) -> str:
         return f"{rows[name]['total_ncr']:,.0f} ± {rows[name]['total_ncr_ci95']:,.0f}"
 
-    wall = int(round(r["finished_in_s"]))
+    from smpc_gym.training.run import format_wall_time
+
     return (
-        f"finished in {wall // 60} min {wall % 60} s; total NCR {ncr('secure 2PC')} secure vs "
+        f"finished in {format_wall_time(r['finished_in_s'])}; total NCR {ncr('secure 2PC')} secure vs "
         f"{ncr('pre-trained')} pre-trained (the secure phase's gain on the private game), "
         f"myopic {ncr('myopic')}, random {ncr('random')}; wastage "
         f"{rows['secure 2PC']['wastage_units']:.0f}; {cost['updates']:.0f} secure SGD updates "

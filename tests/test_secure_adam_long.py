@@ -4,17 +4,21 @@ The gradients are a fixed random sequence (they do not depend on the parameters)
 comparison isolates what fixed point does to the optimiser: rounding of ``m̂``, ``v̂``,
 ``1/√(v̂ + ε²)`` and of the parameters, step after step. Coordinates span gradient scales
 from far below ε (at the floor, where a step magnifies rounding most) to ``|g'|`` in the
-thousands, plus some that are always 0. The reference is plaintext Adam with SecureAdam's
-ε placement and value (:meth:`SecureAdam.effective_eps`), as the stress benchmark's twin.
+thousands, plus some that are always 0. The reference is the stress benchmark's plaintext twin
+optimiser (SecureAdam's ε placement and value, :meth:`SecureAdam.effective_eps`).
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
+ROOT = Path(__file__).resolve().parents[1]
 STEPS, N, LR, SCALE = 150, 300, 1e-3, 64.0
 
 
@@ -30,14 +34,19 @@ def _gradients() -> torch.Tensor:
 
 
 def _reference(theta: torch.Tensor, grads: torch.Tensor, eps: float) -> torch.Tensor:
-    b1, b2 = 0.9, 0.999
-    m = torch.zeros_like(theta)
-    v = torch.zeros_like(theta)
-    for t, g in enumerate(grads, start=1):
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        theta = theta - LR * (m / (1 - b1**t)) / torch.sqrt(v / (1 - b2**t) + eps**2)
-    return theta
+    """The stress benchmark's plaintext twin optimiser (``FloorEpsAdam``), in float64."""
+    spec = importlib.util.spec_from_file_location(
+        "stress", ROOT / "benchmarks/secure_maddpg_stress.py"
+    )
+    assert spec is not None and spec.loader is not None
+    stress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stress)
+    param = torch.nn.Parameter(theta.clone())
+    opt = stress.FloorEpsAdam([param], LR, eps=eps)
+    for g in grads:
+        param.grad = g.clone()
+        opt.step()
+    return param.detach()
 
 
 def _party(ctx, p_shift: int | None):

@@ -312,7 +312,7 @@ class SecureAdam:
         # the stored averages then converge to the averages whatever the rounding of a
         # (as a·v̂ + b·g'² they would be off by (a + b − 1)/(1 − a): 0.8% for β₂ at 16 bits).
         # The rounding noise of a dead coordinate (±1 unit, unbiased) stays far below the
-        # ε floor's 2^16 units, so x never approaches 0.
+        # ε floor's 2^8 units, so x never approaches 0.
         a1, a2 = (1 - b1) / c1, (1 - b2) / c2
         g_m = wrap_shares(g.share << self.M_SHIFT, g._tensor.encoder)  # g'·2^M, exact
         st.m = st.m + mul_public(g_m - st.m, a1)
