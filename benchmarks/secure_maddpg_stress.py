@@ -31,9 +31,10 @@ in the communication figures; benchmark only), plus redos by the loss check.
 
 ``--pretrained`` starts, as the headline preset does (``python train.py --algo
 secure_maddpg --env supply_chain``: its ``pretrain_steps`` of plaintext MADDPG on the
-simulated market ``pretrain_env``, the preset's loss scales), from pre-trained networks
-and fresh optimiser states, with targets equal to the online networks, and replays the
-pre-training buffer. Pre-training takes long, so ``--cache FILE`` keeps its result (with
+simulated market ``pretrain_env``, the preset's loss scales), from pre-trained networks,
+with targets equal to the online networks, and replays the pre-training buffer. The
+secure Adams (and the twins') continue the pre-training's Adam moments, as the pipeline
+does (``adam_warm_start``; ``--set adam_warm_start=false`` starts them from zero). Pre-training takes long, so ``--cache FILE`` keeps its result (with
 a SHA-256 check on reading it back).
 
 The cost of the protection is measured in the same run: ``--cost-updates`` extra updates
@@ -105,7 +106,8 @@ def _synthetic(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]
 
 def _pretrain_key(cfg: sm.Config) -> str:
     return json.dumps(
-        [cfg.pretrain_steps, cfg.pretrain_config, cfg.pretrain_env, cfg.hidden], sort_keys=True
+        [cfg.pretrain_steps, cfg.pretrain_config, cfg.pretrain_env, cfg.hidden, "with-opts"],
+        sort_keys=True,
     )
 
 
@@ -118,6 +120,8 @@ def _pretrain(cfg: sm.Config, env: dict[str, Any]) -> dict[str, Any]:
     return {
         "actors": [a.state_dict() for a in sim.nets.actors],
         "critics": [c.state_dict() for c in sim.nets.critics],
+        "actor_opts": [o.state_dict() for o in sim.opts.actors],
+        "critic_opts": [o.state_dict() for o in sim.opts.critics],
         "data": data,
         "key": _pretrain_key(cfg),
     }
@@ -163,6 +167,49 @@ def _nets(cfg: sm.Config, high: list[torch.Tensor], pre: dict[str, Any] | None):
         actors.append(a)
         critics.append(c)
     return actors, critics
+
+
+def _pretrain_opts(cfg: sm.Config, actors, critics, pre: dict[str, Any] | None):
+    """The pre-training's optimisers (its own config) over ``actors``/``critics``, with
+    their saved state: what the secure Adams warm-start from (``adam_warm_start``)."""
+    if pre is None:
+        return None
+    pc = maddpg.pretrain_config(cfg.plain(), cfg.pretrain_config)
+    opts = maddpg.Optimisers(
+        actors=[maddpg.make_optimiser(a.parameters(), pc.actor_lr, pc) for a in actors],
+        critics=[maddpg.make_optimiser(c.parameters(), pc.critic_lr, pc) for c in critics],
+    )
+    for kind in ("actors", "critics"):
+        for o, sd in zip(getattr(opts, kind), pre[kind[:-1] + "_opts"], strict=True):
+            o.load_state_dict(sd)
+    return opts
+
+
+def _warm_start_twin(opts: maddpg.Optimisers, pre_opts: maddpg.Optimisers | None) -> None:
+    """Give a twin's optimisers the pre-training's Adam moments, as the secure Adams get."""
+    if pre_opts is None:
+        return
+    for kind in ("actors", "critics"):
+        for opt, pre in zip(getattr(opts, kind), getattr(pre_opts, kind), strict=True):
+            if not isinstance(pre, torch.optim.Adam):
+                continue
+            if isinstance(opt, torch.optim.Adam):  # --twin torch
+                lrs = [g["lr"] for g in opt.param_groups]
+                opt.load_state_dict(pre.state_dict())  # (its lr too: put the twin's back)
+                for g, lr in zip(opt.param_groups, lrs, strict=True):
+                    g["lr"] = lr
+                continue
+            if not isinstance(opt, FloorEpsAdam):
+                continue
+            for prm, pp in zip(
+                opt.param_groups[0]["params"], pre.param_groups[0]["params"], strict=True
+            ):
+                st = pre.state[pp]
+                opt.state[prm] = {
+                    "t": int(st["step"]),
+                    "m": st["exp_avg"].clone(),
+                    "v": st["exp_avg_sq"].clone(),
+                }
 
 
 def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
@@ -278,17 +325,7 @@ def _reveal_opt(opt: Any, mlp: Any, rank: int) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {"t": t}
     for key, vec in flat.items():
-        per = [[], []]
-        start = 0
-        # [W (2, in, out), b (2, 1, out), ...], flattened in this order by the optimiser
-        for k, prm in enumerate(mlp.parameters()):
-            n = int(prm.nelement())
-            chunk = vec[start : start + n].reshape(prm.size()).double() / scale[key]
-            start += n
-            for pl in range(2):
-                x = chunk[pl]
-                per[pl].append(x.t().contiguous() if k % 2 == 0 else x.reshape(-1))
-        out[key] = per
+        out[key] = sm.split_players(vec.double() / scale[key], mlp)
     return out
 
 
@@ -388,8 +425,16 @@ def _party(
     torch.set_num_threads(1)
     trunc.set_mode(mode)
     actors, critics = _nets(cfg, high, pre)
+    pre_opts = _pretrain_opts(cfg, actors, critics, pre)
     party = sm.Party(
-        ctx.crypten, ctx.rank, cfg, {}, SEED, init_nets=(actors, critics), action_high=high
+        ctx.crypten,
+        ctx.rank,
+        cfg,
+        {},
+        SEED,
+        init_nets=(actors, critics),
+        action_high=high,
+        init_opts=pre_opts,
     )
     _fill(party.replay, data[ctx.rank])
     # three plaintext twins on party 0, fed the same minibatches:
@@ -406,6 +451,8 @@ def _party(
     )
     if twins:
         _round_to_grid(twins["grid"][0])
+        for _, opts in twins.values():  # the step twin is overwritten before each update
+            _warm_start_twin(opts, pre_opts if party.warm_started else None)
     states = torch.cat([data[0]["obs"][:N_ACT_STATES], data[1]["obs"][:N_ACT_STATES]], dim=1)
     sharing = maddpg.DataSharing("ede")
     plain_sampler = torch.Generator().manual_seed(int(sm._seeds(SEED)[4]))
@@ -480,7 +527,14 @@ def _party(
     runs = {}
     for m in ("exact", "local"):
         p = sm.Party(
-            ctx.crypten, ctx.rank, cost_cfg, {}, SEED, init_nets=(actors, critics), action_high=high
+            ctx.crypten,
+            ctx.rank,
+            cost_cfg,
+            {},
+            SEED,
+            init_nets=(actors, critics),
+            action_high=high,
+            init_opts=pre_opts,
         )
         _fill(p.replay, data[ctx.rank])
         runs[m] = (p, [])

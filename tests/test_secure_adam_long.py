@@ -33,8 +33,12 @@ def _gradients(steps: int) -> torch.Tensor:
     return torch.round(grads * SCALE * 2.0**16) / 2.0**16 / SCALE
 
 
-def _reference(theta: torch.Tensor, grads: torch.Tensor, eps: float) -> torch.Tensor:
-    """The stress benchmark's plaintext twin optimiser (``FloorEpsAdam``), in float64."""
+def _reference(
+    theta: torch.Tensor, grads: torch.Tensor, eps: float, warm: dict | None = None
+) -> torch.Tensor:
+    """The stress benchmark's plaintext twin optimiser (``FloorEpsAdam``), in float64;
+    ``warm``: a starting state (bias-corrected ``m``, ``v``, and ``t``) as in
+    :meth:`SecureAdam.warm_start`."""
     spec = importlib.util.spec_from_file_location(
         "stress", ROOT / "benchmarks/secure_maddpg_stress.py"
     )
@@ -43,13 +47,23 @@ def _reference(theta: torch.Tensor, grads: torch.Tensor, eps: float) -> torch.Te
     spec.loader.exec_module(stress)
     param = torch.nn.Parameter(theta.clone())
     opt = stress.FloorEpsAdam([param], LR, eps=eps)
+    if warm is not None:
+        b1, b2 = opt.param_groups[0]["betas"]
+        t = warm["t"]
+        opt.state[param] = {"t": t, "m": warm["m"] * (1 - b1**t), "v": warm["v"] * (1 - b2**t)}
     for g in grads:
         param.grad = g.clone()
         opt.step()
     return param.detach()
 
 
-def _party(ctx, p_shift: int | None, steps: int):
+def _warm_state() -> dict:
+    """A public Adam state as after a long run on gradients like :func:`_gradients`'."""
+    grads = _gradients(200)
+    return {"m": grads[-10:].mean(0), "v": (grads**2).mean(0), "t": 5000}
+
+
+def _party(ctx, p_shift: int | None, steps: int, warm: bool = False):
     from smpc_gym.secure import optim
 
     c = ctx.crypten
@@ -59,14 +73,18 @@ def _party(ctx, p_shift: int | None, steps: int):
     if p_shift is not None:
         adam.P_SHIFT = p_shift
     theta = c.cryptensor(theta0, src=0)
+    if warm:
+        w = _warm_state()
+        adam.warm_start(theta, w["m"], w["v"], w["t"])
     for g in grads:
         (theta,) = adam.step([theta], [c.cryptensor(g * SCALE, src=1)])
     return {"secure": theta.get_plain_text().numpy(), "theta0": theta0.numpy()}
 
 
-def _run(p_shift: int | None, steps: int):
+def _run(p_shift: int | None, steps: int, warm: bool = False):
     cfg = PartyConfig(world_size=2, timeout_s=300, provider="TTP")
-    return {**launch_local(_party, 2, (p_shift, steps), config=cfg)[0], "steps": steps}
+    res = launch_local(_party, 2, (p_shift, steps, warm), config=cfg)[0]
+    return {**res, "steps": steps, "warm": warm}
 
 
 def _errors(res) -> torch.Tensor:
@@ -77,6 +95,7 @@ def _errors(res) -> torch.Tensor:
         torch.as_tensor(res["theta0"]).double(),
         _gradients(res["steps"]),
         SecureAdam.effective_eps(1e-8, SCALE),
+        _warm_state() if res["warm"] else None,
     )
     return (torch.as_tensor(res["secure"]).double() - ref).abs() * 2.0**16
 
@@ -99,6 +118,25 @@ def test_without_the_parameters_remainder_rounding_adds_up() -> None:
     # check above can fail, and this is what it catches (measured: median 2.9 units at
     # 100 steps, 3.8 at 150; 1.8 at 60, which is why the default run is not shorter)
     assert float(_errors(_run(0, STEPS)).median()) > 2.0
+
+
+def test_a_warm_start_continues_the_given_moments() -> None:
+    # from a public state at t = 5000 (as the pipeline's pre-training hands over), the
+    # secure steps follow the same formula's float64 run from the same state. Measured:
+    # median 0.57 grid units, worst 2.9; the same 10 steps from zero moments against this
+    # reference: median 70, worst 485
+    err = _errors(_run(None, 10, warm=True))
+    assert float(err.median()) < 1.0
+    assert float(err.max()) < 32.0
+
+
+def test_warm_start_rejects_bad_moments() -> None:
+    from smpc_gym.secure.optim import SecureAdam
+
+    with pytest.raises(ValueError, match="t >= 1"):
+        SecureAdam(1e-3).warm_start(None, torch.zeros(3), torch.zeros(3), 0)
+    with pytest.raises(ValueError, match="v_hat >= 0"):
+        SecureAdam(1e-3).warm_start(None, torch.zeros(3), -torch.ones(3), 5)
 
 
 def test_a_state_stored_at_other_scales_is_refused() -> None:

@@ -157,3 +157,28 @@ def test_fast_dispatch_swaps_only_the_debug_check_and_restores_it() -> None:
     assert debug.cfg is saved
     with crypten.cfg.temp_override({"debug.validation_mode": True}), fast_dispatch():
         assert debug.cfg is saved
+
+
+def test_stack_players_is_split_players_inverse_and_matches_the_stacked_layout() -> None:
+    from smpc_gym.agents import secure_maddpg as sm
+
+    nets = [nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)) for _ in range(2)]
+    per = [[p.detach().clone() for p in net.parameters()] for net in nets]
+    flat = sm.stack_players(per)
+
+    class Stacked:  # the shapes of a stacked SharedMLP: W (P, in, out), b (P, 1, out)
+        def parameters(self):
+            return [
+                torch.empty(2, 3, 4),
+                torch.empty(2, 1, 4),
+                torch.empty(2, 4, 2),
+                torch.empty(2, 1, 2),
+            ]
+
+    back = sm.split_players(flat, Stacked())
+    for mine, theirs in zip(per, back, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert torch.equal(a, b)
+    # the first block is W_1 as (P, in, out): player 0's W_1ᵀ, then player 1's
+    w1 = flat[: 2 * 12].reshape(2, 3, 4)
+    assert torch.equal(w1[1], nets[1][0].weight.detach().t())

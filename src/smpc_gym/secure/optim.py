@@ -289,6 +289,45 @@ class SecureAdam:
                 (y,) = beaver_many([("mul", y, 3 - u, 1)])  # the /2 folded into the truncation
         return y
 
+    def warm_start(self, like: Any, m_hat: torch.Tensor, v_hat: torch.Tensor, t: int) -> None:
+        """Continue from a *public* Adam state instead of zero moments.
+
+        ``m_hat``, ``v_hat``: bias-corrected first and second moments, in plaintext
+        gradient units (without ``grad_scale``), flat in the order :meth:`step` flattens
+        its parameters; ``t``: the steps they have seen (bias correction goes on from
+        there); ``like``: any share of this run's encoder. Both parties call this with
+        the same values (party 0's are encoded, so they must be public: e.g. moments of a
+        pre-training on public data). Nothing is revealed.
+
+        Why: from zero moments Adam's first step is ``lr·g/√(g² + ε²)``, a full ``lr``
+        step in the gradient's sign, so fixed-point error in a gradient near ``ε`` moves
+        a weight by up to ``2·lr`` against a plaintext twin; from an established ``v̂`` a
+        gradient error moves it by ``(1 − β₁)·lr·δg/√v̂``.
+        """
+        if m_hat.shape != v_hat.shape or m_hat.dim() != 1 or t < 1:
+            raise ValueError(
+                f"need flat m_hat and v_hat of one shape and t >= 1, got {tuple(m_hat.shape)}, "
+                f"{tuple(v_hat.shape)}, t={t}"
+            )
+        if bool((v_hat < 0).any()) or not bool(
+            torch.isfinite(m_hat).all() & torch.isfinite(v_hat).all()
+        ):
+            raise ValueError("warm_start needs finite moments and v_hat >= 0")
+        c = self.grad_scale
+        zeros = like.reshape(-1)[:1].expand(m_hat.numel()) * 0
+        res = zeros.encoder.scale
+
+        def public(x: torch.Tensor) -> Any:  # rounded to the grid (encoding truncates)
+            return zeros + torch.round(x.double() * res) / res
+
+        self.state = _AdamState(
+            m=public(m_hat * (c * 2.0**self.M_SHIFT)),
+            v=public(v_hat * (c * c * 2.0**self.V_SHIFT)),
+            y=None,
+            r=torch.zeros_like(zeros.share),
+            t=int(t),
+        )
+
     def step(self, params: Sequence[Any], grads: Sequence[Any]) -> list[Any]:
         """One Adam step; returns the new parameter shares (same shapes as ``params``)."""
         from smpc_gym.secure.mpc_nn import beaver_many, wrap_shares
@@ -350,7 +389,7 @@ class SecureAdam:
             "t": s.t,
             "m": s.m.share.clone(),
             "v": s.v.share.clone(),
-            "y": s.y.share.clone(),
+            "y": None if s.y is None else s.y.share.clone(),  # None: warm-started, no step yet
             "r": s.r.clone(),
         }
 
@@ -369,7 +408,7 @@ class SecureAdam:
         self.state = _AdamState(
             m=mk(state["m"]),
             v=mk(state["v"]),
-            y=mk(state["y"]),
+            y=None if state["y"] is None else mk(state["y"]),
             r=state["r"].clone(),
             t=int(state["t"]),
         )

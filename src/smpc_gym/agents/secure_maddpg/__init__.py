@@ -70,6 +70,9 @@ from smpc_gym.agents.secure_maddpg.update import (
     make_optimisers,
     secure_update,
     share_batch,
+    split_players,
+    stack_players,
+    warm_start_optimisers,
 )
 
 __all__ = [
@@ -91,4 +94,7 @@ __all__ = [
     "secure_update",
     "share_batch",
     "share_file",
+    "split_players",
+    "stack_players",
+    "warm_start_optimisers",
 ]

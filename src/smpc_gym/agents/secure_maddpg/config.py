@@ -44,6 +44,10 @@ class Config(maddpg.Config):
         adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
         adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
             (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
+        adam_warm_start: with ``optimizer: adam`` after a pre-training by Adam, the secure
+            Adams continue from the pre-training's moments and step count (public: both
+            parties compute them from simulated data) instead of zero moments, whose
+            first steps are sign-like full-``lr`` steps (``False``: start from zero).
         pretrain_steps: plaintext MADDPG steps on *simulated, public* data before the
             secure phase (the paper's pipeline; 0 = start secure from scratch). Both
             parties run the same deterministic pre-training and secret-share the result.
@@ -74,6 +78,7 @@ class Config(maddpg.Config):
     actor_grad_scale: float = 2.0**10
     adam_nr_iters: int = 3
     adam_refresh_every: int = 1
+    adam_warm_start: bool = True
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
     pretrain_config: dict[str, Any] = field(default_factory=dict)

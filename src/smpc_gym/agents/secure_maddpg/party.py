@@ -41,6 +41,7 @@ from smpc_gym.agents.secure_maddpg.update import (
     make_optimisers,
     secure_update,
     share_batch,
+    warm_start_optimisers,
 )
 from smpc_gym.envs.supply_chain.remote import PlayerView
 from smpc_gym.storage.payload import load_torch, save_torch
@@ -83,6 +84,8 @@ class Party:
         init_nets: optional plaintext ``(actors, critics)`` to start from (only entry
             ``rank`` of each is read); default: the same init as plaintext MADDPG.
         pretrain_hooks: hooks that see the plaintext pre-training's log rows (progress).
+        init_opts: with ``init_nets`` from a pre-training by Adam, its (public) optimisers,
+            for ``cfg.adam_warm_start`` (the pipeline's own pre-training passes them itself).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Party:
         init_nets: tuple[Sequence[Any], Sequence[Any]] | None = None,
         action_high: Sequence[torch.Tensor] | None = None,
         pretrain_hooks: Any = None,
+        init_opts: maddpg.Optimisers | None = None,
     ) -> None:
         self.crypten = crypten
         self.rank = int(rank)
@@ -107,11 +111,19 @@ class Party:
         #: the pre-trained actors' weights (public: learned from public data only), for
         #: the end-of-run table's "pre-trained" row; None without pre-training
         self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
+        #: the pre-training's (public) optimisers, for the secure Adams' warm start
+        self._pretrain_opts = init_opts
         if init_nets is None:
             init_nets = self._initial_plain_nets(env_kwargs, seeds, high, pretrain_hooks)
         actors, critics = init_nets
         self.nets = SecureNets.share(actors, critics, cfg.hidden, self.rank)
         self.opts = make_optimisers(cfg)
+        #: whether the secure Adams continue the pre-training's moments (adam_warm_start)
+        self.warm_started = (
+            cfg.adam_warm_start
+            and self._pretrain_opts is not None
+            and warm_start_optimisers(self.opts, self.nets, self._pretrain_opts)
+        )
         self.replay = maddpg.PlayerReplay(cfg.buffer_size)
         self.noise = OUNoise(
             ACTION_DIM,
@@ -143,6 +155,7 @@ class Party:
             # (one torch thread, seeded generators), so both parties get the same networks.
             # Its progress (public: the simulated market's steps and returns) is reported.
             sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed, hooks=pretrain_hooks)
+            self._pretrain_opts = sim.opts
             self.pretrained_actors = [
                 {k: v.numpy().copy() for k, v in a.state_dict().items()} for a in sim.nets.actors
             ]

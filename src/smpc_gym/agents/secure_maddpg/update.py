@@ -73,6 +73,73 @@ def make_optimisers(cfg: Config) -> tuple[Any, Any]:
     return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
 
 
+def stack_players(per_player: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Both players' per-parameter tensors (``nn.Linear`` layout: ``[W_1, b_1, …]``,
+    ``W`` as ``(out, in)``) as one flat vector in the order the secure optimisers flatten
+    a stacked :class:`SharedMLP` (``W`` as ``(P, in, out)``, ``b`` as ``(P, 1, out)``).
+    :func:`split_players` is the inverse."""
+    parts = []
+    for k in range(len(per_player[0])):
+        ts = [p[k] for p in per_player]
+        parts.append(torch.stack([t.t() if t.dim() == 2 else t.reshape(1, -1) for t in ts]))
+    return torch.cat([p.reshape(-1) for p in parts])
+
+
+def split_players(vec: torch.Tensor, mlp: Any) -> list[list[torch.Tensor]]:
+    """A flat vector in ``mlp``'s optimiser order, back to per player and parameter in
+    ``nn.Linear`` layout (the inverse of :func:`stack_players`)."""
+    per: list[list[torch.Tensor]] = [[] for _ in range(N_PLAYERS)]
+    start = 0
+    for k, prm in enumerate(mlp.parameters()):  # [W (P, in, out), b (P, 1, out), …]
+        n = int(prm.nelement())
+        chunk = vec[start : start + n].reshape(prm.size())
+        start += n
+        for pl in range(N_PLAYERS):
+            x = chunk[pl]
+            per[pl].append(x.t().contiguous() if k % 2 == 0 else x.reshape(-1))
+    return per
+
+
+def warm_start_optimisers(
+    opts: tuple[Any, Any], nets: SecureNets, pretrain_opts: maddpg.Optimisers
+) -> bool:
+    """Start the secure Adams from the pre-training's ``torch.optim.Adam`` state.
+
+    The pre-training runs on public, simulated data in both parties, so its moments are
+    public; continuing them (as a plaintext fine-tune would) keeps the secure phase's
+    first steps from being Adam's sign-like full-``lr`` steps from zero moments (see
+    :meth:`smpc_gym.secure.optim.SecureAdam.warm_start`). Returns False, changing
+    nothing, unless both the secure optimisers and the pre-training's are Adam.
+    """
+    from smpc_gym.secure.optim import SecureAdam
+
+    kinds = (("actors", nets.actors, opts[0]), ("critics", nets.critics, opts[1]))
+    plain = [getattr(pretrain_opts, kind) for kind, _, _ in kinds]
+    if not all(isinstance(o, SecureAdam) for o in opts) or not all(
+        isinstance(o, torch.optim.Adam) for ps in plain for o in ps
+    ):
+        return False
+    for (_, mlp, opt), per_player in zip(kinds, plain, strict=True):
+        moments: dict[str, list[list[torch.Tensor]]] = {"m": [], "v": []}
+        steps = set()
+        for popt in per_player:
+            b1, b2 = popt.param_groups[0]["betas"]
+            ms, vs = [], []
+            for prm in popt.param_groups[0]["params"]:
+                st = popt.state[prm]
+                t = int(st["step"])
+                steps.add(t)
+                ms.append(st["exp_avg"].double() / (1 - b1**t))
+                vs.append(st["exp_avg_sq"].double() / (1 - b2**t))
+            moments["m"].append(ms)
+            moments["v"].append(vs)
+        if len(steps) != 1:
+            raise ValueError(f"the pre-training's Adam states have different step counts {steps}")
+        like = mlp.parameters()[0]
+        opt.warm_start(like, stack_players(moments["m"]), stack_players(moments["v"]), steps.pop())
+    return True
+
+
 def share_batch(
     crypten: Any, rank: int, own: maddpg.PlayerBatch, inv_high: torch.Tensor, batch_size: int
 ) -> dict[str, Any]:
