@@ -107,10 +107,10 @@ def record(name: str, args: list[str], out: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(script), "--json", *args]
     info = run_info([f"benchmarks/{name}.py", "--json", *args])
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # stdout holds the JSON; the benchmark's progress (stderr) shows as it runs
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     wall = time.perf_counter() - t
     if res.returncode != 0:
-        sys.stderr.write(res.stderr)
         raise SystemExit(f"record.py: {shlex.join(cmd)} exited with {res.returncode}")
     result = _last_json_object(res.stdout)
     if result is None:
