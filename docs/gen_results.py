@@ -285,19 +285,20 @@ def _h_supply_speed(d: dict[str, Any]) -> str:
     )
 
 
-def _h_tabular(d: dict[str, Any]) -> str:
-    f = _final(d, "tabular_q")
-    assert f is not None
-    return (
-        f"normalized {f['normalized_score']:.2f} after {_fmt(f['steps'])} steps; "
-        f"{f['cheese_per_1000_steps']:.1f} cheese / {f['deaths_per_1000_steps']:.1f} deaths per 1,000 steps"
-    )
-
-
-def _h_dqn(d: dict[str, Any]) -> str:
-    f = _final(d, "dqn")
-    assert f is not None
-    return f"normalized {f['normalized_score']:.2f} after {_fmt(f['steps'])} steps (1 = the scripted heuristic)"
+def _h_learning(results_dir: Path) -> str | None:
+    """`tabular_q` and `dqn` (seed 0): one row from their two curve files."""
+    parts = []
+    tab = _final(_load(results_dir, "curve_tabular.json"), "tabular_q")
+    if tab is not None:
+        parts.append(
+            f"`tabular_q` normalized {tab['normalized_score']:.2f} after {_fmt(tab['steps'])} "
+            f"steps ({tab['cheese_per_1000_steps']:.1f} cheese / "
+            f"{tab['deaths_per_1000_steps']:.1f} deaths per 1,000 steps)"
+        )
+    dqn = _final(_load(results_dir, "curve_dqn.json"), "dqn")
+    if dqn is not None:
+        parts.append(f"`dqn` {dqn['normalized_score']:.2f} after {_fmt(dqn['steps'])} steps")
+    return "; ".join(parts) + " (1 = the scripted heuristic)" if parts else None
 
 
 def _h_fed(results_dir: Path) -> str | None:
@@ -384,6 +385,27 @@ def _h_paper_table_secure(d: dict[str, Any]) -> str:
     )
 
 
+def _h_stress(d: dict[str, Any]) -> str:
+    r = d["result"]
+    text = (
+        f"{_fmt(r['updates'])} secure {r['config']['optimizer'].capitalize()} updates"
+        f"{' from pre-trained networks' if r['config'].get('pretrained') else ''}: the largest "
+        f"error one update adds {r['max_abs_weight_error']:.1e} (limit 1e-3), "
+        f"{r['undetected']} undetected, actions within {r['max_abs_action_error']:.1e} of the "
+        f"cap; {r['seconds_per_update']:.2f} s per update; over the run a free-running twin "
+        f"drifts {_fmt(r['max_abs_trajectory_error'])} apart, a plaintext twin started 2^-16 "
+        f"away {_fmt(r['max_abs_grid_twin_error'])} (training amplifies any difference)"
+    )
+    cost = r.get("cost")
+    if cost:
+        text += (
+            f"; exact truncation costs {cost['ratio_seconds']:.2f}× the time, "
+            f"{cost['ratio_mb']:.2f}× the bytes, {cost['ratio_rounds']:.2f}× the rounds of "
+            "CrypTen's local truncation"
+        )
+    return text
+
+
 def _h_secure_agg(d: dict[str, Any]) -> str:
     rows = d["result"]["results"]
     worst = max(rows, key=lambda r: r["secure_vs_plain"])
@@ -396,6 +418,9 @@ def _h_secure_agg(d: dict[str, Any]) -> str:
 
 #: (what, JSON file, renderer or None, command that makes the file). A row whose file is
 #: missing says "not measured yet" with the command to run.
+#: headline rows that read several result files (their HEADLINE render is None)
+MULTI_FILE_ROWS = {"curve_tabular.json": _h_learning, "curve_fed_dqn.json": _h_fed}
+
 HEADLINE: list[tuple[str, str, Any, str]] = [
     (
         "GreedyMouse env speed",
@@ -410,16 +435,12 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "python benchmarks/record.py supply_chain_speed",
     ),
     (
-        "`tabular_q` learning (seed 0)",
+        "`tabular_q` and `dqn` learning (seed 0)",
         "curve_tabular.json",
-        _h_tabular,
-        "python benchmarks/learning_curves.py --algos tabular_q bandit --data benchmarks/results/curve_tabular.json",
-    ),
-    (
-        "`dqn` learning (seed 0)",
-        "curve_dqn.json",
-        _h_dqn,
-        "python benchmarks/learning_curves.py --algos dqn --data benchmarks/results/curve_dqn.json",
+        None,
+        "python benchmarks/learning_curves.py --algos tabular_q bandit --data "
+        "benchmarks/results/curve_tabular.json, then --algos dqn --data "
+        "benchmarks/results/curve_dqn.json",
     ),
     (
         "`fed_dqn` vs `dqn`: area under the evaluation curve per total env step",
@@ -446,6 +467,13 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         _h_paper_table_secure,
         "python benchmarks/record.py paper_table --out benchmarks/results/paper_table_secure.json "
         "-- --seeds 5 --jobs 1",
+    ),
+    (
+        "secure training vs its plaintext twin, update by update (stress run)",
+        "secure_maddpg_stress.json",
+        _h_stress,
+        "python benchmarks/record.py secure_maddpg_stress -- --updates 2000 --pretrained "
+        "--cost-updates 2 --no-count",
     ),
     (
         "secure MADDPG update cost (paper networks, batch 128)",
@@ -481,8 +509,8 @@ def headline_table(results_dir: Path, link_prefix: str = "docs/results/") -> str
         data = _load(results_dir, fname)
         page = _page_of(results_dir, fname)
         figure = None
-        if render is None and fname.startswith("curve_fed_dqn"):
-            figure = _h_fed(results_dir)
+        if render is None:  # rows read from several files
+            figure = MULTI_FILE_ROWS[fname](results_dir)
         elif data is not None and render is not None:
             try:
                 figure = render(data)
