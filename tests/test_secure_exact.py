@@ -124,7 +124,8 @@ def test_sign_tests_over_the_whole_range(ttp) -> None:
 
 
 def test_sigmoid_saturates_over_the_whole_range(ttp) -> None:
-    assert ttp["sigmoid_err"] < 2e-3
+    # a few units of the 2^-16 grid (measured 2.6e-5); CrypTen's exp made it 1.3e-3
+    assert ttp["sigmoid_err"] < 1e-4
 
 
 def test_adam_initial_guess_over_its_range(ttp) -> None:
