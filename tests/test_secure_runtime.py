@@ -250,3 +250,76 @@ def test_config_from_env_and_errors() -> None:
         PartyConfig(1)
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
         PartyConfig(2, rendezvous="127.0.0.1:80")
+
+
+def _record_pid_and_wait(ctx, folder: str):
+    with open(os.path.join(folder, f"{ctx.rank}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(120)  # far longer than the test waits: only the watchdog ends it early
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody has reaped yet counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+@pytest.mark.timeout(120)
+def test_parties_stop_when_the_launcher_is_killed(tmp_path) -> None:
+    script = tmp_path / "launcher.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {os.path.dirname(__file__)!r})
+            from test_secure_runtime import _record_pid_and_wait
+            from smpc_gym.secure.runtime import PartyConfig, launch_local
+            if __name__ == "__main__":
+                launch_local(_record_pid_and_wait, 2, ({str(tmp_path)!r},),
+                             config=PartyConfig(2, timeout_s=120))
+            """
+        )
+    )
+    launcher = subprocess.Popen([sys.executable, str(script)])
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text()]
+            time.sleep(0.2)
+        assert len(pids) == 2, "the parties did not start"
+        assert not any(_gone(p) for p in pids)
+        launcher.kill()  # SIGKILL: no atexit, no daemon clean-up
+        launcher.wait()
+        deadline = time.monotonic() + 30
+        while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(_gone(p) for p in pids), "parties kept running after the launcher died"
+    finally:
+        launcher.kill()
+        for p in pids:
+            if not _gone(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def _odd_result(ctx, kind: str):
+    import numpy as np
+
+    if kind == "ok":
+        return {"t": torch.arange(3) * (ctx.rank + 1), "a": np.eye(2), "s": "x", "n": (1, 2.5)}
+    return range(3)  # not a type the launcher loads
+
+
+def test_results_come_back_by_value_and_odd_types_are_refused() -> None:
+    import numpy as np
+
+    out = launch_local(_odd_result, 2, ("ok",), config=PartyConfig(2, timeout_s=30))
+    assert torch.equal(out[1]["t"], torch.tensor([0, 2, 4]))
+    assert isinstance(out[0]["a"], np.ndarray) and np.array_equal(out[0]["a"], np.eye(2))
+    assert out[0]["s"] == "x" and out[0]["n"] == (1, 2.5)
+    with pytest.raises(PartyError, match="does not load"):
+        launch_local(_odd_result, 2, ("odd",), config=PartyConfig(2, timeout_s=30))

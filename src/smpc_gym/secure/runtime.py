@@ -28,7 +28,9 @@ party whose peer died or hangs gets an error from gloo instead of blocking forev
 peer that is killed usually closes its sockets, which fails the others at once). The
 local launcher also watches its children's process sentinels: as soon as one party
 raises or dies, the others are terminated and :class:`PartyError` names the rank and the
-cause (the root cause first; the peers' resulting communication errors after it).
+cause (the root cause first; the peers' resulting communication errors after it). If the
+launcher itself dies, its parties notice within a second and stop. Their results come
+back as ``torch.save`` data read with ``weights_only=True``, never as arbitrary pickle.
 
 Threat model (docs/security/trust-model.md): semi-honest parties that look at everything
 they hold. The default provider ``"TTP"`` is a dealer process that holds no data: it
@@ -48,6 +50,7 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import io
 import ipaddress
 import multiprocessing
 import multiprocessing.connection
@@ -55,6 +58,7 @@ import os
 import pickle
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -569,30 +573,80 @@ def run_ttp_dealer(config: PartyConfig) -> None:
 # ----------------------------------------------------------------------------- local launch
 
 
+def _to_launcher(msg: tuple) -> bytes:
+    """A party's outcome as bytes the launcher reads without unpickling code.
+
+    ``torch.save`` of plain containers, tensors and numbers (numpy arrays as tagged
+    dicts, :func:`smpc_gym.storage.payload.encode`), read back with
+    ``torch.load(weights_only=True)``; tensors travel by value (multiprocessing's own
+    pickler would pass them through shared memory, gone once the party has exited).
+    """
+    import torch
+
+    from smpc_gym.storage import payload
+
+    buf = io.BytesIO()
+    torch.save(payload.encode(msg), buf)
+    return buf.getvalue()
+
+
+def _from_party(data: bytes) -> tuple:
+    """Inverse of :func:`_to_launcher` (``weights_only``: no arbitrary pickle is run)."""
+    import torch
+
+    from smpc_gym.storage import payload
+
+    return payload.decode(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+
+
+def _exit_with_launcher(launcher_pid: int, what: str, every_s: float = 0.5) -> None:
+    """Stop this process soon after the launcher dies (a daemon thread).
+
+    ``daemon=True`` only stops the parties when the launcher exits normally; killed (a
+    signal, an out-of-memory kill), it would leave them computing, and writing into its
+    log files, on their own.
+    """
+
+    def watch() -> None:
+        while os.getppid() == launcher_pid:
+            time.sleep(every_s)
+        with contextlib.suppress(Exception):
+            print(f"{what}: the launcher (pid {launcher_pid}) is gone; stopping", flush=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="smpc-launcher-watch", daemon=True).start()
+
+
 def _party_main(
-    fn: Callable[..., Any], config: PartyConfig, args: tuple, conn: Any, is_ttp: bool
+    fn: Callable[..., Any],
+    config: PartyConfig,
+    args: tuple,
+    conn: Any,
+    is_ttp: bool,
+    launcher_pid: int | None = None,
 ) -> None:
     """Entry point of a spawned party: run, then send ``("ok", result)`` or ``("err", ...)``.
 
     The outcome is sent to the launcher *before* tearing the process groups down, so a
-    failure is reported at once even if the teardown blocks on a dead peer.
+    failure is reported at once even if the teardown blocks on a dead peer. The party
+    stops by itself if the launcher dies (``launcher_pid``).
     """
+    if launcher_pid is not None:
+        _exit_with_launcher(launcher_pid, "TTP dealer" if is_ttp else f"party {config.rank}")
     crypten = None
     try:
         if is_ttp:
             run_ttp_dealer(config)
-            conn.send_bytes(pickle.dumps(("ok", None)))
+            conn.send_bytes(_to_launcher(("ok", None)))
         else:
             crypten = _init_crypten(config, int(config.rank))  # type: ignore[arg-type]
             result = fn(PartyContext(config, crypten), *args)
-            # Plain pickle (tensors by value): multiprocessing's pickler would pass tensors
-            # through shared memory, which breaks once this process has exited.
-            conn.send_bytes(pickle.dumps(("ok", result)))
+            conn.send_bytes(_to_launcher(("ok", result)))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the launcher
         cause = exc.__cause__ if isinstance(exc, PartyError) and exc.__cause__ else exc
         with contextlib.suppress(Exception):
             msg = ("err", f"{type(cause).__name__}: {cause}", traceback.format_exc())
-            conn.send_bytes(pickle.dumps(msg))
+            conn.send_bytes(_to_launcher(msg))
         conn.close()
         os._exit(1)  # skip the teardown: the launcher terminates the group
     conn.close()
@@ -632,7 +686,11 @@ def launch_local(
     Each party initialises ``torch.distributed`` (gloo) and CrypTen on a fresh
     127.0.0.1 rendezvous, sets its torch threads and runs ``fn``; with
     ``provider="TTP"`` (the default) a dealer process (rank ``world_size``) is started too. ``fn`` must
-    be a module-level function and ``args``/results picklable (``spawn`` start method).
+    be a module-level function and ``args`` picklable (``spawn`` start method: the
+    launcher hands its own children their arguments). Results come back as tensors,
+    numpy arrays, numbers, strings, bytes and containers of these, read with
+    ``torch.load(weights_only=True)``: the launcher never unpickles a party's code.
+    Parties stop by themselves if the launcher dies.
 
     Returns:
         The per-rank results, in rank order.
@@ -658,7 +716,7 @@ def launch_local(
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         p = ctx.Process(
             target=_party_main,
-            args=(fn, cfg, args, child_conn, is_ttp),
+            args=(fn, cfg, args, child_conn, is_ttp, os.getpid()),
             name=f"smpc-party-{rank}" if not is_ttp else "smpc-ttp-dealer",
             daemon=True,
         )
@@ -693,9 +751,16 @@ def launch_local(
             for r in list(pending):
                 if conns[r].poll():
                     try:
-                        msg = pickle.loads(conns[r].recv_bytes())
+                        msg = _from_party(conns[r].recv_bytes())
                     except (EOFError, OSError):
                         msg = None
+                    except pickle.UnpicklingError as exc:  # weights_only refused a type
+                        msg = (
+                            "err",
+                            f"its result holds a type the launcher does not load ({exc}); "
+                            "return tensors, numpy arrays, numbers, strings and containers",
+                            "",
+                        )
                     if msg is not None and msg[0] == "ok":
                         results[r] = msg[1]
                         pending.discard(r)
