@@ -19,7 +19,7 @@ both optimiser states are revealed to party 0 (a benchmark-only reveal), and:
   grid — what the fixed-point encoding alone leads to; ``trajectory`` lists both every
   10 updates;
 * both secure actors act on the same 32 states as the step twin's actors loaded with the
-  revealed weights (the acting path, ``forward_stacked`` under exact truncation);
+  revealed weights (after every ``--act-every`` updates, and after the last) (the acting path, ``forward_stacked`` under exact truncation);
   ``max_abs_action_error`` is the largest difference in units of the action caps
   (actions are ``cap · σ(·)``);
 * an update counts as ``undetected`` when its per-update weight error exceeds 1e-3 and
@@ -51,7 +51,8 @@ Usage::
 ``max_abs_weight_error``, ``max_abs_trajectory_error``, ``max_abs_grid_twin_error``,
 ``trajectory``, ``max_abs_action_error``, ``wraps_prevented_or_caught``,
 ``would_wrap``, ``redos``, ``undetected``, ``seconds_per_update`` (secure update only,
-without the checks), ``worst_update`` (the update with the largest per-update weight
+without the checks), ``check_seconds_per_update`` (the twins, the reveal and the action
+check), ``worst_update`` (the update with the largest per-update weight
 error, and the network it was in) and
 ``cost`` (``exact`` / ``local``: ``seconds``, ``mb``, ``rounds`` per update, party 0's
 CrypTen counters; ``ratio_seconds``, ``ratio_mb``, ``ratio_rounds``: exact / local).
@@ -419,6 +420,7 @@ def _party(
     cost_updates: int,
     count: bool,
     twin_kind: str,
+    act_every: int = 1,
 ):
     from smpc_gym.secure import trunc
 
@@ -460,7 +462,8 @@ def _party(
     undetected = 0
     worst = {"update": 0, "error": 0.0}
     trajectory: list[dict[str, float]] = []
-    secs = 0.0
+    secs = check_secs = 0.0
+    phases = {"twins": 0.0, "reveal": 0.0, "actions": 0.0}
     trunc.count_local_wraps(count)
     trunc.STATS["would_wrap"] = 0
     revealed = _reveal(party, ctx.rank)
@@ -474,20 +477,31 @@ def _party(
         party.update(idx)
         secs += time.perf_counter() - t
         caught = party.overflow_redos > redos
+        t_check = time.perf_counter()
         if ctx.rank == 0:
             pidx = maddpg.sample_indices(party.replay.size, cfg.batch_size, plain_sampler)
             assert torch.equal(pidx, idx)
             batch = [maddpg.PlayerBatch(**{k: v[idx] for k, v in d.items()}) for d in data]
             for nets, opts in twins.values():
                 maddpg.maddpg_update(nets, opts, batch, cfg.plain(), sharing)
+        phases["twins"] += time.perf_counter() - t_check
         trunc.count_local_wraps(False)
+        t = time.perf_counter()
         revealed = _reveal(party, ctx.rank)
+        phases["reveal"] += time.perf_counter() - t
         if ctx.rank == 0:
             we, where = _max_error(revealed["nets"], twins["step"][0])
             traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
             grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
             _load_twin(*twins["step"], revealed)  # for the actions and the next update
-        ae = _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
+        t = time.perf_counter()
+        ae = (
+            _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
+            if u % act_every == 0 or u + 1 == n_updates
+            else 0.0
+        )
+        phases["actions"] += time.perf_counter() - t
+        check_secs += time.perf_counter() - t_check
         trunc.count_local_wraps(count)
         if ctx.rank == 0:
             w_err, a_err = max(w_err, we), max(a_err, ae)
@@ -503,7 +517,10 @@ def _party(
                     f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}); "
                     f"trajectory {traj_err:.2e} (grid-rounded twin {grid_err:.2e}); action "
                     f"error {ae:.2e}, would-wrap {trunc.STATS['would_wrap']}, redos "
-                    f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update",
+                    f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update (checks "
+                    f"{check_secs / (u + 1):.2f} s: "
+                    + ", ".join(f"{k} {v / (u + 1):.2f}" for k, v in phases.items())
+                    + ")",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -517,6 +534,7 @@ def _party(
         "wraps_prevented_or_caught": trunc.STATS["would_wrap"] + party.overflow_redos,
         "undetected": undetected,
         "seconds_per_update": secs / max(n_updates, 1),
+        "check_seconds_per_update": check_secs / max(n_updates, 1),
         "worst_update": worst,
         "max_abs_trajectory_error": traj_err,
         "max_abs_grid_twin_error": grid_err,
@@ -598,8 +616,17 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="preset override, as train.py --set (e.g. critic_grad_scale=1024)",
     )
+    p.add_argument(
+        "--act-every",
+        type=int,
+        default=1,
+        help="compare the secure actions with the twin's after every this many updates "
+        "(and after the last); the weights are compared after every update",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.updates < 1 or args.act_every < 1:
+        p.error(f"--updates and --act-every must be >= 1, got {args.updates}, {args.act_every}")
     torch.set_num_threads(1)
     cfg, env = preset_config(args.set)
     cfg = dataclasses.replace(cfg, optimizer=args.optimizer)
@@ -630,6 +657,7 @@ def main() -> None:
             args.cost_updates,
             not args.no_count,
             args.twin,
+            args.act_every,
         ),
         config=PartyConfig(world_size=2, timeout_s=600, provider=cfg.provider),
     )[0]
