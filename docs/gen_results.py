@@ -473,7 +473,7 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "secure_maddpg_stress.json",
         _h_stress,
         "python benchmarks/record.py secure_maddpg_stress -- --updates 2000 --pretrained "
-        "--cost-updates 2 --no-count",
+        "--cost-updates 2 --no-count --act-every 10",
     ),
     (
         "secure MADDPG update cost (paper networks, batch 128)",
