@@ -53,7 +53,9 @@ Usage::
 ``would_wrap``, ``redos``, ``undetected``, ``seconds_per_update`` (secure update only,
 without the checks), ``check_seconds_per_update`` (the twins, the reveal and the action
 check), ``worst_update`` (the update with the largest per-update weight
-error, and the network it was in) and
+error, the network it was in, and at the worst coordinate of an online network the secure
+and the twin's gradient, the twin's ``v̂``, ε and lr: Adam moves a step by about
+``(1 − β₁)·lr·δg/√(v̂ + ε²)`` for a gradient difference ``δg``) and
 ``cost`` (``exact`` / ``local``: ``seconds``, ``mb``, ``rounds`` per update, party 0's
 CrypTen counters; ``ratio_seconds``, ``ratio_mb``, ``ratio_rounds``: exact / local).
 """
@@ -372,6 +374,57 @@ def _max_error(revealed: dict[str, Any], twin: maddpg.Nets) -> tuple[float, str]
     return worst, where
 
 
+def _diagnose(
+    before: dict[str, Any], after: dict[str, Any], nets: maddpg.Nets, opts: Any
+) -> dict[str, Any]:
+    """Why an update's error is what it is, at its worst online-network coordinate.
+
+    The step twin holds its own gradient there (``.grad`` after the update) and its
+    ``v̂``; the secure gradient follows from the revealed ``m̂`` before and after the
+    update (``m̂ += a₁·(g − m̂)``). With Adam, a gradient difference ``δ`` moves a step by
+    about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor.
+    """
+    best: tuple[float, str, int, int, int, str] | None = None
+    for kind in ("actors", "critics"):
+        for pl, net in enumerate(getattr(nets, kind)):
+            for k, lin in enumerate(_linears(net)):
+                for j, name in enumerate(("weight", "bias")):
+                    sec = after["nets"][kind][pl][k][j]
+                    diff = (sec - getattr(lin, name).detach()).abs().reshape(-1)
+                    i = int(diff.argmax())
+                    if best is None or float(diff[i]) > best[0]:
+                        best = (float(diff[i]), kind, pl, k, i, name)
+    assert best is not None
+    err, kind, pl, k, i, name = best
+    out: dict[str, Any] = {
+        "online_error": err,
+        "online_where": f"{kind}[{pl}] layer {k} {name} [{i}]",
+    }
+    param = getattr(_linears(getattr(nets, kind)[pl])[k], name)
+    opt = getattr(opts, kind)[pl]
+    if param.grad is None or before["opts"][kind] is None or after["opts"][kind] is None:
+        return out
+    st = opt.state[param]
+    b1, b2 = opt.param_groups[0]["betas"]
+    t = after["opts"][kind]["t"]
+    slot = 2 * k + (name == "bias")
+    m0 = float(before["opts"][kind]["m"][pl][slot].reshape(-1)[i])
+    m1 = float(after["opts"][kind]["m"][pl][slot].reshape(-1)[i])
+    a1 = (1 - b1) / (1 - b1**t)
+    eps = opt.param_groups[0]["eps"]
+    v_hat = float(st["v"].reshape(-1)[i]) / (1 - b2 ** st["t"]) if "v" in st else float("nan")
+    out.update(
+        {
+            "grad_secure": (m1 - (1 - a1) * m0) / a1,
+            "grad_twin": float(param.grad.reshape(-1)[i]),
+            "v_hat_twin": v_hat,
+            "eps": eps,
+            "lr": opt.param_groups[0]["lr"],
+        }
+    )
+    return out
+
+
 def _plain_error(a: maddpg.Nets, b: maddpg.Nets) -> float:
     """Largest |a − b| over every parameter of every network (two plaintext twins)."""
     return max(
@@ -428,17 +481,23 @@ def _party(
     trunc.set_mode(mode)
     actors, critics = _nets(cfg, high, pre)
     pre_opts = _pretrain_opts(cfg, actors, critics, pre)
-    party = sm.Party(
-        ctx.crypten,
-        ctx.rank,
-        cfg,
-        {},
-        SEED,
-        init_nets=(actors, critics),
-        action_high=high,
-        init_opts=pre_opts,
-    )
-    _fill(party.replay, data[ctx.rank])
+
+    def new_party(config: sm.Config) -> sm.Party:
+        """A party from the start state, its buffer filled with its player's rows."""
+        p = sm.Party(
+            ctx.crypten,
+            ctx.rank,
+            config,
+            {},
+            SEED,
+            init_nets=(actors, critics),
+            action_high=high,
+            init_opts=pre_opts,
+        )
+        _fill(p.replay, data[ctx.rank])
+        return p
+
+    party = new_party(cfg)
     # three plaintext twins on party 0, fed the same minibatches:
     # * "step": set to the revealed secure state before every update (what one secure
     #   update adds: the check that catches a wrap wherever it lands);
@@ -458,7 +517,7 @@ def _party(
     states = torch.cat([data[0]["obs"][:N_ACT_STATES], data[1]["obs"][:N_ACT_STATES]], dim=1)
     sharing = maddpg.DataSharing("ede")
     plain_sampler = torch.Generator().manual_seed(int(sm._seeds(SEED)[4]))
-    w_err = a_err = traj_err = grid_err = 0.0
+    w_err = a_err = last_ae = traj_err = grid_err = 0.0
     undetected = 0
     worst = {"update": 0, "error": 0.0}
     trajectory: list[dict[str, float]] = []
@@ -487,10 +546,17 @@ def _party(
         phases["twins"] += time.perf_counter() - t_check
         trunc.count_local_wraps(False)
         t = time.perf_counter()
-        revealed = _reveal(party, ctx.rank)
+        before, revealed = revealed, _reveal(party, ctx.rank)
         phases["reveal"] += time.perf_counter() - t
         if ctx.rank == 0:
             we, where = _max_error(revealed["nets"], twins["step"][0])
+            if we > worst["error"]:  # why: before the step twin is reloaded
+                worst = {
+                    "update": u + 1,
+                    "error": we,
+                    "network": where,
+                    **_diagnose(before, revealed, *twins["step"]),
+                }
             traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
             grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
             _load_twin(*twins["step"], revealed)  # for the actions and the next update
@@ -498,15 +564,15 @@ def _party(
         ae = (
             _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
             if u % act_every == 0 or u + 1 == n_updates
-            else 0.0
+            else None
         )
         phases["actions"] += time.perf_counter() - t
         check_secs += time.perf_counter() - t_check
         trunc.count_local_wraps(count)
         if ctx.rank == 0:
-            w_err, a_err = max(w_err, we), max(a_err, ae)
-            if we > worst["error"]:
-                worst = {"update": u + 1, "error": we, "network": where}
+            w_err = max(w_err, we)
+            if ae is not None:
+                a_err, last_ae = max(a_err, ae), ae
             if we > 1e-3 and not caught:
                 undetected += 1
             if (u + 1) % 10 == 0 or u + 1 == n_updates:
@@ -516,7 +582,7 @@ def _party(
                 print(
                     f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}); "
                     f"trajectory {traj_err:.2e} (grid-rounded twin {grid_err:.2e}); action "
-                    f"error {ae:.2e}, would-wrap {trunc.STATS['would_wrap']}, redos "
+                    f"error {last_ae:.2e} (last checked), would-wrap {trunc.STATS['would_wrap']}, redos "
                     f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update (checks "
                     f"{check_secs / (u + 1):.2f} s: "
                     + ", ".join(f"{k} {v / (u + 1):.2f}" for k, v in phases.items())
@@ -544,18 +610,7 @@ def _party(
     cost_cfg = dataclasses.replace(cfg, reveal_losses=False)
     runs = {}
     for m in ("exact", "local"):
-        p = sm.Party(
-            ctx.crypten,
-            ctx.rank,
-            cost_cfg,
-            {},
-            SEED,
-            init_nets=(actors, critics),
-            action_high=high,
-            init_opts=pre_opts,
-        )
-        _fill(p.replay, data[ctx.rank])
-        runs[m] = (p, [])
+        runs[m] = (new_party(cost_cfg), [])
     for _ in range(cost_updates):
         for m, (p, rows) in runs.items():
             trunc.set_mode(m)
