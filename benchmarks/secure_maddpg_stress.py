@@ -12,6 +12,12 @@ both optimiser states are revealed to party 0 (a benchmark-only reveal), and:
   and optimiser moments) before each update and makes the same update in floating point;
   the largest difference after any update is what one secure update adds. A wrap
   anywhere (weights, targets, optimiser state) shows here at once;
+* ``max_abs_noise_twin_error``: a second step twin whose every linear layer adds uniform
+  noise of ±1 unit of the 2^-16 grid to its output (what 16-bit fixed point does to a
+  layer at best); its largest per-update distance from the step twin, and
+  ``noise_twin_updates_over_1e-3``, the updates where it exceeds 1e-3, are the yardstick
+  for ``max_abs_weight_error``: a ReLU whose input is within a unit of 0 may flip, and
+  Adam's normalised step magnifies the gradient difference that makes;
 * ``max_abs_trajectory_error``: the **free** twin runs from the same start on its own.
   MADDPG's training dynamics amplify any difference (a ReLU flipping on one sample, a
   coordinate near Adam's ε): ``max_abs_grid_twin_error`` is the same distance for a
@@ -50,7 +56,8 @@ Usage::
 ``--json`` prints one object with the keys ``config``, ``updates``,
 ``max_abs_weight_error``, ``max_abs_trajectory_error``, ``max_abs_grid_twin_error``,
 ``trajectory``, ``max_abs_action_error``, ``wraps_prevented_or_caught``,
-``would_wrap``, ``redos``, ``undetected``, ``seconds_per_update`` (secure update only,
+``would_wrap``, ``redos``, ``undetected``, ``max_abs_noise_twin_error``,
+``noise_twin_updates_over_1e-3``, ``seconds_per_update`` (secure update only,
 without the checks), ``check_seconds_per_update`` (the twins, the reveal and the action
 check), ``worst_update`` (the update with the largest per-update weight
 error, the network it was in, and at the worst coordinate of an online network the secure
@@ -435,6 +442,24 @@ def _plain_error(a: maddpg.Nets, b: maddpg.Nets) -> float:
     )
 
 
+def _add_output_noise(nets: maddpg.Nets, gen: torch.Generator) -> None:
+    """Add uniform noise of ±1 unit of the 2^-16 grid to every linear layer's output.
+
+    What 16-bit fixed point does to a layer at best (one rounded truncation per output,
+    exact otherwise), in floating point: the yardstick for the per-update error. A ReLU
+    whose input is within a unit of 0 may flip, as it may in the secure run.
+    """
+
+    def hook(mod: torch.nn.Module, inp: Any, out: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(out.shape, generator=gen, dtype=out.dtype) - 0.5
+        return out + noise * 2.0**-15
+
+    for kind in NET_KINDS:
+        for net in getattr(nets, kind):
+            for lin in _linears(net):
+                lin.register_forward_hook(hook)
+
+
 def _round_to_grid(nets: maddpg.Nets) -> None:
     """Round every parameter to the 2^-16 fixed-point grid (what sharing does to it)."""
     with torch.no_grad():
@@ -506,18 +531,23 @@ def _party(
     # * "grid": free-running from the start rounded to the 2^-16 grid (the same
     #   amplification of nothing but the fixed-point encoding: the yardstick for "free").
     twins = (
-        {k: _twin(cfg, *_nets(cfg, high, pre), high, twin_kind) for k in ("step", "free", "grid")}
+        {
+            k: _twin(cfg, *_nets(cfg, high, pre), high, twin_kind)
+            for k in ("step", "noise", "free", "grid")
+        }
         if ctx.rank == 0
         else {}
     )
     if twins:
         _round_to_grid(twins["grid"][0])
+        _add_output_noise(twins["noise"][0], torch.Generator().manual_seed(SEED))
         for _, opts in twins.values():  # the step twin is overwritten before each update
             _warm_start_twin(opts, pre_opts if party.warm_started else None)
     states = torch.cat([data[0]["obs"][:N_ACT_STATES], data[1]["obs"][:N_ACT_STATES]], dim=1)
     sharing = maddpg.DataSharing("ede")
     plain_sampler = torch.Generator().manual_seed(int(sm._seeds(SEED)[4]))
-    w_err = a_err = last_ae = traj_err = grid_err = 0.0
+    w_err = a_err = last_ae = traj_err = grid_err = noise_max = 0.0
+    noise_over = 0
     undetected = 0
     worst = {"update": 0, "error": 0.0}
     trajectory: list[dict[str, float]] = []
@@ -526,8 +556,9 @@ def _party(
     trunc.count_local_wraps(count)
     trunc.STATS["would_wrap"] = 0
     revealed = _reveal(party, ctx.rank)
-    if ctx.rank == 0:  # the step twin starts every update from the revealed secure state
-        _load_twin(*twins["step"], revealed)
+    if ctx.rank == 0:  # the step twins start every update from the revealed secure state
+        for k in ("step", "noise"):
+            _load_twin(*twins[k], revealed)
     for u in range(n_updates):
         idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
         redos = party.overflow_redos
@@ -559,7 +590,11 @@ def _party(
                 }
             traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
             grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
-            _load_twin(*twins["step"], revealed)  # for the actions and the next update
+            noise_err = _plain_error(twins["noise"][0], twins["step"][0])
+            noise_max = max(noise_max, noise_err)
+            noise_over += noise_err > 1e-3
+            for k in ("step", "noise"):  # for the actions and the next update
+                _load_twin(*twins[k], revealed)
         t = time.perf_counter()
         ae = (
             _action_error(ctx, party, twins["step"][0] if twins else None, states, high)
@@ -580,7 +615,8 @@ def _party(
                     {"update": u + 1, "secure_vs_twin": traj_err, "grid_vs_twin": grid_err}
                 )
                 print(
-                    f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}); "
+                    f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}; "
+                    f"noise twin max {noise_max:.2e}); "
                     f"trajectory {traj_err:.2e} (grid-rounded twin {grid_err:.2e}); action "
                     f"error {last_ae:.2e} (last checked), would-wrap {trunc.STATS['would_wrap']}, redos "
                     f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update (checks "
@@ -599,6 +635,8 @@ def _party(
         "redos": party.overflow_redos,
         "wraps_prevented_or_caught": trunc.STATS["would_wrap"] + party.overflow_redos,
         "undetected": undetected,
+        "max_abs_noise_twin_error": noise_max,
+        "noise_twin_updates_over_1e-3": noise_over,
         "seconds_per_update": secs / max(n_updates, 1),
         "check_seconds_per_update": check_secs / max(n_updates, 1),
         "worst_update": worst,
