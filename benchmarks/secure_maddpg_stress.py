@@ -386,9 +386,9 @@ def _diagnose(
 ) -> dict[str, Any]:
     """Why an update's error is what it is, at its worst online-network coordinate.
 
-    The step twin holds its own gradient there (``.grad`` after the update) and its
-    ``v̂``; the secure gradient follows from the revealed ``m̂`` before and after the
-    update (``m̂ += a₁·(g − m̂)``). With Adam, a gradient difference ``δ`` moves a step by
+    Both gradients follow from ``m̂`` before (the revealed state both started from) and
+    after the update (``m̂ += a₁·(g − m̂)``): the revealed secure one and the step twin's;
+    both ``v̂`` after it are reported. With Adam, a gradient difference ``δ`` moves a step by
     about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor.
     """
     best: tuple[float, str, int, int, int, str] | None = None
@@ -412,20 +412,27 @@ def _diagnose(
     if param.grad is None or before["opts"][kind] is None or after["opts"][kind] is None:
         return out
     st = opt.state[param]
+    if "m" not in st:  # --twin torch: its state has other keys
+        return out
     b1, b2 = opt.param_groups[0]["betas"]
     t = after["opts"][kind]["t"]
     slot = 2 * k + (name == "bias")
-    m0 = float(before["opts"][kind]["m"][pl][slot].reshape(-1)[i])
-    m1 = float(after["opts"][kind]["m"][pl][slot].reshape(-1)[i])
     a1 = (1 - b1) / (1 - b1**t)
-    eps = opt.param_groups[0]["eps"]
-    v_hat = float(st["v"].reshape(-1)[i]) / (1 - b2 ** st["t"]) if "v" in st else float("nan")
+    m0 = float(before["opts"][kind]["m"][pl][slot].reshape(-1)[i])
+    m1 = {
+        "secure": float(after["opts"][kind]["m"][pl][slot].reshape(-1)[i]),
+        "twin": float(st["m"].reshape(-1)[i]) / (1 - b1 ** st["t"]),
+    }
+    # the gradients from m̂ += a₁·(g − m̂) (a critic's .grad also holds the actor loss's
+    # backward through it by now)
+    grads = {k2: (v - (1 - a1) * m0) / a1 for k2, v in m1.items()}
     out.update(
         {
-            "grad_secure": (m1 - (1 - a1) * m0) / a1,
-            "grad_twin": float(param.grad.reshape(-1)[i]),
-            "v_hat_twin": v_hat,
-            "eps": eps,
+            "grad_secure": grads["secure"],
+            "grad_twin": grads["twin"],
+            "v_hat_secure": float(after["opts"][kind]["v"][pl][slot].reshape(-1)[i]),
+            "v_hat_twin": float(st["v"].reshape(-1)[i]) / (1 - b2 ** st["t"]),
+            "eps": opt.param_groups[0]["eps"],
             "lr": opt.param_groups[0]["lr"],
         }
     )
