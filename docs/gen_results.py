@@ -391,7 +391,16 @@ def _h_stress(d: dict[str, Any]) -> str:
         f"{_fmt(r['updates'])} secure {r['config']['optimizer'].capitalize()} updates"
         f"{' from pre-trained networks' if r['config'].get('pretrained') else ''}: the largest "
         f"error one update adds {r['max_abs_weight_error']:.1e} (limit 1e-3), "
-        f"{r['undetected']} undetected, actions within {r['max_abs_action_error']:.1e} of the "
+        f"{r['undetected']} updates above it (`undetected`: no redo fired)"
+    )
+    if "max_abs_noise_twin_error" in r:
+        text += (
+            f" (a plaintext twin with ±1 unit of the 2^-16 grid added to every layer's output, "
+            f"on the same updates: {r['max_abs_noise_twin_error']:.1e}, "
+            f"{r['noise_twin_updates_over_1e-3']} above 1e-3)"
+        )
+    text += (
+        f"; actions within {r['max_abs_action_error']:.1e} of the "
         f"cap; {r['seconds_per_update']:.2f} s per update; over the run a free-running twin "
         f"drifts {_fmt(r['max_abs_trajectory_error'])} apart, a plaintext twin started 2^-16 "
         f"away {_fmt(r['max_abs_grid_twin_error'])} (training amplifies any difference)"
