@@ -25,7 +25,8 @@ both optimiser states are revealed to party 0 (a benchmark-only reveal), and:
   grid — what the fixed-point encoding alone leads to; ``trajectory`` lists both every
   10 updates;
 * both secure actors act on the same 32 states as the step twin's actors loaded with the
-  revealed weights (after every ``--act-every`` updates, and after the last) (the acting path, ``forward_stacked`` under exact truncation);
+  revealed weights, after every ``--act-every`` updates and after the last (the acting
+  path, ``forward_stacked`` under exact truncation);
   ``max_abs_action_error`` is the largest difference in units of the action caps
   (actions are ``cap · σ(·)``);
 * an update counts as ``undetected`` when its per-update weight error exceeds 1e-3 and
@@ -40,8 +41,9 @@ secure_maddpg --env supply_chain``: its ``pretrain_steps`` of plaintext MADDPG o
 simulated market ``pretrain_env``, the preset's loss scales), from pre-trained networks,
 with targets equal to the online networks, and replays the pre-training buffer. The
 secure Adams (and the twins') continue the pre-training's Adam moments, as the pipeline
-does (``adam_warm_start``; ``--set adam_warm_start=false`` starts them from zero). Pre-training takes long, so ``--cache FILE`` keeps its result (with
-a SHA-256 check on reading it back).
+does (``adam_warm_start``; ``--set adam_warm_start=false`` starts them from zero).
+Pre-training takes long, so ``--cache FILE`` keeps its result (with a SHA-256 check on
+reading it back).
 
 The cost of the protection is measured in the same run: ``--cost-updates`` extra updates
 alternate between exact truncation and CrypTen's local truncation (``trunc.set_mode``),
@@ -409,7 +411,7 @@ def _diagnose(
     }
     param = getattr(_linears(getattr(nets, kind)[pl])[k], name)
     opt = getattr(opts, kind)[pl]
-    if param.grad is None or before["opts"][kind] is None or after["opts"][kind] is None:
+    if before["opts"][kind] is None or after["opts"][kind] is None:
         return out
     st = opt.state[param]
     if "m" not in st:  # --twin torch: its state has other keys
@@ -625,8 +627,8 @@ def _party(
                     f"update {u + 1}: per-update weight error {we:.2e} (max {w_err:.2e}; "
                     f"noise twin max {noise_max:.2e}); "
                     f"trajectory {traj_err:.2e} (grid-rounded twin {grid_err:.2e}); action "
-                    f"error {last_ae:.2e} (last checked), would-wrap {trunc.STATS['would_wrap']}, redos "
-                    f"{party.overflow_redos}, {secs / (u + 1):.2f} s/update (checks "
+                    f"error {last_ae:.2e} (last checked), would-wrap "
+                    f"{trunc.STATS['would_wrap']}, redos {party.overflow_redos}, {secs / (u + 1):.2f} s/update (checks "
                     f"{check_secs / (u + 1):.2f} s: "
                     + ", ".join(f"{k} {v / (u + 1):.2f}" for k, v in phases.items())
                     + ")",

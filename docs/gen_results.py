@@ -425,11 +425,11 @@ def _h_secure_agg(d: dict[str, Any]) -> str:
     )
 
 
-#: (what, JSON file, renderer or None, command that makes the file). A row whose file is
-#: missing says "not measured yet" with the command to run.
 #: headline rows that read several result files (their HEADLINE render is None)
 MULTI_FILE_ROWS = {"curve_tabular.json": _h_learning, "curve_fed_dqn.json": _h_fed}
 
+#: (what, JSON file, renderer or None, command that makes the file). A row whose file is
+#: missing says "not measured yet" with the command to run.
 HEADLINE: list[tuple[str, str, Any, str]] = [
     (
         "GreedyMouse env speed",

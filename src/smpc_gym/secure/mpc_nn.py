@@ -278,13 +278,11 @@ SIGMOID_CLAMP = 16.0
 #: Newton iterations for ``1/(1 + e^−|z|)`` from the linear start ``24/17 − 8/17·d``
 #: (relative error ≤ 1/17, squared each iteration: 3 reach ~2e-10).
 RECIPROCAL_ITERS = 3
-#: ``exp(−a) = b^(2^EXP_SQUARINGS)`` with ``b = 1 − x + x²/2``, ``x = a/2^EXP_SQUARINGS``
+#: ``exp(−a) = b^(2^EXP_SQUARINGS)`` with ``b = 1 − x + x²/2``, ``x = a/2^EXP_SQUARINGS``,
+#: computed EXP_SQUARINGS bits finer than the 16-bit grid: then ``x``'s shares are exactly
+#: ``a``'s, every value is ≤ 1 (raw products below 2^52), and the rounding the 2^10-fold
+#: power amplifies is 2^10 times smaller
 EXP_SQUARINGS = 10
-#: ... computed 2^EXP_EXTRA_BITS finer than the 16-bit grid (all values are ≤ 1 there,
-#: so every raw product stays below 2^52): with ``x = a/2^10`` the extra bits make
-#: ``x``'s shares exactly ``a``'s, and the rounding the 2^10-fold power amplifies is 2^10
-#: times smaller
-EXP_EXTRA_BITS = 10
 
 
 def _exp_neg(a: Any) -> Any:
@@ -299,8 +297,7 @@ def _exp_neg(a: Any) -> Any:
     """
     from smpc_gym.secure.trunc import trunc_many
 
-    k = EXP_EXTRA_BITS
-    assert k == EXP_SQUARINGS, "x = a/2^k reuses a's shares only when the two agree"
+    k = EXP_SQUARINGS  # also the extra fractional bits (see EXP_SQUARINGS)
     # at 2^-(16 + k): 1 − x + x²/2 with x's shares = a's shares
     (half_x2,) = beaver_many([("mul", a, a, k + 1)])  # x²/2 at the finer scale
     b = (1 << k) - a + half_x2

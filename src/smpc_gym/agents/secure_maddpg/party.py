@@ -111,18 +111,20 @@ class Party:
         #: the pre-trained actors' weights (public: learned from public data only), for
         #: the end-of-run table's "pre-trained" row; None without pre-training
         self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
-        #: the pre-training's (public) optimisers, for the secure Adams' warm start
-        self._pretrain_opts = init_opts
+        pretrain_opts = init_opts  # public, for the secure Adams' warm start
         if init_nets is None:
-            init_nets = self._initial_plain_nets(env_kwargs, seeds, high, pretrain_hooks)
-        actors, critics = init_nets
+            actors, critics, pretrain_opts = self._initial_plain_nets(
+                env_kwargs, seeds, high, pretrain_hooks
+            )
+        else:
+            actors, critics = init_nets
         self.nets = SecureNets.share(actors, critics, cfg.hidden, self.rank)
         self.opts = make_optimisers(cfg)
         #: whether the secure Adams continue the pre-training's moments (adam_warm_start)
         self.warm_started = (
             cfg.adam_warm_start
-            and self._pretrain_opts is not None
-            and warm_start_optimisers(self.opts, self.nets, self._pretrain_opts)
+            and pretrain_opts is not None
+            and warm_start_optimisers(self.opts, self.nets, pretrain_opts)
         )
         self.replay = maddpg.PlayerReplay(cfg.buffer_size)
         self.noise = OUNoise(
@@ -148,18 +150,18 @@ class Party:
         seeds: np.ndarray,
         high: Sequence[torch.Tensor],
         pretrain_hooks: Any = None,
-    ) -> tuple[list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], maddpg.Optimisers | None]:
+        """(actors, critics, the pre-training's optimisers or None)."""
         cfg = self.cfg
         if cfg.pretrain_steps > 0:
             # The paper's pipeline: plaintext MADDPG on simulated (public) data. Deterministic
             # (one torch thread, seeded generators), so both parties get the same networks.
             # Its progress (public: the simulated market's steps and returns) is reported.
             sim = maddpg.pretrain_for(cfg, env_kwargs, self.seed, hooks=pretrain_hooks)
-            self._pretrain_opts = sim.opts
             self.pretrained_actors = [
                 {k: v.numpy().copy() for k, v in a.state_dict().items()} for a in sim.nets.actors
             ]
-            return list(sim.nets.actors), list(sim.nets.critics)
+            return list(sim.nets.actors), list(sim.nets.critics), sim.opts
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
         critics: list[Any] = [None] * N_PLAYERS
@@ -167,7 +169,7 @@ class Party:
         gen = torch.Generator().manual_seed(int(seeds[i]))
         actors[i] = maddpg.make_actor(sh.actor_in_dim, cfg.hidden, high[i], gen)
         critics[i] = maddpg.make_critic(sh.critic_in_dim, cfg.hidden, gen)
-        return actors, critics
+        return actors, critics, None
 
     # -- reveals (every plaintext output of the protocol goes through here) --------------
     def reveal(self, x: Any, dst: int | None, what: str) -> torch.Tensor | None:
