@@ -451,17 +451,18 @@ def _plain_error(a: maddpg.Nets, b: maddpg.Nets) -> float:
     )
 
 
-def _add_output_noise(nets: maddpg.Nets, gen: torch.Generator) -> None:
-    """Add uniform noise of ±1 unit of the 2^-16 grid to every linear layer's output.
+def _add_output_noise(nets: maddpg.Nets, gen: torch.Generator, bits: int = 16) -> None:
+    """Add uniform noise of ±1 unit of the ``2^-bits`` grid to every linear layer's output.
 
-    What 16-bit fixed point does to a layer at best (one rounded truncation per output,
-    exact otherwise), in floating point: the yardstick for the per-update error. A ReLU
-    whose input is within a unit of 0 may flip, as it may in the secure run.
+    What fixed point with ``bits`` fractional bits does to a layer at best (one rounded
+    truncation per output, exact otherwise), in floating point: the yardstick for the
+    per-update error (the secure code has 16). A ReLU whose input is within a unit of 0
+    may flip, as it may in the secure run.
     """
 
     def hook(mod: torch.nn.Module, inp: Any, out: torch.Tensor) -> torch.Tensor:
         noise = torch.rand(out.shape, generator=gen, dtype=out.dtype) - 0.5
-        return out + noise * 2.0**-15
+        return out + noise * 2.0 ** (1 - bits)
 
     for kind in NET_KINDS:
         for net in getattr(nets, kind):
