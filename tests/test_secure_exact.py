@@ -81,6 +81,36 @@ def _party(ctx, full: bool):
     y0 = y0 / 2**adam.Y_SHIFT
     prod = y0 * xs.double().sqrt()
     out["guess_range"] = (float(prod.min()), float(prod.max()))
+    # ... and exactly the one-level reference's bucket at every threshold's edges: the
+    # guess after passing the first p thresholds is base + Σ_{i<p} coef[i] (raw)
+    edges = [2.0**-8] + [
+        2.0 ** (adam.THRESHOLD_LOG2 * j) + d * 2.0**-16
+        for j in adam.THRESHOLD_EXPONENTS
+        for d in (-1, 0, 1)
+    ]
+    xe = c.cryptensor(torch.tensor(edges + [2.0**39], dtype=torch.float64), src=0)
+    raw_x = xe._tensor.reveal()
+    raw_y = adam._initial_guess(xe)._tensor.reveal()
+    scale = 2**16
+    thr = torch.tensor(
+        [int(2.0 ** (adam.THRESHOLD_LOG2 * j) * scale) for j in adam.THRESHOLD_EXPONENTS]
+    )
+    passed = (raw_x.reshape(-1, 1) >= thr.reshape(1, -1)).sum(1)
+    half = adam.THRESHOLD_LOG2 / 2
+    coef = torch.tensor(
+        [
+            round(
+                adam.GUESS_C
+                * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half))
+                * scale
+                * 2**adam.Y_SHIFT
+            )
+            for j in adam.THRESHOLD_EXPONENTS
+        ]
+    )
+    want = torch.cat([torch.zeros(1, dtype=torch.long), coef.cumsum(0)])[passed]
+    out["guess_buckets"] = sorted(set(passed.tolist()))
+    out["guess_bad"] = int(((raw_y - raw_y[0]) != want).sum())
     # CrypTen's own multiply under exact_truncation, at a magnitude where local fails often
     a = torch.full((3000,), 3.0e4)
     b = torch.full((3000,), 3.0e4)  # positive: CrypTen decodes negatives 2^-16 off
@@ -131,6 +161,13 @@ def test_sigmoid_saturates_over_the_whole_range(ttp) -> None:
 def test_adam_initial_guess_over_its_range(ttp) -> None:
     lo, hi = ttp["guess_range"]
     assert lo >= 0.33 and hi <= 1.45  # Newton for x^(-1/2) converges from (0, sqrt(3))
+
+
+def test_adam_initial_guess_is_the_one_level_bucket_at_every_edge(ttp) -> None:
+    # the two-level range reduction picks exactly the bucket of a comparison against all
+    # 11 thresholds, just below, at and just above each one
+    assert ttp["guess_buckets"] == list(range(12))
+    assert ttp["guess_bad"] == 0
 
 
 def test_crypten_multiply_is_exact_inside_the_context(ttp) -> None:

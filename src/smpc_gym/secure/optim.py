@@ -28,12 +28,13 @@ Newton for ``x^(-1/2)`` converges (quadratically) only from ``0 < y₀ < √(3/x
 not work. Instead:
 
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
-  at every step: one batched secure comparison of ``x`` against the public thresholds
-  ``16^j`` (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``,
-  within ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
+  at every step: where ``x`` lies among the public thresholds ``16^j``
+  (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
+  ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
   relative error. Robust for any ``x`` in ``[2^-8, 2^40)`` (the ε floor below keeps
-  ``x ≥ 2^-8``); costs 11 comparisons per coordinate, run as one batched full-range sign test
-  (:mod:`smpc_gym.secure.compare`; see ``SecureAdam._initial_guess``). ``y`` is held as
+  ``x ≥ 2^-8``); costs 5 full-range comparisons per coordinate in two levels (which
+  group of four thresholds, then which threshold within it; the same ``J`` as comparing
+  against all 11: see ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`). ``y`` is held as
   ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays on the grid.
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
@@ -172,6 +173,7 @@ class SecureAdam:
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
     THRESHOLD_EXPONENTS = tuple(range(-1, 10))  # ... for j = -1 … 9 (x in [2^-8, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
+    GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
     #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans
     #: 2^8 grid units (it was one unit when v̂' was kept as v̂'·2^8)
@@ -234,29 +236,67 @@ class SecureAdam:
         """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-8, 2^40)``.
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
-        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. The 11 comparisons
-        ``[x ≥ 16^j]``, ``j = −1 … 9``, run as one batched full-range sign test
-        (:func:`smpc_gym.secure.mpc_nn.ltz`, exact for every ring element), so no
-        pre-shifting into a narrow comparison range is needed.
+        bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. ``J`` is
+        ``J₀ + #{j : x ≥ 16^j}`` over the thresholds ``j = −1 … 9`` (``J₀ = −2``), found in
+        two levels of batched full-range sign tests (:func:`smpc_gym.secure.mpc_nn.ltz`,
+        exact for every ring element) instead of one test per threshold:
+
+        1. the group: ``[x ≥ 16^2]``, ``[x ≥ 16^6]`` (2 comparisons) say which of three
+           groups of four consecutive thresholds ``x`` falls in (``q`` = how many pass);
+        2. within it, the group's first three thresholds ``16^(4q−1+i)`` (3 comparisons),
+           chosen by ``q``: each is a public constant plus the level-1 bits times public
+           integers, computed locally.
+
+        The 12 buckets then select ``y₀`` by one Beaver round of the two level-1 bits with
+        the three groups' candidates (bits times shares, no truncation). 5 comparisons
+        instead of 11, 17 rounds instead of 8; ``y₀`` is the same function of ``x`` as a
+        one-level comparison against all 11 thresholds gives (the tests check it against
+        that plaintext reference, boundaries included).
         """
-        from smpc_gym.secure.mpc_nn import ltz, wrap_shares
+        from smpc_gym.secure.mpc_nn import beaver_many, ltz, wrap_shares
 
         crypten = crypten_module()
         exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
+        size, groups = self.GUESS_GROUP, (len(exps) + 1) // self.GUESS_GROUP
+        assert size * groups == len(exps) + 1, "the buckets must split into whole groups"
         n = int(x.nelement())
-        thr = torch.tensor([2.0 ** (ell * j) for j in exps]).reshape(-1, 1).expand(len(exps), n)
-        passed = 1 - ltz(crypten.stack([x] * len(exps)) - thr)  # [x >= 16^j]
-        # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2).
-        # The bits are 0/1 integers (scale 1): weight them by integer fixed-point
-        # coefficients, then read the sum as a fixed-point number.
-        # The result is y₀·2^Y_SHIFT (see Y_SHIFT).
-        scale = x.encoder.scale * 2**self.Y_SHIFT
+        scale = int(x.encoder.scale)
+        rank = crypten.communicator.get().get_rank()
+        # the thresholds 16^j as raw integers at x's scale (exact: powers of two)
+        thr = [int(2.0 ** (ell * j) * scale) for j in exps]
+        # level 1: c_k = [x >= 16^j] at the last threshold of group k - 1
+        lvl1 = torch.tensor([[float(2.0 ** (ell * exps[size * k - 1]))] for k in range(1, groups)])
+        c = 1 - ltz(crypten.stack([x] * (groups - 1)) - lvl1.expand(groups - 1, n))
+        # level 2: the group's first size - 1 thresholds, thr[size·q + i] with q = Σ c_k,
+        # as thr[i] + Σ_k c_k·(thr[size·k + i] − thr[size·(k − 1) + i]) (local)
+        rows = []
+        for i in range(size - 1):
+            share = sum(
+                c.share[k - 1] * (thr[size * k + i] - thr[size * (k - 1) + i])
+                for k in range(1, groups)
+            )
+            rows.append(share + (thr[i] if rank == 0 else 0))
+        chosen = wrap_shares(torch.stack(rows), x.encoder)
+        d = 1 - ltz(crypten.stack([x] * (size - 1)) - chosen)  # cumulative: d_0 >= d_1 ...
+        # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2):
+        # coef[j] raw, at y's scale (y₀·2^Y_SHIFT, see Y_SHIFT); the guess after passing
+        # the first p thresholds is base + Σ_{i<p} coef[i]
         half = ell / 2
-        coef = torch.tensor(
-            [round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale) for j in exps],
-            dtype=torch.long,
-        ).reshape(-1, 1)
-        y = wrap_shares((passed.share * coef).sum(0), x.encoder)
+        coef = [
+            round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale * 2**self.Y_SHIFT)
+            for j in exps
+        ]
+        # the candidate of group q (without base): Σ_{i < size·q} coef[i] + Σ_i d_i·coef[size·q + i]
+        cand = []
+        for q in range(groups):
+            share = sum(d.share[i] * coef[size * q + i] for i in range(size - 1))
+            cand.append(share + (sum(coef[: size * q]) if rank == 0 else 0))
+        # y₀ = cand_0 + Σ_k c_k·(cand_k − cand_(k−1)): one Beaver round, bits times shares
+        diffs = [wrap_shares(cand[k] - cand[k - 1], x.encoder) for k in range(1, groups)]
+        picked = beaver_many([("mul", c[k - 1], diffs[k - 1]) for k in range(1, groups)])
+        y = wrap_shares(cand[0], x.encoder)
+        for p in picked:
+            y = y + p
         return y + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
 
     def _guard(self, x: Any, y: Any) -> Any:
