@@ -111,6 +111,11 @@ def _party(ctx, full: bool):
     want = torch.cat([torch.zeros(1, dtype=torch.long), coef.cumsum(0)])[passed]
     out["guess_buckets"] = sorted(set(passed.tolist()))
     out["guess_bad"] = int(((raw_y - raw_y[0]) != want).sum())
+    # sharing rounds to the nearest grid point (CrypTen's encoder alone truncates toward 0)
+    u = 2.0**-16
+    off_grid = torch.tensor([0.7 * u, -0.7 * u, 0.3 * u, -0.3 * u, 3.0 + 0.6 * u, -3.0 - 0.6 * u])
+    out["shared_raw"] = mpc_nn.share_rounded(off_grid, 1)._tensor.reveal().tolist()
+    out["crypten_raw"] = c.cryptensor(off_grid, src=1)._tensor.reveal().tolist()
     # CrypTen's own multiply under exact_truncation, at a magnitude where local fails often
     a = torch.full((3000,), 3.0e4)
     b = torch.full((3000,), 3.0e4)  # positive: CrypTen decodes negatives 2^-16 off
@@ -168,6 +173,13 @@ def test_adam_initial_guess_is_the_one_level_bucket_at_every_edge(ttp) -> None:
     # 11 thresholds, just below, at and just above each one
     assert ttp["guess_buckets"] == list(range(12))
     assert ttp["guess_bad"] == 0
+
+
+def test_inputs_are_shared_rounded_to_the_nearest_grid_point(ttp) -> None:
+    three = 3 * 2**16
+    assert ttp["shared_raw"] == [1, -1, 0, 0, three + 1, -three - 1]
+    # what CrypTen's encoder alone does: toward zero
+    assert ttp["crypten_raw"] == [0, 0, 0, 0, three, -three]
 
 
 def test_crypten_multiply_is_exact_inside_the_context(ttp) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "forward_stacked",
     "ltz",
     "relu_mask",
+    "share_rounded",
     "sigmoid",
     "wrap_shares",
 ]
@@ -64,6 +65,21 @@ OUT_ACTS = ("identity", "sigmoid")
 
 def _crypten() -> Any:
     return crypten_module()
+
+
+def share_rounded(x: torch.Tensor, src: int) -> Any:
+    """``crypten.cryptensor(x, src=src)`` with ``x`` rounded to the *nearest* grid point.
+
+    CrypTen's encoder truncates toward zero (``(scale·x).long()``), so every value
+    entering the protocol that way lands up to one unit of the ``2^-16`` grid closer to 0
+    than it is: a bias, not a rounding. Rounded in float64 first, the encoder's
+    truncation is exact (for ``|x| < 2^37``). Only ``src``'s values matter; the other
+    parties pass any tensor of the same shape (CrypTen ignores it). Secure MADDPG shares
+    its inputs (minibatches, observations for acting, initial weights) through this.
+    """
+    crypten = _crypten()
+    scale = float(crypten.encoder.FixedPointEncoder().scale)
+    return crypten.cryptensor(torch.round(x.double() * scale) / scale, src=src)
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -433,8 +449,8 @@ class SharedMLP:
                         )
                 else:
                     w, b = torch.zeros(din, dout), torch.zeros(1, dout)
-                ws.append(crypten.cryptensor(w, src=owner))
-                bs.append(crypten.cryptensor(b, src=owner))
+                ws.append(share_rounded(w, owner))
+                bs.append(share_rounded(b, owner))
             per_net_w.append(ws)
             per_net_b.append(bs)
         weights = [crypten.stack([w[k] for w in per_net_w]) for k in range(len(shapes))]

@@ -147,8 +147,11 @@ def share_batch(
 
     Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
     tensor and shares it with ``src=i``; the other party contributes a placeholder of the
-    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input).
+    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input),
+    rounded to the nearest grid point (:func:`smpc_gym.secure.mpc_nn.share_rounded`).
     """
+    from smpc_gym.secure.mpc_nn import share_rounded
+
     parts = []
     for i in range(N_PLAYERS):
         if i == rank:
@@ -157,7 +160,7 @@ def share_batch(
             )
         else:
             x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM + 2)
-        parts.append(crypten.cryptensor(x, src=i))
+        parts.append(share_rounded(x, i))
     f = N_FEATURES
     s = crypten.cat([p[:, 0:f] for p in parts], dim=1)
     s2 = crypten.cat([p[:, f : 2 * f] for p in parts], dim=1)
