@@ -461,7 +461,7 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "the headline run (seed 0, 20 evaluation episodes, mean ± 95% CI)",
         "headline_run.json",
         _h_headline_run,
-        "python train.py --algo secure_maddpg --env supply_chain",
+        "python benchmarks/record.py headline_run",
     ),
     (
         "secure MADDPG vs EDE vs NDS (the paper's Table 5, with CIs)",
