@@ -86,6 +86,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
+from smpc_gym.secure.optim import FloorEpsAdam
 from smpc_gym.secure.runtime import PROVIDERS, PartyConfig, launch_local, resolve_provider
 from smpc_gym.training.config import resolve
 
@@ -226,37 +227,6 @@ def _warm_start_twin(opts: maddpg.Optimisers, pre_opts: maddpg.Optimisers | None
 
 def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
     replay.add(d["obs"], d["next_obs"], d["action"], d["reward"], d["done"])
-
-
-class FloorEpsAdam(torch.optim.Optimizer):
-    """Plaintext Adam with :class:`SecureAdam`'s formula: ``θ −= lr·m̂/√(v̂ + ε²)``.
-
-    ``SecureAdam`` floors ε at ``SecureAdam.effective_eps`` (fixed-point resolution) and
-    puts it under the square root; ``torch.optim.Adam`` (ε = 1e-8) takes full ``lr`` steps on
-    coordinates whose gradient is ~0, which the secure one damps by design. This twin
-    runs the secure algorithm in floating point, so the comparison measures only what
-    MPC adds (fixed-point rounding, wraps).
-    """
-
-    def __init__(self, params: Any, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch's signature
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if not st:
-                    st["t"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
-                st["t"] += 1
-                st["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
-                st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                m_hat = st["m"] / (1 - b1 ** st["t"])
-                v_hat = st["v"] / (1 - b2 ** st["t"])
-                p.add_(-group["lr"] * m_hat / torch.sqrt(v_hat + group["eps"] ** 2))
 
 
 def _twin(cfg: sm.Config, actors, critics, high, twin: str = "secure-eps"):

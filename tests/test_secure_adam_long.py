@@ -10,12 +10,12 @@ optimiser (SecureAdam's ε placement and value, :meth:`SecureAdam.effective_eps`
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
+from smpc_gym.secure.optim import FloorEpsAdam
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,17 +36,11 @@ def _gradients(steps: int) -> torch.Tensor:
 def _reference(
     theta: torch.Tensor, grads: torch.Tensor, eps: float, warm: dict | None = None
 ) -> torch.Tensor:
-    """The stress benchmark's plaintext twin optimiser (``FloorEpsAdam``), in float64;
-    ``warm``: a starting state (bias-corrected ``m``, ``v``, and ``t``) as in
+    """SecureAdam's plaintext twin (:class:`~smpc_gym.secure.optim.FloorEpsAdam`), in
+    float64; ``warm``: a starting state (bias-corrected ``m``, ``v``, and ``t``) as in
     :meth:`SecureAdam.warm_start`."""
-    spec = importlib.util.spec_from_file_location(
-        "stress", ROOT / "benchmarks/secure_maddpg_stress.py"
-    )
-    assert spec is not None and spec.loader is not None
-    stress = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stress)
     param = torch.nn.Parameter(theta.clone())
-    opt = stress.FloorEpsAdam([param], LR, eps=eps)
+    opt = FloorEpsAdam([param], LR, eps=eps)
     if warm is not None:
         b1, b2 = opt.param_groups[0]["betas"]
         t = warm["t"]

@@ -90,7 +90,14 @@ from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.comm import phase
 from smpc_gym.secure.trunc import mul_public, trunc_many
 
-__all__ = ["SecureAdam", "SecureSGD", "flatten_cat", "mul_public", "unflatten_like"]
+__all__ = [
+    "FloorEpsAdam",
+    "SecureAdam",
+    "SecureSGD",
+    "flatten_cat",
+    "mul_public",
+    "unflatten_like",
+]
 
 
 def square_shifted(x: Any, shift: int) -> Any:
@@ -452,6 +459,39 @@ class SecureAdam:
             r=state["r"].clone(),
             t=int(state["t"]),
         )
+
+
+class FloorEpsAdam(torch.optim.Optimizer):
+    """Plaintext Adam with :class:`SecureAdam`'s formula: ``θ −= lr·m̂/√(v̂ + ε²)``.
+
+    ``SecureAdam`` floors ε at :meth:`SecureAdam.effective_eps` (fixed-point resolution)
+    and puts it under the square root; ``torch.optim.Adam`` (ε = 1e-8) takes full ``lr``
+    steps on coordinates whose gradient is ~0, which the secure one damps by design. This
+    is the secure algorithm in floating point — give it
+    ``eps=SecureAdam.effective_eps(eps, grad_scale)`` — so a comparison with it measures
+    only what MPC adds (fixed-point rounding), not the floor. Its state per parameter:
+    ``t`` and the raw (not bias-corrected) moments ``m``, ``v``.
+    """
+
+    def __init__(self, params: Any, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch's signature
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["t"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                st["t"] += 1
+                st["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
+                st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat = st["m"] / (1 - b1 ** st["t"])
+                v_hat = st["v"] / (1 - b2 ** st["t"])
+                p.add_(-group["lr"] * m_hat / torch.sqrt(v_hat + group["eps"] ** 2))
 
 
 class SecureSGD:
