@@ -230,24 +230,8 @@ def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
 
 
 def _twin(cfg: sm.Config, actors, critics, high, twin: str = "secure-eps"):
-    pc = cfg.plain()
-    if cfg.optimizer == "adam" and twin == "secure-eps":
-        from smpc_gym.secure.optim import SecureAdam
-
-        ae = SecureAdam.effective_eps(cfg.adam_eps, cfg.actor_grad_scale)
-        ce = SecureAdam.effective_eps(cfg.adam_eps, cfg.critic_grad_scale)
-        nets = maddpg.Nets(
-            actors=actors,
-            critics=critics,
-            target_actors=[copy.deepcopy(a) for a in actors],
-            target_critics=[copy.deepcopy(c) for c in critics],
-            action_high=high,
-        )
-        opts = maddpg.Optimisers(
-            actors=[FloorEpsAdam(a.parameters(), pc.actor_lr, eps=ae) for a in actors],
-            critics=[FloorEpsAdam(c.parameters(), pc.critic_lr, eps=ce) for c in critics],
-        )
-        return nets, opts
+    """A plaintext twin: networks with targets, and the optimisers the secure update
+    equals (``"secure-eps"``) or, with ``twin="torch"``, plaintext MADDPG's own."""
     nets = maddpg.Nets(
         actors=actors,
         critics=critics,
@@ -255,6 +239,9 @@ def _twin(cfg: sm.Config, actors, critics, high, twin: str = "secure-eps"):
         target_critics=[copy.deepcopy(c) for c in critics],
         action_high=high,
     )
+    if twin == "secure-eps":
+        return nets, sm.plaintext_optimisers(cfg, actors, critics)
+    pc = cfg.plain()
     opts = maddpg.Optimisers(
         actors=[maddpg.make_optimiser(a.parameters(), pc.actor_lr, pc) for a in actors],
         critics=[maddpg.make_optimiser(c.parameters(), pc.critic_lr, pc) for c in critics],

@@ -25,7 +25,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
-from smpc_gym.secure.optim import FloorEpsAdam, SecureAdam
+from smpc_gym.secure.optim import FloorEpsAdam
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
 SEED = 11
@@ -53,30 +53,13 @@ def _fill(replay: maddpg.PlayerReplay, cols: dict[str, torch.Tensor]) -> None:
     replay.add(cols["obs"], cols["next_obs"], cols["action"], cols["reward"], cols["done"])
 
 
-def _floor_twin_opts(cfg: sm.Config, nets: maddpg.Nets) -> maddpg.Optimisers:
-    """SecureAdam's formula in floating point, at the config's rates and loss scales."""
-    pc = cfg.plain()
-
-    def adam(net: torch.nn.Module, lr: float, scale: float) -> FloorEpsAdam:
-        return FloorEpsAdam(net.parameters(), lr, eps=SecureAdam.effective_eps(cfg.adam_eps, scale))
-
-    return maddpg.Optimisers(
-        actors=[adam(a, pc.actor_lr, cfg.actor_grad_scale) for a in nets.actors],
-        critics=[adam(c, pc.critic_lr, cfg.critic_grad_scale) for c in nets.critics],
-    )
-
-
-def _plain_run(
-    cfg: sm.Config, data, k: int, seed: int = SEED, twin: str = "secure-formula"
-) -> dict[str, list[torch.Tensor]]:
-    """K plaintext EDE updates; with Adam, ``twin="secure-formula"`` runs SecureAdam's
-    formula (:class:`FloorEpsAdam`), ``"torch"`` ``torch.optim.Adam``."""
+def _plain_run(cfg: sm.Config, data, k: int, seed: int = SEED) -> dict[str, list[torch.Tensor]]:
+    """K plaintext EDE updates with the optimisers the secure ones equal
+    (:func:`secure_maddpg.plaintext_optimisers`: SecureAdam's formula for Adam)."""
     algo = maddpg.MADDPG(cfg.plain(), {}, seed)
     for i in range(2):
         _fill(algo.replay[i], data[i])
-    opts = algo.opts
-    if cfg.optimizer == "adam" and twin == "secure-formula":
-        opts = _floor_twin_opts(cfg, algo.nets)
+    opts = sm.plaintext_optimisers(cfg, algo.nets.actors, algo.nets.critics)
     for _ in range(k):
         idx = maddpg.sample_indices(algo.replay[0].size, cfg.batch_size, algo.sampler)
         batch = [r.get(idx) for r in algo.replay]

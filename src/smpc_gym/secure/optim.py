@@ -34,8 +34,9 @@ not work. Instead:
   relative error. Robust for any ``x`` in ``[2^-8, 2^40)`` (the ε floor below keeps
   ``x ≥ 2^-8``); costs 5 full-range comparisons per coordinate in two levels (which
   group of four thresholds, then which threshold within it; the same ``J`` as comparing
-  against all 11: see ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`). ``y`` is held as
-  ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays on the grid.
+  against all 11: see ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
+  ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays
+  on the grid.
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
   the first ``warmup`` steps; in between Newton is *warm-started* from the previous
   step's ``y`` after a *guard* (one comparison ``[x·y² > 2.5]`` shrinks ``y`` 8× where
@@ -293,7 +294,8 @@ class SecureAdam:
             round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale * 2**self.Y_SHIFT)
             for j in exps
         ]
-        # the candidate of group q (without base): Σ_{i < size·q} coef[i] + Σ_i d_i·coef[size·q + i]
+        # group q's candidate (without base):
+        # Σ_{i < size·q} coef[i] + Σ_i d_i·coef[size·q + i]
         cand = []
         for q in range(groups):
             share = sum(d.share[i] * coef[size * q + i] for i in range(size - 1))

@@ -68,6 +68,7 @@ from smpc_gym.agents.secure_maddpg.party import _seeds as _seeds
 from smpc_gym.agents.secure_maddpg.update import (
     SecureNets,
     make_optimisers,
+    plaintext_optimisers,
     secure_update,
     share_batch,
     split_players,
@@ -90,6 +91,7 @@ __all__ = [
     "load_share_file",
     "make_optimisers",
     "party_main",
+    "plaintext_optimisers",
     "run_facts",
     "secure_update",
     "share_batch",

@@ -73,6 +73,33 @@ def make_optimisers(cfg: Config) -> tuple[Any, Any]:
     return make(cfg.actor_lr, cfg.actor_grad_scale), make(cfg.critic_lr, cfg.critic_grad_scale)
 
 
+def plaintext_optimisers(
+    cfg: Config, actors: Sequence[torch.nn.Module], critics: Sequence[torch.nn.Module]
+) -> maddpg.Optimisers:
+    """The plaintext optimisers whose steps :func:`make_optimisers`' secure ones equal.
+
+    SGD: ``torch.optim.SGD`` as plaintext MADDPG makes it. Adam: SecureAdam's own formula
+    in floating point (:class:`smpc_gym.secure.optim.FloorEpsAdam` with the ε of
+    :meth:`SecureAdam.effective_eps` at each loss scale), not ``torch.optim.Adam``, which
+    differs from it by design where gradients are near the ε floor. Plaintext twins
+    built with these measure what MPC adds and nothing else.
+    """
+    from smpc_gym.secure.optim import FloorEpsAdam, SecureAdam
+
+    pc = cfg.plain()
+
+    def make(net: torch.nn.Module, lr: float, scale: float) -> torch.optim.Optimizer:
+        if cfg.optimizer == "adam":
+            eps = SecureAdam.effective_eps(cfg.adam_eps, scale)
+            return FloorEpsAdam(net.parameters(), lr, eps=eps)
+        return maddpg.make_optimiser(net.parameters(), lr, pc)
+
+    return maddpg.Optimisers(
+        actors=[make(a, pc.actor_lr, cfg.actor_grad_scale) for a in actors],
+        critics=[make(c, pc.critic_lr, cfg.critic_grad_scale) for c in critics],
+    )
+
+
 def stack_players(per_player: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """Both players' per-parameter tensors (``nn.Linear`` layout: ``[W_1, b_1, …]``,
     ``W`` as ``(out, in)``) as one flat vector in the order the secure optimisers flatten
