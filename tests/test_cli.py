@@ -112,6 +112,21 @@ def test_module_and_train_py_exit_2_without_traceback(tmp_path, monkeypatch, cap
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
 
 
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path) -> None:
+    """``train.py --list | head -1``: the reader leaves early; no BrokenPipeError trace."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smpc_gym", "--list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has started: every write hits EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+
+
 def test_set_values_are_parsed_and_typed() -> None:
     run = resolve(
         "random",

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -434,7 +436,8 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted, 141 when
+    standard output was closed early, as in ``train.py --list | head -1``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"plot": cmd_plot, "eval": cmd_eval}
     try:
@@ -448,3 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # run.TrainingInterrupted says which checkpoint
         print(f"{PROG}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left: say nothing more, like any Unix filter
+        # Python flushes stdout again at exit; point it at /dev/null so that flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
