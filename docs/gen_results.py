@@ -390,13 +390,13 @@ def _h_stress(d: dict[str, Any]) -> str:
     text = (
         f"{_fmt(r['updates'])} secure {r['config']['optimizer'].capitalize()} updates"
         f"{' from pre-trained networks' if r['config'].get('pretrained') else ''}: the largest "
-        f"error one update adds {r['max_abs_weight_error']:.1e} (limit 1e-3), "
-        f"{r['undetected']} updates above it (`undetected`: no redo fired)"
+        f"error one update adds {r['max_abs_weight_error']:.2e} (limit 1e-3), "
+        f"{r['undetected']} updates above it without a redo (`undetected`)"
     )
     if "max_abs_noise_twin_error" in r:
         text += (
             f" (a plaintext twin with ±1 unit of the 2^-16 grid added to every layer's output, "
-            f"on the same updates: {r['max_abs_noise_twin_error']:.1e}, "
+            f"on the same updates: {r['max_abs_noise_twin_error']:.2e}, "
             f"{r['noise_twin_updates_over_1e-3']} above 1e-3)"
         )
     text += (
