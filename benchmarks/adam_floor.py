@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from secure_maddpg_stress import NET_KINDS, _round_to_grid  # benchmarks/secure_maddpg_stress.py
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("actors", "critics", "target_actors", "target_critics")
 
 
 def _load_test() -> Any:
@@ -62,11 +62,7 @@ def _run(eq: Any, cfg: sm.Config, seed: int, updates: int, kind: str) -> maddpg.
     if kind == "floor":
         opts = sm.plaintext_optimisers(cfg, algo.nets.actors, algo.nets.critics)
     if kind == "grid":
-        with torch.no_grad():
-            for k in KINDS:
-                for net in getattr(algo.nets, k):
-                    for p in net.parameters():
-                        p.copy_(torch.round(p * 2.0**16) / 2.0**16)
+        _round_to_grid(algo.nets)
     for _ in range(updates):
         idx = maddpg.sample_indices(algo.replay[0].size, cfg.batch_size, algo.sampler)
         batch = [r.get(idx) for r in algo.replay]
@@ -76,7 +72,7 @@ def _run(eq: Any, cfg: sm.Config, seed: int, updates: int, kind: str) -> maddpg.
 
 def _worst_mae(a: maddpg.Nets, b: maddpg.Nets) -> dict[str, Any]:
     worst = {"mae": 0.0, "where": ""}
-    for k in KINDS:
+    for k in NET_KINDS:
         for i, (na, nb) in enumerate(zip(getattr(a, k), getattr(b, k), strict=True)):
             for j, (p, q) in enumerate(zip(na.parameters(), nb.parameters(), strict=True)):
                 mae = float((p.detach() - q.detach()).abs().mean())
