@@ -1,7 +1,8 @@
 """Privacy of secure MADDPG, measured on the wire rather than asserted.
 
 Player 1's process is instrumented: every tensor it *receives* through CrypTen's
-communicator is recorded (for a sum-reduction the received part is ``result − own input``,
+communicator or in a Beaver opening (:func:`smpc_gym.secure.mpc_nn.open_many`) is
+recorded (for a sum-reduction the received part is ``result − own input``,
 for a gather the other party's entry, for a broadcast/recv the tensor that arrived), as
 is every value it decrypts (:attr:`Party.reveal_log`) and every message its world view
 receives. Player 0 returns its private data (features, actions, rewards) encoded the way
@@ -78,6 +79,20 @@ def _install_recorder(comm, store: dict) -> None:
         ),
     )
     wrap("recv", lambda a, k, out: add(a[0]))
+
+    # Beaver openings go through one direct exchange (mpc_nn.open_many), not the
+    # communicator: what arrives from the peer is the opened value minus the own share
+    from smpc_gym.secure import mpc_nn
+
+    orig_open = mpc_nn.open_many
+
+    def open_many(shares):
+        out = orig_open(shares)
+        for s, o in zip(shares, out, strict=True):
+            add(o - s)
+        return out
+
+    mpc_nn.open_many = open_many
 
 
 def _party(ctx, job: sm.PartyJob):

@@ -56,11 +56,11 @@ def _instrumented_layer(ctx) -> dict:
         if src == rank and torch.is_tensor(tensor) and tensor.dtype == torch.int64:
             held.append(tensor.detach().clone())  # e.g. a trusted first party's triple
 
-    orig_reveal = ArithmeticSharedTensor.reveal_batch
+    orig_open = mpc_nn.open_many
 
-    def reveal_batch(tensors, dst=None):
-        out = orig_reveal(tensors, dst)
-        opened.extend(t.detach().clone() for t in (out if isinstance(out, list) else [out]))
+    def open_many(shares):
+        out = orig_open(shares)
+        opened.extend(t.detach().clone() for t in out)
         return out
 
     orig_triple = mpc_nn._matmul_triple
@@ -78,7 +78,7 @@ def _instrumented_layer(ctx) -> dict:
         return out
 
     ArithmeticSharedTensor.__init__ = init
-    ArithmeticSharedTensor.reveal_batch = staticmethod(reveal_batch)
+    mpc_nn.open_many = open_many
     mpc_nn._matmul_triple = matmul_triple
     provider.generate_additive_triple = additive
     try:
@@ -88,7 +88,7 @@ def _instrumented_layer(ctx) -> dict:
         xw, xx = mpc_nn.beaver_many([("matmul", X, W), ("mul", X, X)])
     finally:
         ArithmeticSharedTensor.__init__ = orig_init
-        ArithmeticSharedTensor.reveal_batch = staticmethod(orig_reveal)
+        mpc_nn.open_many = orig_open
         mpc_nn._matmul_triple = orig_triple
         provider.generate_additive_triple = orig_additive
     return {
