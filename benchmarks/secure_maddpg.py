@@ -52,7 +52,8 @@ charged one full RTT: an upper bound, since the two parties' sends overlap). Wit
 
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
 it ran with), ``config`` (the arguments), ``plain_s``
-(plaintext EDE seconds per update), and for ``ours_sgd``, ``ours_adam`` (those asked
+(plaintext EDE seconds per update, the mean of at least ``PLAIN_UPDATES`` after a
+warm-up), and for ``ours_sgd``, ``ours_adam`` (those asked
 for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain``,
 ``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
 sent+received as CrypTen counts them, communication rounds), plus
@@ -121,6 +122,11 @@ def _data(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
 
 def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
     replay.add(d["obs"], d["next_obs"], d["action"], d["reward"], d["done"])
+
+
+#: The fewest plaintext updates the baseline is averaged over (each takes a few ms; with
+#: 3 the baseline moved by 2x between runs, and every ratio with it).
+PLAIN_UPDATES = 30
 
 
 def _plain_seconds(cfg: sm.Config, data, n_updates: int) -> float:
@@ -293,7 +299,12 @@ def _party(
             rows[f"ours_{opt}"].append(_timed_update(ctx, party, profs[opt]))
         ctx.barrier()
         rows["straightforward"].append(_straightforward(ctx, cfg, [cols, cols], high))
-    plain = _plain_seconds(cfg, data, max(3, n_updates)) if do_plain and ctx.rank == 0 else None
+    # the plaintext update takes milliseconds: time at least PLAIN_UPDATES of them
+    plain = (
+        _plain_seconds(cfg, data, max(PLAIN_UPDATES, n_updates))
+        if do_plain and ctx.rank == 0
+        else None
+    )
     prof_out = None
     if profile:
         act = _act_profile(ctx, next(iter(parties.values())))
