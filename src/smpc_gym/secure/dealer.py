@@ -31,7 +31,9 @@ instead of CrypTen's pickled ``"terminate"``.
 them out in order. Both parties run the same program, so they consume the pools in the
 same order and refill them at the same moments; each refill draws the party's shares
 from its dealer generator exactly as the dealer does, so the streams stay aligned. What
-is left of the old chunk is used first.
+is left of the old chunk is used first. The next refill of a pool is requested as soon
+as the current one is taken (prefetch), so the dealer computes it while the parties
+work.
 
 What the dealer learns: the kinds and sizes of the requests (the networks' shapes),
 nothing else. What party 0 learns from a reply: values masked by party 1's uniform
@@ -325,6 +327,41 @@ def _request(func: str, args: Sequence[Any], kwargs: dict | None = None) -> torc
     return reply
 
 
+class _Reply:
+    """Party 0: a request sent now whose reply is read later (:meth:`result`).
+
+    The frame goes out with ``isend`` and the reply buffer is posted with ``irecv``, so
+    the dealer computes the reply while the parties go on; requests and replies keep
+    their order (one channel, answered in turn), so a later synchronous :func:`_request`
+    still gets its own reply. Counted like :func:`_request` (one round, the frame plus
+    the reply), with the time spent waiting in :meth:`result`.
+    """
+
+    def __init__(self, func: str, args: Sequence[Any]) -> None:
+        crypten = crypten_module()
+        import torch.distributed as dist
+
+        self._comm = crypten.communicator.get()
+        self._frame = encode(func, args)  # kept alive until sent
+        ttp, group = self._comm.get_ttp_rank(), self._comm.ttp_comm_group
+        self.reply = torch.empty(result_size(*decode(self._frame)), dtype=torch.int64)
+        self._works = [
+            dist.isend(self._frame, dst=ttp, group=group),
+            dist.irecv(self.reply, src=ttp, group=group),
+        ]
+
+    def result(self) -> torch.Tensor:
+        """The reply (waits for it the first time)."""
+        if self._works:
+            t0 = time.perf_counter()
+            for w in self._works:
+                w.wait()
+            self._works = []
+            self._comm._log_communication(FRAME + self.reply.numel())
+            self._comm._log_communication_time(time.perf_counter() - t0)
+        return self.reply
+
+
 def _typed_ttp_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> Any:
     """CrypTen's ``TTPClient.ttp_request`` over typed frames (see the module doc)."""
     if device is not None and torch.device(device).type != "cpu":
@@ -354,28 +391,51 @@ def stop() -> None:
         return
     comm.ttp_initialized = False
     if comm.get_rank() == 0:
+        from crypten.mpc.provider.ttp_provider import TTPClient
+
+        found = getattr(TTPClient.get(), "_smpc_pools", None)
+        if found is not None:
+            found.drain()  # read every prefetched reply before the dealer stops
         dist.send(encode("terminate"), dst=comm.get_ttp_rank(), group=comm.ttp_comm_group)
 
 
 class Pools:
     """This party's pooled dealer correlations (see the module doc). One per CrypTen
-    session (:func:`pools`); every method is called by both parties in the same order."""
+    session (:func:`pools`); every method is called by both parties in the same order.
 
-    def __init__(self, rank: int, generator: torch.Generator) -> None:
+    **Prefetch.** Whenever a pool is refilled, the next refill of the same pool is started
+    at once (``prefetch``, on by default): both parties draw their shares of it then, and
+    party 0 sends the request without waiting for the reply (:class:`_Reply`), which it
+    reads when the pool runs dry again. The dealer's work then overlaps the parties'
+    instead of stalling party 0 (and party 1, waiting on party 0) at every refill. Both
+    parties draw, and party 0 asks, at the same points of the same program, so the three
+    streams stay aligned exactly as without prefetch. Costs one extra chunk per pool.
+    """
+
+    def __init__(self, rank: int, generator: torch.Generator, prefetch: bool = True) -> None:
         self.rank = rank
         self.gen = generator
+        self.prefetch = prefetch
         self.flat: dict[tuple, list[Any]] = {}  # key -> [tensors, position]
         self.mats: dict[tuple, list[Any]] = {}
+        self.ahead: dict[tuple, Any] = {}  # key -> the next refill, started
 
     def _take(self, key: tuple, n: int, refill: Any) -> list[torch.Tensor]:
         entry = self.flat.get(key)
         if entry is None or entry[1] + n > entry[0][0].shape[0]:
-            fresh = refill(max(n, CHUNK))
-            if entry is not None:  # keep what is left of the old chunk, in order
-                parts, pos = entry
-                fresh = [torch.cat([p[pos:], f]) for p, f in zip(parts, fresh, strict=True)]
-            entry = [fresh, 0]
+            # what is left of the old chunk is used first, then the prefetched refill,
+            # then (if a request outgrows both) refills made now
+            parts = None if entry is None else [p[entry[1] :] for p in entry[0]]
+            while parts is None or parts[0].shape[0] < n:
+                started = self.ahead.pop(key, None)
+                fresh = (started if started is not None else refill(max(n, CHUNK)))()
+                parts = fresh if parts is None else [
+                    torch.cat([p, f]) for p, f in zip(parts, fresh, strict=True)
+                ]  # fmt: skip
+            entry = [parts, 0]
             self.flat[key] = entry
+            if self.prefetch:
+                self.ahead[key] = refill(max(n, CHUNK))
         parts, pos = entry
         entry[1] = pos + n
         return [p[pos : pos + n] for p in parts]
@@ -383,11 +443,13 @@ class Pools:
     def trunc_pairs(self, n: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bit, t)`` of ``n`` truncation pairs (``t₀ + t₁ = u·v mod 2^nbits``)."""
 
-        def refill(m: int) -> list[torch.Tensor]:
+        def refill(m: int) -> Any:
             bits = draw_bits(m, self.gen)
             if self.rank == 0:
-                return [bits, unpack_words(_request("trunc_pairs", (m, nbits)), m, nbits)]
-            return [bits, draw_ring(m, self.gen)]
+                reply = _Reply("trunc_pairs", (m, nbits))
+                return lambda: [bits, unpack_words(reply.result(), m, nbits)]
+            t = draw_ring(m, self.gen)
+            return lambda: [bits, t]
 
         bit, t = self._take(("trunc", nbits), n, refill)
         return bit, t
@@ -395,11 +457,13 @@ class Pools:
     def bit_pairs(self, n_words: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mask, t)`` words of ``64·n_words`` cross-AND pairs."""
 
-        def refill(m: int) -> list[torch.Tensor]:
+        def refill(m: int) -> Any:
             mask = draw_ring(m, self.gen)
             if self.rank == 0:
-                return [mask, _request("bit_pairs", (m,))]
-            return [mask, draw_ring(m, self.gen)]
+                reply = _Reply("bit_pairs", (m,))
+                return lambda: [mask, reply.result()]
+            t = draw_ring(m, self.gen)
+            return lambda: [mask, t]
 
         mask, t = self._take(("bits",), n_words, refill)
         return mask, t
@@ -408,32 +472,48 @@ class Pools:
         """This party's raw shares ``(a, b, c)`` of an elementwise triple of ``size``."""
         size = torch.Size(size)
 
-        def refill(m: int) -> list[torch.Tensor]:
+        def refill(m: int) -> Any:
             a, b = draw_ring(m, self.gen), draw_ring(m, self.gen)
-            c = _request("mul_flat", (m,)) if self.rank == 0 else draw_ring(m, self.gen)
-            return [a, b, c]
+            if self.rank == 0:
+                reply = _Reply("mul_flat", (m,))
+                return lambda: [a, b, reply.result()]
+            c = draw_ring(m, self.gen)
+            return lambda: [a, b, c]
 
         a, b, c = self._take(("mul",), size.numel(), refill)
         return a.reshape(size), b.reshape(size), c.reshape(size)
 
+    def _matmul_batch(self, size0: torch.Size, size1: torch.Size) -> Any:
+        """Start a refill of :data:`MATMUL_BATCH` matmul triples; returns its finisher."""
+        k = MATMUL_BATCH
+        a = draw_ring_sized((k, *size0), self.gen)
+        b = draw_ring_sized((k, *size1), self.gen)
+        if self.rank == 0:
+            reply = _Reply("matmul_many", (k, size0, size1))
+            return lambda: (a, b, reply.result())
+        c = draw_ring_sized((k, *_matmul_size(size0, size1)), self.gen)
+        return lambda: (a, b, c)
+
     def matmul_triple(self, size0: Any, size1: Any) -> tuple[torch.Tensor, ...]:
         """This party's raw shares ``(a, b, c = a @ b)`` of a matmul triple."""
         size0, size1 = torch.Size(size0), torch.Size(size1)
-        key = (tuple(size0), tuple(size1))
+        key = ("matmul", tuple(size0), tuple(size1))
         entry = self.mats.get(key)
         if entry is None or entry[1] >= MATMUL_BATCH:
-            k = MATMUL_BATCH
-            a = draw_ring_sized((k, *size0), self.gen)
-            b = draw_ring_sized((k, *size1), self.gen)
-            if self.rank == 0:
-                c = _request("matmul_many", (k, size0, size1))
-            else:
-                c = draw_ring_sized((k, *_matmul_size(size0, size1)), self.gen)
-            entry = [(a, b, c), 0]
+            started = self.ahead.pop(key, None)
+            entry = [(started if started is not None else self._matmul_batch(size0, size1))(), 0]
             self.mats[key] = entry
+            if self.prefetch:
+                self.ahead[key] = self._matmul_batch(size0, size1)
         (a, b, c), i = entry
         entry[1] = i + 1
         return a[i], b[i], c[i]
+
+    def drain(self) -> None:
+        """Read every started refill's reply (party 0, before the dealer is stopped)."""
+        for started in self.ahead.values():
+            started()
+        self.ahead.clear()
 
 
 def pools() -> Pools:
