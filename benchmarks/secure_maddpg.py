@@ -64,7 +64,13 @@ sent+received as CrypTen counts them, communication rounds), plus
 the RTT term added by the model) or ``"predicted"`` (model only). With ``--profile``:
 ``profile`` = ``{"ours_<opt>": {"update_s", "phases": {name: {"calls", "wall_s",
 "comm_s", "local_s", "bytes", "rounds"}} (per update), "unattributed_s", "act":
-{"seconds", "comm_s", "bytes", "rounds"} (per call)}, "plain_act_s"}``. With
+{"seconds", "comm_s", "bytes", "rounds"} (per call)}, "plain_act_s", "floor"}``, where
+``floor`` says what bounds an update from below on this machine: ``round_trip_s`` (one
+exchange of one element between the parties, median), ``ring_matmul_s``,
+``float_matmul_s`` and ``ring_over_float_matmul`` (an exact ring product against the
+float32 one plaintext uses, both players' hidden layers) and per optimiser
+``rounds_x_round_trip_s``, ``latency_ratio_to_plain`` (that over ``plain_s``) and
+``bytes_outside_optimiser`` (the networks' passes alone). With
 ``--network``: ``network`` = ``{"model", "links": {name: {"rate_mbit", "rtt_ms",
 "rtt_emulated"}}, "ours_<opt>": {link: {"measured_s", "predicted_s", "bytes",
 "rounds"}, "rtt_factor_fit"}}`` (``rtt_factor_fit``: the per-round RTT multiple that
@@ -259,6 +265,47 @@ def _act_profile(ctx, party: sm.Party, n: int = 5) -> dict[str, float]:
             "rounds": tot.rounds / n}  # fmt: skip
 
 
+def _floor_parts(ctx, hidden: int, batch: int, n: int = 50) -> dict[str, float]:
+    """What bounds a secure update from below on this machine, measured (both parties).
+
+    ``round_trip_s``: the median time of one exchange of a single ring element between
+    the two parties (what every round costs at least); ``ring_matmul_s`` /
+    ``float_matmul_s``: the median time of one exact ring product
+    (:func:`smpc_gym.secure.ring.ring_matmul`) and of the float32 product plaintext uses,
+    for both players' hidden layers (``[2, batch, hidden] @ [2, hidden, hidden]``, one
+    thread). A Beaver matmul takes two ring products per party.
+    """
+    from smpc_gym.secure.ring import ring_matmul
+    from smpc_gym.secure.trunc import _exchange
+
+    one = torch.zeros(1, dtype=torch.int64)
+    times = []
+    for _ in range(n):
+        ctx.barrier()
+        t = time.perf_counter()
+        _exchange(one, ctx.rank, log=False)
+        times.append(time.perf_counter() - t)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-(2**62), 2**62, (2, batch, hidden), generator=g)
+    b = torch.randint(-(2**62), 2**62, (2, hidden, hidden), generator=g)
+    fa, fb = a.float(), b.float()
+
+    def median_s(fn) -> float:
+        fn()
+        runs = []
+        for _ in range(20):
+            t = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - t)
+        return float(torch.tensor(runs).median())
+
+    return {
+        "round_trip_s": float(torch.tensor(times).median()),
+        "ring_matmul_s": median_s(lambda: ring_matmul(a, b)),
+        "float_matmul_s": median_s(lambda: torch.matmul(fa, fb)),
+    }
+
+
 def _profile_summary(prof: PhaseProfile, seconds: list[float]) -> dict:
     """Per-update figures of a profile accumulated over ``len(seconds)`` updates."""
     n = len(seconds)
@@ -316,6 +363,7 @@ def _party(
             for opt, pr in profs.items()
             if pr is not None
         }
+        prof_out["floor"] = _floor_parts(ctx, cfg.hidden, cfg.batch_size)
         if ctx.rank == 0:
             prof_out["plain_act_s"] = _plain_act_seconds(cfg, high)
 
@@ -526,6 +574,20 @@ def main() -> None:
         )
     if res["profile"] is not None:
         out["profile"] = res["profile"]
+        floor = out["profile"]["floor"]
+        floor["ring_over_float_matmul"] = floor["ring_matmul_s"] / floor["float_matmul_s"]
+        for o in optimizers:
+            ours = out[f"ours_{o}"]
+            phases = out["profile"][f"ours_{o}"]["phases"]
+            floor[f"ours_{o}"] = {
+                # every round waits at least one round trip
+                "rounds_x_round_trip_s": ours["rounds"] * floor["round_trip_s"],
+                "latency_ratio_to_plain": ours["rounds"] * floor["round_trip_s"] / plain,
+                # what the networks' passes send, whatever the optimiser does
+                "bytes_outside_optimiser": sum(
+                    v["bytes"] for k, v in phases.items() if not k.startswith("optimiser")
+                ),
+            }
     _network(args, out, optimizers)
     if args.json:
         print(json.dumps(out, sort_keys=True))
@@ -595,6 +657,20 @@ def _print_profile(out: dict, plain: float, optimizers) -> None:
             f"act (both actors, 1 obs): {a['seconds']:.4f} s/call, comm {a['comm_s']:.4f} s, "
             f"{a['bytes'] / 1e3:.1f} kB, {a['rounds']:.0f} rounds "
             f"(plaintext {prof['plain_act_s'] * 1e3:.3f} ms)"
+        )
+    fl = prof["floor"]
+    print(
+        f"\nfloor on this machine: one round trip {fl['round_trip_s'] * 1e3:.3f} ms; an exact "
+        f"ring matmul {fl['ring_over_float_matmul']:.0f}x a float32 one "
+        f"({fl['ring_matmul_s'] * 1e3:.2f} vs {fl['float_matmul_s'] * 1e3:.3f} ms; a Beaver "
+        "matmul takes two per party)"
+    )
+    for o in optimizers:
+        f = fl[f"ours_{o}"]
+        print(
+            f"ours ({o}): rounds x round trip {f['rounds_x_round_trip_s']:.3f} s = "
+            f"{f['latency_ratio_to_plain']:.0f}x plaintext before any computation; the "
+            f"networks' passes alone send {f['bytes_outside_optimiser'] / 1e6:.1f} MB"
         )
 
 
