@@ -69,8 +69,10 @@ the RTT term added by the model) or ``"predicted"`` (model only). With ``--profi
 exchange of one element between the parties, median), ``ring_matmul_s``,
 ``float_matmul_s`` and ``ring_over_float_matmul`` (an exact ring product against the
 float32 one plaintext uses, both players' hidden layers) and per optimiser
-``rounds_x_round_trip_s``, ``latency_ratio_to_plain`` (that over ``plain_s``) and
-``bytes_outside_optimiser`` (the networks' passes alone). With
+``rounds_x_round_trip_s``, ``latency_ratio_to_plain`` (that over ``plain_s``),
+``local_s`` and ``local_ratio_to_plain`` (the phases' ``local_s`` summed: local compute
+and overhead with every wait taken out) and ``bytes_outside_optimiser`` (the networks'
+passes alone). With
 ``--network``: ``network`` = ``{"model", "links": {name: {"rate_mbit", "rtt_ms",
 "rtt_emulated"}}, "ours_<opt>": {link: {"measured_s", "predicted_s", "bytes",
 "rounds"}, "rtt_factor_fit"}}`` (``rtt_factor_fit``: the per-round RTT multiple that
@@ -583,6 +585,9 @@ def main() -> None:
                 # every round waits at least one round trip
                 "rounds_x_round_trip_s": ours["rounds"] * floor["round_trip_s"],
                 "latency_ratio_to_plain": ours["rounds"] * floor["round_trip_s"] / plain,
+                # the parties' own work, with every wait for the peer taken out
+                "local_s": sum(v["local_s"] for v in phases.values()),
+                "local_ratio_to_plain": sum(v["local_s"] for v in phases.values()) / plain,
                 # what the networks' passes send, whatever the optimiser does
                 "bytes_outside_optimiser": sum(
                     v["bytes"] for k, v in phases.items() if not k.startswith("optimiser")
@@ -669,8 +674,9 @@ def _print_profile(out: dict, plain: float, optimizers) -> None:
         f = fl[f"ours_{o}"]
         print(
             f"ours ({o}): rounds x round trip {f['rounds_x_round_trip_s']:.3f} s = "
-            f"{f['latency_ratio_to_plain']:.0f}x plaintext before any computation; the "
-            f"networks' passes alone send {f['bytes_outside_optimiser'] / 1e6:.1f} MB"
+            f"{f['latency_ratio_to_plain']:.0f}x plaintext before any computation; local "
+            f"work alone {f['local_s']:.3f} s = {f['local_ratio_to_plain']:.0f}x plaintext; "
+            f"the networks' passes alone send {f['bytes_outside_optimiser'] / 1e6:.1f} MB"
         )
 
 

@@ -325,11 +325,23 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
         if o.get("wan_kind") == "measured":
             text += f", {o['wan_s']:.1f} s over a 100 Mbit/s 40 ms WAN"
         parts.append(text)
-    return (
+    text = (
         "per update: "
         + "; ".join(parts)
         + f" (straightforward CrypTen {r['straightforward']['ratio_to_plain']:.0f}×)"
     )
+    floor = (r.get("profile") or {}).get("floor")
+    if floor:  # what the protocol's own work costs, with every wait taken out
+        local = ", ".join(
+            f"{name} {floor[f'ours_{opt}']['local_ratio_to_plain']:.0f}×"
+            for opt, name in (("sgd", "SGD"), ("adam", "Adam"))
+            if f"ours_{opt}" in floor
+        )
+        text += f"; the parties' local work alone: {local}"
+        if "ours_adam" in floor:
+            nets = floor["ours_adam"]["bytes_outside_optimiser"] / 1e6
+            text += f"; Adam's network passes alone send {nets:.0f} MB"
+    return text
 
 
 def _h_headline_run(d: dict[str, Any]) -> str:
