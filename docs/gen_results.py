@@ -403,7 +403,8 @@ def _h_stress(d: dict[str, Any]) -> str:
         f"{_fmt(r['updates'])} secure {r['config']['optimizer'].capitalize()} updates"
         f"{' from pre-trained networks' if r['config'].get('pretrained') else ''}: the largest "
         f"error one update adds {r['max_abs_weight_error']:.2e} (limit 1e-3), "
-        f"{r['undetected']} updates above it without a redo (`undetected`)"
+        f"{r['undetected']} update{'' if r['undetected'] == 1 else 's'} above it without a "
+        "redo (`undetected`)"
     )
     if "max_abs_noise_twin_error" in r:
         text += (
