@@ -581,13 +581,14 @@ def main() -> None:
         for o in optimizers:
             ours = out[f"ours_{o}"]
             phases = out["profile"][f"ours_{o}"]["phases"]
+            local_s = sum(v["local_s"] for v in phases.values())
             floor[f"ours_{o}"] = {
                 # every round waits at least one round trip
                 "rounds_x_round_trip_s": ours["rounds"] * floor["round_trip_s"],
                 "latency_ratio_to_plain": ours["rounds"] * floor["round_trip_s"] / plain,
                 # the parties' own work, with every wait for the peer taken out
-                "local_s": sum(v["local_s"] for v in phases.values()),
-                "local_ratio_to_plain": sum(v["local_s"] for v in phases.values()) / plain,
+                "local_s": local_s,
+                "local_ratio_to_plain": local_s / plain,
                 # what the networks' passes send, whatever the optimiser does
                 "bytes_outside_optimiser": sum(
                     v["bytes"] for k, v in phases.items() if not k.startswith("optimiser")

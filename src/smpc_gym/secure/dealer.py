@@ -311,20 +311,7 @@ def serve() -> None:
 # ----------------------------------------------------------------------------- client
 def _request(func: str, args: Sequence[Any], kwargs: dict | None = None) -> torch.Tensor:
     """Party 0: send one typed request, receive the reply (one counted round)."""
-    crypten = crypten_module()
-    import torch.distributed as dist
-
-    comm = crypten.communicator.get()
-    frame = encode(func, args, kwargs)
-    size = result_size(*decode(frame))
-    ttp = comm.get_ttp_rank()
-    t0 = time.perf_counter()
-    dist.send(frame, dst=ttp, group=comm.ttp_comm_group)
-    reply = torch.empty(size, dtype=torch.int64)
-    dist.recv(reply, src=ttp, group=comm.ttp_comm_group)
-    comm._log_communication(FRAME + reply.numel())
-    comm._log_communication_time(time.perf_counter() - t0)
-    return reply
+    return _Reply(func, args, kwargs).result()
 
 
 class _Reply:
@@ -337,12 +324,12 @@ class _Reply:
     the reply), with the time spent waiting in :meth:`result`.
     """
 
-    def __init__(self, func: str, args: Sequence[Any]) -> None:
+    def __init__(self, func: str, args: Sequence[Any], kwargs: dict | None = None) -> None:
         crypten = crypten_module()
         import torch.distributed as dist
 
         self._comm = crypten.communicator.get()
-        self._frame = encode(func, args)  # kept alive until sent
+        self._frame = encode(func, args, kwargs)  # kept alive until sent
         ttp, group = self._comm.get_ttp_rank(), self._comm.ttp_comm_group
         self.reply = torch.empty(result_size(*decode(self._frame)), dtype=torch.int64)
         self._works = [
@@ -420,6 +407,15 @@ class Pools:
         self.mats: dict[tuple, list[Any]] = {}
         self.ahead: dict[tuple, Any] = {}  # key -> the next refill, started
 
+    def _next(self, key: tuple, start: Any) -> Any:
+        """The next refill of pool ``key``: the prefetched one if started, else ``start()``
+        now; then, with prefetch, the one after it is started."""
+        started = self.ahead.pop(key, None)
+        fresh = (started if started is not None else start())()
+        if self.prefetch:
+            self.ahead[key] = start()
+        return fresh
+
     def _take(self, key: tuple, n: int, refill: Any) -> list[torch.Tensor]:
         entry = self.flat.get(key)
         if entry is None or entry[1] + n > entry[0][0].shape[0]:
@@ -427,15 +423,12 @@ class Pools:
             # then (if a request outgrows both) refills made now
             parts = None if entry is None else [p[entry[1] :] for p in entry[0]]
             while parts is None or parts[0].shape[0] < n:
-                started = self.ahead.pop(key, None)
-                fresh = (started if started is not None else refill(max(n, CHUNK)))()
+                fresh = self._next(key, lambda: refill(max(n, CHUNK)))
                 parts = fresh if parts is None else [
                     torch.cat([p, f]) for p, f in zip(parts, fresh, strict=True)
                 ]  # fmt: skip
             entry = [parts, 0]
             self.flat[key] = entry
-            if self.prefetch:
-                self.ahead[key] = refill(max(n, CHUNK))
         parts, pos = entry
         entry[1] = pos + n
         return [p[pos : pos + n] for p in parts]
@@ -500,11 +493,8 @@ class Pools:
         key = ("matmul", tuple(size0), tuple(size1))
         entry = self.mats.get(key)
         if entry is None or entry[1] >= MATMUL_BATCH:
-            started = self.ahead.pop(key, None)
-            entry = [(started if started is not None else self._matmul_batch(size0, size1))(), 0]
+            entry = [self._next(key, lambda: self._matmul_batch(size0, size1)), 0]
             self.mats[key] = entry
-            if self.prefetch:
-                self.ahead[key] = self._matmul_batch(size0, size1)
         (a, b, c), i = entry
         entry[1] = i + 1
         return a[i], b[i], c[i]

@@ -32,6 +32,7 @@ transposed on import and export.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -206,11 +207,8 @@ def open_many(shares: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         )
     flat = torch.cat([s.reshape(-1) for s in shares])
     total = flat + _exchange(flat, comm.get_rank())
-    out, start = [], 0
-    for s in shares:
-        out.append(total[start : start + s.numel()].view(s.shape))
-        start += s.numel()
-    return out
+    parts = total.split([s.numel() for s in shares])
+    return [p.view(s.shape) for p, s in zip(parts, shares, strict=True)]
 
 
 def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
@@ -351,6 +349,19 @@ SIGMOID_PIECES: tuple[tuple[float, float, tuple[float, ...]], ...] = (
 POLY_BITS = 10
 
 
+@functools.lru_cache(maxsize=4)
+def _sigmoid_table(scale: int) -> torch.Tensor:
+    """The public integers each piece contributes, one row per piece: its centre at
+    ``scale``, then its coefficients of ``t⁰ … t⁴`` at ``scale·2^POLY_BITS`` (int64,
+    ``[pieces, 6]``; computed once per scale)."""
+    at = scale << POLY_BITS
+    return torch.tensor(
+        [[round((lo + hi) / 2 * scale)] + [round(a * at) for a in co] for lo, hi, co in
+         sigmoid_pieces()],
+        dtype=torch.int64,
+    )  # fmt: skip
+
+
 def sigmoid_pieces() -> list[tuple[float, float, tuple[float, ...]]]:
     """All pieces of :data:`SIGMOID_PIECES` over ``[−16, 16)``, negative side mirrored, in
     order: ``(lo, hi, coefficients of t⁰ … t⁴ around the piece's centre)``."""
@@ -386,6 +397,7 @@ def sigmoid(z: Any) -> Any:
     final rounding to the 2^-16 grid (measured: ``tests/test_secure_exact.py``).
     The derivative in the backward pass is ``σ(1 − σ)`` from the cached value.
     """
+    from smpc_gym.secure.ring import ring_matmul
     from smpc_gym.secure.trunc import trunc_many
 
     crypten = _crypten()
@@ -402,23 +414,16 @@ def sigmoid(z: Any) -> Any:
     bits_enc = b.encoder
     scale = int(z.encoder.scale)
     fine = 1 << POLY_BITS
-
-    def public_sum(weights: list[float], at: int) -> torch.Tensor:
-        """This party's share of ``Σ_i ind_i·round(w_i·at)`` (local)."""
-        acc = torch.zeros_like(ind[0])
-        for i, w in enumerate(weights):
-            r = round(w * at)
-            if r:
-                acc = acc + ind[i] * r
-        return acc
+    at = scale * fine  # coefficients at 2^-26, as integers (scale-1 shares: no truncation)
+    # this party's shares of Σ_i ind_i·(centre_i, a_i0 … a_i4): one local ring product
+    table = _sigmoid_table(scale)
+    picked = ring_matmul(table.t().contiguous(), ind.reshape(len(pieces), -1))
+    centre, *coef = (row.reshape(ind.shape[1:]) for row in picked)
 
     (iz,) = beaver_many([("mul", wrap_shares(inside, bits_enc), z)])  # inside·z, exact
-    centre = public_sum([(lo + hi) / 2 for lo, hi, _ in pieces], scale)
     t = wrap_shares((iz.share - centre) << POLY_BITS, z.encoder)  # t·2^10 at scale 2^16
     (t2,) = beaver_many([("mul", t, t, POLY_BITS)])
     t3, t4 = beaver_many([("mul", t2, t, POLY_BITS), ("mul", t2, t2, POLY_BITS)])
-    at = scale * fine  # coefficients at 2^-26, as integers (scale-1 shares: no truncation)
-    coef = [public_sum([co[k] for _, _, co in pieces], at) for k in range(5)]
     terms = beaver_many(
         [("mul", wrap_shares(coef[k], bits_enc), p) for k, p in enumerate((t, t2, t3, t4), start=1)]
     )
