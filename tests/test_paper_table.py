@@ -118,6 +118,45 @@ def test_pretraining_is_deterministic_so_both_parties_hold_the_same_networks() -
     assert a.env_kwargs["demand_noise"] == 2.0
 
 
+def _weights(algo: maddpg.MADDPG) -> torch.Tensor:
+    nets = algo.nets
+    mods = [*nets.actors, *nets.critics, *nets.target_actors, *nets.target_critics]
+    return torch.cat([p.detach().reshape(-1) for m in mods for p in m.parameters()])
+
+
+def test_pretraining_keeps_the_best_scoring_snapshot_and_trains_as_without_checks() -> None:
+    """Scored every 40 steps on the simulated market; the returned algorithm is the best
+    check's whole state, equal bit for bit to a pre-training stopped at that step."""
+    torch.set_num_threads(1)
+    cfg = _tiny_cfg(pretrain_steps=320, pretrain_select_every=40, pretrain_select_episodes=4)
+    scores: dict[int, float] = {}
+
+    class Rows(maddpg.NullHooks):
+        def log(self, step, metrics):
+            if "select/total_ncr" in metrics:
+                scores[step] = metrics["select/total_ncr"]
+
+    kept = maddpg.pretrain_for(cfg, {}, seed=2, hooks=Rows())
+    assert sorted(scores) == list(range(40, 321, 40))
+    best = max(scores, key=lambda s: (scores[s], -s))  # the first of equal bests
+    assert kept.env_steps == best
+    assert best < 320, f"this seed's best check is the last one: {scores}"  # else: pick a seed
+    again = sce.run_episodes(kept.policy, {}, 4, maddpg.SELECT_SEED)
+    assert np.mean(again["ncr_0"] + again["ncr_1"]) == pytest.approx(scores[best], rel=1e-12)
+    stopped = maddpg.pretrain_for(_tiny_cfg(pretrain_steps=best, pretrain_select_every=0), {}, 2)
+    assert torch.equal(_weights(kept), _weights(stopped))
+    last = maddpg.pretrain_for(_tiny_cfg(pretrain_steps=320, pretrain_select_every=0), {}, 2)
+    assert last.env_steps == 320 and not torch.equal(_weights(kept), _weights(last))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("pretrain_select_every", -1), ("pretrain_select_episodes", 0)]
+)
+def test_snapshot_selection_refuses_bad_values_naming_them(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=rf"{field}: bad value {value}; expected an int >= "):
+        sm.Config(**{field: value})
+
+
 def test_twin_starts_from_the_pretrained_networks() -> None:
     pt = _paper_table()
     cfg = _tiny_cfg()

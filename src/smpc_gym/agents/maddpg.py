@@ -739,6 +739,70 @@ def pretrain_config(base: Config, overrides: Mapping[str, Any]) -> Config:
     return dataclasses.replace(base, **dict(overrides))
 
 
+#: Seed of the simulated-market episodes on which :func:`pretrain` scores its snapshots:
+#: public, the same episodes at every check, apart from the runner's evaluation seeds.
+SELECT_SEED = 20_261_202
+
+
+class _KeepBest(NullHooks):
+    """Pre-training hooks that keep the best snapshot; every other call goes to ``inner``.
+
+    Every ``every`` env steps, and at the last step, the greedy policy plays ``episodes``
+    episodes of the simulated market ``env_kwargs`` (from :data:`SELECT_SEED`, so every
+    check faces the same episodes); the algorithm's whole state is copied whenever their
+    mean total NCR beats every earlier check's. The checks draw from no generator of the
+    algorithm, so training goes exactly as it would without them. Each score is added to
+    the log row as ``select/total_ncr``.
+    """
+
+    def __init__(
+        self,
+        algo: MADDPG,
+        env_kwargs: Mapping[str, Any],
+        every: int,
+        episodes: int,
+        total: int,
+        inner: TrainHooks,
+    ) -> None:
+        self.algo, self.inner = algo, inner
+        self.config = game_config(env_kwargs)
+        self.every, self.episodes, self.total = int(every), int(episodes), int(total)
+        self.next = self.every
+        self.best_score = -math.inf
+        self.best_step = -1
+        self.best_state: dict[str, Any] | None = None
+
+    def should_evaluate(self, step: int) -> bool:
+        return step >= self.next or step >= self.total
+
+    def next_evaluation(self, step: int) -> int | None:
+        return min(self.next, self.total)
+
+    def evaluate(self, step: int) -> Mapping[str, float]:
+        import copy
+
+        self.next = (step // self.every + 1) * self.every
+        game = SupplyChainGame(self.config, self.episodes)
+        result = game.play(self.algo.policy, np.random.default_rng(SELECT_SEED))
+        score = float(result.ncr.sum(axis=1).mean())
+        if score > self.best_score:
+            self.best_score, self.best_step = score, int(step)
+            self.best_state = copy.deepcopy(self.algo.state_dict())
+        return {"select/total_ncr": score}
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.inner.log(step, metrics)
+
+    def should_checkpoint(self, step: int) -> bool:
+        return bool(self.inner.should_checkpoint(step))
+
+    def checkpoint(self, step: int) -> None:
+        self.inner.checkpoint(step)
+
+    def stop_requested(self) -> bool:
+        return bool(self.inner.stop_requested())
+
+
 def pretrain(
     cfg: Config,
     env_kwargs: Mapping[str, Any],
@@ -746,19 +810,43 @@ def pretrain(
     steps: int,
     cls: type[MADDPG] | None = None,
     hooks: TrainHooks | None = None,
+    select_every: int = 0,
+    select_episodes: int = 20,
 ) -> MADDPG:
     """Plaintext EDE MADDPG trained ``steps`` env steps on the game ``env_kwargs``.
 
     The first phase of the secure pipeline, run identically by both parties on the
-    simulated (public) market: it is deterministic given ``(cfg, env_kwargs, seed,
-    steps)`` with one torch thread, so both parties hold the same networks afterwards
-    and neither learns anything private from them. ``cls``: :class:`MADDPG` (default) or
-    a subclass such as :class:`smpc_gym.agents.nds.NDS` (for same-budget baselines).
-    ``hooks`` receive the log rows (progress display; default: none).
+    simulated (public) market: it is deterministic given its arguments with one torch
+    thread, so both parties hold the same networks afterwards and neither learns anything
+    private from them. ``cls``: :class:`MADDPG` (default) or a subclass such as
+    :class:`smpc_gym.agents.nds.NDS` (for same-budget baselines). ``hooks`` receive the log
+    rows (progress display; default: none).
+
+    ``select_every > 0`` keeps the best snapshot: every ``select_every`` env steps and at
+    the end, the greedy policy is scored on ``select_episodes`` fixed episodes of the same
+    simulated market (mean total NCR), and the returned algorithm is restored to the
+    whole state (networks, optimisers, replay, counters) of the best-scoring check, so its
+    ``env_steps`` says which step was kept. MADDPG on this game can collapse and recover
+    within a few thousand updates, and where a run ends depends on floating-point
+    rounding; the kept snapshot does not. Everything the choice reads is public. ``0``
+    returns the last step's state.
     """
+    if int(select_every) < 0 or int(select_episodes) < 1:
+        raise ValueError(
+            f"select_every must be >= 0 and select_episodes >= 1, got {select_every!r} and "
+            f"{select_episodes!r}"
+        )
     sim = (cls or MADDPG)(cfg, dict(env_kwargs), int(seed))
-    if steps > 0:
-        sim.train(int(steps), hooks or NullHooks())
+    if steps <= 0:
+        return sim
+    inner = hooks or NullHooks()
+    if not select_every:
+        sim.train(int(steps), inner)
+        return sim
+    keep = _KeepBest(sim, env_kwargs, select_every, select_episodes, steps, inner)
+    sim.train(int(steps), keep)
+    if keep.best_state is not None and keep.best_step != sim.env_steps:
+        sim.load_state_dict(keep.best_state)
     return sim
 
 
@@ -772,7 +860,8 @@ def pretrain_for(
     """The secure pipeline's pre-training for a secure run's config ``cfg``.
 
     ``cfg`` is a :class:`smpc_gym.agents.secure_maddpg.Config` (read: ``plain()``,
-    ``pretrain_config``, ``pretrain_env``, ``pretrain_steps``); ``env_kwargs`` are the
+    ``pretrain_config``, ``pretrain_env``, ``pretrain_steps``, ``pretrain_select_every``,
+    ``pretrain_select_episodes``); ``env_kwargs`` are the
     private game's parameters, to which ``pretrain_env`` is applied. Both parties call
     this, and so do the evaluation of a finished run and ``benchmarks/paper_table.py``.
     ``hooks``: as for :func:`pretrain`.
@@ -784,4 +873,6 @@ def pretrain_for(
         cfg.pretrain_steps,
         cls,
         hooks,
+        cfg.pretrain_select_every,
+        cfg.pretrain_select_episodes,
     )

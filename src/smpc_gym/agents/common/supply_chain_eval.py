@@ -41,13 +41,8 @@ def run_episodes(
     """
     fields = SupplyChainConfig.field_names()
     cfg = SupplyChainConfig.from_mapping({k: v for k, v in env_kwargs.items() if k in fields})
-    game = SupplyChainGame(cfg, int(episodes))
     rng = np.random.default_rng(int(seed)) if rng is None else rng
-    game.reset(rng)
-    while True:
-        result = game.step(np.asarray(policy(game.observations()), dtype=np.float64), rng)
-        if result.truncated.all():
-            break
+    result = SupplyChainGame(cfg, int(episodes)).play(policy, rng)
     out: dict[str, np.ndarray] = {}
     for i in range(2):
         out[f"reward_{i}"] = result.cum_reward[:, i].copy()

@@ -56,6 +56,11 @@ class Config(maddpg.Config):
         pretrain_config: overrides of :class:`maddpg.Config` fields for pre-training only
             (e.g. its own ``optimizer``, learning rates, ``n_envs``); the secure phase
             uses the run's values. Unknown keys are an error.
+        pretrain_select_every: every this many pre-training env steps, and at its end,
+            score the greedy policy on ``pretrain_select_episodes`` fixed episodes of the
+            simulated market and keep the best-scoring snapshot rather than the last
+            (:func:`smpc_gym.agents.maddpg.pretrain`; public data only). 0: keep the last.
+        pretrain_select_episodes: episodes per score (mean total NCR).
         checkpoint_every: env steps between per-party share checkpoints (0: whenever the
             runner asks, i.e. ``hooks.should_checkpoint``).
         share_dir: folder of the per-party share files ("" = ``<run folder>/party_shares``
@@ -82,6 +87,8 @@ class Config(maddpg.Config):
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
     pretrain_config: dict[str, Any] = field(default_factory=dict)
+    pretrain_select_every: int = 1000
+    pretrain_select_episodes: int = 20
     checkpoint_every: int = 0
     share_dir: str = ""
     world_address: str = ""
@@ -111,6 +118,10 @@ class Config(maddpg.Config):
                 f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
 
+        for name, low in (("pretrain_select_every", 0), ("pretrain_select_episodes", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: bad value {value!r}; expected an int >= {low}")
         maddpg.pretrain_config(self.plain(), self.pretrain_config)  # validates the keys
 
     def plain(self) -> maddpg.Config:

@@ -582,13 +582,14 @@ class _PartyHooks:
 
 class _PretrainProgress(NullHooks):
     """Hooks of the plaintext pre-training: its log rows go to the reporter as progress
-    (step, the phase's total, the simulated market's total NCR; all public)."""
+    (step, the phase's total, the simulated market's total NCR while training and at each
+    snapshot check; all public)."""
 
     def __init__(self, report: Any, total: int) -> None:
         self.report, self.total = report, int(total)
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
-        shown = {k: float(metrics[k]) for k in ("total_ncr",) if k in metrics}
+        shown = {k: float(metrics[k]) for k in ("total_ncr", "select/total_ncr") if k in metrics}
         send = getattr(self.report, "pretrain", None)  # a reporter may not show progress
         if send is not None:
             send(int(step), self.total, shown)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -442,6 +442,21 @@ class SupplyChainGame:
             ncr=self.cum_reward - self.cum_waste_cost,
             truncated=truncated,
         )
+
+    def play(self, policy: Callable[[np.ndarray], Any], rng: np.random.Generator) -> StepResult:
+        """Reset every episode from ``rng`` and play them all to the end with ``policy``.
+
+        ``policy`` maps :meth:`observations` ``(B, 2, 5)`` to actions ``(B, 2, 2)``; the
+        returned last :class:`StepResult` holds each episode's totals (``cum_reward``,
+        ``ncr``, ...). The game draws stocks and demand noise from ``rng`` independently of
+        the actions, so policies played from equally seeded generators face the same
+        episodes.
+        """
+        self.reset(rng)
+        while True:
+            result = self.step(np.asarray(policy(self.observations()), dtype=np.float64), rng)
+            if result.truncated.all():
+                return result
 
     # ------------------------------------------------------------------ views
     def observations(self) -> np.ndarray:
