@@ -20,7 +20,8 @@ Arguments after ``--`` go to ``train.py`` unchanged (after its ``--algo``, ``--e
 the command, process start to exit), ``rows`` (``secure 2PC``, ``pre-trained``,
 ``myopic``, ``random`` → the report's columns, each with its ``_ci95``), ``cost``
 (``secure_update_s``, ``plain_update_s``, ``ratio_to_plain``, ``mb_per_update``,
-``rounds_per_update``, ``updates``), ``ncr_secure_minus_myopic`` and
+``rounds_per_update``, ``updates``), ``pretrained_step`` (the pre-training snapshot the
+secure phase started from; None without pre-training), ``ncr_secure_minus_myopic`` and
 ``beats_myopic`` (the secure total NCR's 95% interval lies above the myopic one's).
 """
 
@@ -60,6 +61,7 @@ def run(run_dir: Path, extra: list[str]) -> dict[str, Any]:
         "finished_in_s": wall,
         "rows": rows,
         "cost": cost,
+        "pretrained_step": report.get("pretrained_step"),
         "ncr_secure_minus_myopic": sec["total_ncr"] - myo["total_ncr"],
         "beats_myopic": sec["total_ncr"] - sec["total_ncr_ci95"]
         > myo["total_ncr"] + myo["total_ncr_ci95"],
@@ -87,6 +89,8 @@ def main() -> None:
     print(f"{res['command']}: finished in {res['finished_in_s']:.0f} s")
     for name, r in rows.items():
         print(f"  {name:12s} total NCR {r['total_ncr']:8,.0f} ± {r['total_ncr_ci95']:,.0f}")
+    if res["pretrained_step"] is not None:
+        print(f"  pre-trained: the snapshot of simulated step {res['pretrained_step']:,}")
     c = res["cost"]
     print(
         f"  secure update {c['secure_update_s']:.2f} s = {c['ratio_to_plain']:.0f}× plaintext; "

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_headline_run_reports_table_cost_and_wall_time(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    args = ["--steps", "140", "--set", "pretrain_steps=300", "--eval-episodes", "2", "--quiet"]
+    args = ["--steps", "140", "--set", "pretrain_steps=300", "--set", "pretrain_select_every=100"]
+    args += ["--eval-episodes", "2", "--quiet"]
     out = tmp_path / "run"
     res = subprocess.run(
         [
@@ -46,15 +47,19 @@ def test_headline_run_reports_table_cost_and_wall_time(tmp_path: Path) -> None:
         "finished_in_s",
         "rows",
         "cost",
+        "pretrained_step",
         "ncr_secure_minus_myopic",
         "beats_myopic",
     }
+    assert d["pretrained_step"] in (100, 200, 300)  # the best of the three checks
     assert d["command"].endswith(" ".join(args))
     assert set(d["rows"]) == {"secure 2PC", "pre-trained", "myopic", "random"}
     assert d["cost"]["updates"] > 0 and d["cost"]["ratio_to_plain"] > 1
     sec, myo = d["rows"]["secure 2PC"], d["rows"]["myopic"]
     assert d["ncr_secure_minus_myopic"] == sec["total_ncr"] - myo["total_ncr"]
-    assert (out / "report.json").is_file()  # --keep keeps the run folder
+    report = json.loads((out / "report.json").read_text())  # --keep keeps the run folder
+    assert report["pretrained_step"] == d["pretrained_step"]
+    assert f"snapshot of simulated step {d['pretrained_step']:,} of 300" in report["text"]
 
 
 def test_an_existing_keep_folder_is_refused(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ class SecureMADDPG(Algorithm):
         self.updates = 0
         self.actors: dict[int, Any] = {}
         self.pretrained_actors: list[Any] | None = None  # this launch's, for final_report
+        self.pretrained_step: int | None = None  # which pre-training snapshot they are
         self.last_results: list[dict[str, Any]] = []
         self.high = maddpg.action_caps(self.env_kwargs)
 
@@ -165,6 +166,8 @@ class SecureMADDPG(Algorithm):
         policy, the pre-trained policy it started from, myopic and random play on the
         private game, and the cost block of this launch's secure updates.
 
+        With a pre-training, ``"pretrained_step"`` says which of its snapshots the
+        secure phase started from (see ``pretrain_select_every``), and the text says so.
         None when the plaintext actors are not both here (``reveal_final_weights:
         none``, or one party of a multi-machine launch).
         """
@@ -172,7 +175,7 @@ class SecureMADDPG(Algorithm):
             return None
         from smpc_gym.agents.common.supply_chain_eval import evaluate_secure_run
 
-        return evaluate_secure_run(
+        report = evaluate_secure_run(
             [self.actors[i] for i in range(N_PLAYERS)],
             self.config,
             self.env_kwargs,
@@ -182,6 +185,13 @@ class SecureMADDPG(Algorithm):
             self.last_results if any(r["timing"]["updates"] for r in self.last_results) else None,
             pretrained=self.pretrained_actors,
         )
+        if self.pretrained_step is not None:
+            report["pretrained_step"] = self.pretrained_step
+            report["text"] += (
+                f"\npre-trained: the snapshot of simulated step {self.pretrained_step:,} "
+                f"of {self.config.pretrain_steps:,} (the best-scoring on the simulated market)"
+            )
+        return report
 
     # -- training -------------------------------------------------------------------------
     def _share_dir(self, hooks: TrainHooks) -> str:
@@ -338,6 +348,8 @@ class SecureMADDPG(Algorithm):
             self.env_steps = int(res["env_steps"])
             self.episodes = int(res["episodes"])
             self.updates = int(res["updates"])
+            if res.get("pretrained_step") is not None:
+                self.pretrained_step = int(res["pretrained_step"])
             if res.get("pretrained_actors"):
                 self.pretrained_actors = [
                     self._actor_from_state(i, sd) for i, sd in enumerate(res["pretrained_actors"])

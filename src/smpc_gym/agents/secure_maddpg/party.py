@@ -111,6 +111,7 @@ class Party:
         #: the pre-trained actors' weights (public: learned from public data only), for
         #: the end-of-run table's "pre-trained" row; None without pre-training
         self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
+        self.pretrained_step: int | None = None  # the pre-training snapshot kept (public)
         pretrain_opts = init_opts  # public, for the secure Adams' warm start
         if init_nets is None:
             actors, critics, pretrain_opts = self._initial_plain_nets(
@@ -161,6 +162,7 @@ class Party:
             self.pretrained_actors = [
                 {k: v.numpy().copy() for k, v in a.state_dict().items()} for a in sim.nets.actors
             ]
+            self.pretrained_step = int(sim.env_steps)
             return list(sim.nets.actors), list(sim.nets.critics), sim.opts
         sh = maddpg.DataSharing("ede")
         actors: list[Any] = [None] * N_PLAYERS
@@ -520,6 +522,7 @@ def party_main(ctx: Any, job: PartyJob, reporter: Any = None) -> dict[str, Any]:
         "final": final,
         # public, and the same in both parties: party 0's copy is enough
         "pretrained_actors": party.pretrained_actors if rank == 0 else None,
+        "pretrained_step": party.pretrained_step,
         "timing": timing,
         "reveal_log": party.reveal_log,
         **({"private": _own_rows(party)} if job.return_private else {}),
