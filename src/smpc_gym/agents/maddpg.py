@@ -828,7 +828,8 @@ def pretrain(
     whole state (networks, optimisers, replay, counters) of the best-scoring check, so its
     ``env_steps`` says which step was kept. MADDPG on this game can collapse and recover
     within a few thousand updates, and where a run ends depends on floating-point
-    rounding; the kept snapshot does not. Everything the choice reads is public. ``0``
+    rounding; a collapse late in the run no longer decides the result (which snapshot is
+    best still depends on the rounding). Everything the choice reads is public. ``0``
     returns the last step's state.
     """
     if int(select_every) < 0 or int(select_episodes) < 1:
