@@ -119,7 +119,15 @@ def _synthetic(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]
 
 def _pretrain_key(cfg: sm.Config) -> str:
     return json.dumps(
-        [cfg.pretrain_steps, cfg.pretrain_config, cfg.pretrain_env, cfg.hidden, "with-opts"],
+        [
+            cfg.pretrain_steps,
+            cfg.pretrain_config,
+            cfg.pretrain_env,
+            cfg.pretrain_select_every,
+            cfg.pretrain_select_episodes,
+            cfg.hidden,
+            "with-opts",
+        ],
         sort_keys=True,
     )
 
