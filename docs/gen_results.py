@@ -351,12 +351,16 @@ def _h_headline_run(d: dict[str, Any]) -> str:
     def ncr(name: str) -> str:
         return f"{rows[name]['total_ncr']:,.0f} ± {rows[name]['total_ncr_ci95']:,.0f}"
 
+    def split(name: str) -> str:  # total NCR hides how the two players share it
+        return f"{rows[name]['reward_per_step_0']:.1f} / {rows[name]['reward_per_step_1']:.1f}"
+
     from smpc_gym.training.run import format_wall_time
 
     return (
         f"finished in {format_wall_time(r['finished_in_s'])}; total NCR {ncr('secure 2PC')} secure vs "
         f"{ncr('pre-trained')} pre-trained (the secure phase's gain on the private game), "
-        f"myopic {ncr('myopic')}, random {ncr('random')}; wastage "
+        f"myopic {ncr('myopic')}, random {ncr('random')}; reward per step, player 0 / 1: "
+        f"{split('secure 2PC')} secure, {split('myopic')} myopic; wastage "
         f"{rows['secure 2PC']['wastage_units']:.0f}; {cost['updates']:.0f} secure SGD updates "
         f"at {cost['secure_update_s']:.2f} s = {cost['ratio_to_plain']:.0f}× plaintext"
     )
