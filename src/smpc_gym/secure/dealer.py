@@ -418,20 +418,27 @@ class Pools:
 
     def _take(self, key: tuple, n: int, refill: Any) -> list[torch.Tensor]:
         entry = self.flat.get(key)
-        if entry is None or entry[1] + n > entry[0][0].shape[0]:
-            # what is left of the old chunk is used first, then the prefetched refill,
-            # then (if a request outgrows both) refills made now
-            parts = None if entry is None else [p[entry[1] :] for p in entry[0]]
-            while parts is None or parts[0].shape[0] < n:
-                fresh = self._next(key, lambda: refill(max(n, CHUNK)))
-                parts = fresh if parts is None else [
-                    torch.cat([p, f]) for p, f in zip(parts, fresh, strict=True)
-                ]  # fmt: skip
-            entry = [parts, 0]
-            self.flat[key] = entry
-        parts, pos = entry
-        entry[1] = pos + n
-        return [p[pos : pos + n] for p in parts]
+        if entry is not None and entry[1] + n <= entry[0][0].shape[0]:
+            parts, pos = entry
+            entry[1] = pos + n
+            return [p[pos : pos + n] for p in parts]
+        # what is left of the old chunk is used first, then the prefetched refill, then
+        # (if a request outgrows both) refills made now; only the n elements handed out
+        # are copied, never a whole chunk
+        have = 0 if entry is None else entry[0][0].shape[0] - entry[1]
+        pieces = [[p[entry[1] :] for p in entry[0]]] if have else []
+        while True:
+            fresh = self._next(key, lambda: refill(max(n, CHUNK)))
+            need = n - have
+            if fresh[0].shape[0] >= need:
+                pieces.append([f[:need] for f in fresh])
+                self.flat[key] = [fresh, need]
+                break
+            pieces.append(fresh)
+            have += fresh[0].shape[0]
+        if len(pieces) == 1:
+            return pieces[0]
+        return [torch.cat(cols) for cols in zip(*pieces, strict=True)]
 
     def trunc_pairs(self, n: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bit, t)`` of ``n`` truncation pairs (``t₀ + t₁ = u·v mod 2^nbits``)."""

@@ -97,7 +97,9 @@ def draw_bits(n: int, generator: torch.Generator) -> torch.Tensor:
 
 def draw_ring(n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` uniform ring elements (int64) from ``generator``."""
-    return torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
+    # random_ from -2^63 with no upper bound draws all 64 bits (every int64, uniformly);
+    # randint's exclusive bound would leave out 2^63 - 1, and it is ~1.6x slower
+    return torch.empty(n, dtype=torch.int64).random_(-(2**63), None, generator=generator)
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
