@@ -7,8 +7,10 @@ the opt-out where party 0 deals) runs every check and returns plain numbers:
   including ``±(2^62 − 1)``, 0 and ±1: every result is ``⌊x/2^f⌋`` or that plus one, for
   ``f = 16, 30, 46``; CrypTen's local truncation, on the same shares, is wrong by ~2^48
   for a large fraction of them (so the check can fail); the rounding is unbiased;
-* :func:`mpc_nn.relu_mask` and :func:`mpc_nn.ltz` over the whole representable range;
-* :func:`mpc_nn.sigmoid` from ``-2^40`` to ``2^40`` (it used to return ~±1e9 beyond
+* :func:`mpc_nn.ltz` over the whole representable range, :func:`mpc_nn.relu_mask` over
+  its stated range ``[-2^32, 2^32)`` (edges included, and wrong just past it, so the
+  range is the real one);
+* :func:`mpc_nn.sigmoid` from ``-2^31`` to ``2^31`` (it used to return ~±1e9 beyond
   ``|z| ≈ 600``), densely around every breakpoint of its pieces, and its round count;
 * Adam's range-reduced initial guess over ``[2^-8, 2^40)``;
 * CrypTen's own multiplication inside :func:`trunc.exact_truncation` is exact where the
@@ -63,13 +65,24 @@ def _party(ctx, full: bool):
     )
     zs = c.cryptensor(z, src=0)
     enc = torch.round(z * 2**16)
-    out["relu_bad"] = int((mpc_nn.relu_mask(zs).get_plain_text() != (enc >= 0).float()).sum())
     out["ltz_bad"] = int((mpc_nn.ltz(zs).get_plain_text() != (enc < 0).float()).sum())
+    # the ReLU's comparison over its range [-2^32, 2^32) (raw ±2^ACT_BITS), edges included
+    top = 2.0 ** (mpc_nn.ACT_BITS - 16)
+    za = torch.tensor(
+        [0.0, 2.0**-16, -(2.0**-16), 1.0, -1.0, 5e4, -5e4, 1e9, -1e9, 2.0**31, -(2.0**31)]
+        + [top - 2.0**-16, -top, -top + 2.0**-16],
+        dtype=torch.float64,
+    )
+    enc = torch.round(za * 2**16)
+    got = mpc_nn.relu_mask(c.cryptensor(za, src=1)).get_plain_text()
+    out["relu_bad"] = int((got != (enc >= 0).float()).sum())
+    # ... and just past it the answer is wrong: the stated range is the real one
+    out["relu_past_range"] = float(mpc_nn.relu_mask(c.cryptensor(torch.tensor([top]))).get_plain_text())
     # sigmoid over the whole range
     grid = torch.cat(
         [
             torch.linspace(-20, 20, 161),
-            torch.tensor([-(2.0**40), -1e6, -600.0, -256.0, 256.0, 600.0, 1e6, 2.0**40]),
+            torch.tensor([-(2.0**31), -1e6, -600.0, -256.0, 256.0, 600.0, 1e6, 2.0**31]),
         ]
     )
     # ... and densely on the 2^-16 grid around every breakpoint of the pieces
@@ -165,9 +178,10 @@ def test_truncation_rounds_without_bias(ttp, tfp) -> None:
         assert abs(res["mean_13_over_4"] - 3.25) < 0.05
 
 
-def test_sign_tests_over_the_whole_range(ttp) -> None:
-    assert ttp["relu_bad"] == 0
+def test_sign_tests_over_their_ranges(ttp) -> None:
     assert ttp["ltz_bad"] == 0
+    assert ttp["relu_bad"] == 0
+    assert ttp["relu_past_range"] == 0.0  # 2^32 is read as negative: outside the range
 
 
 def test_sigmoid_saturates_over_the_whole_range(ttp) -> None:

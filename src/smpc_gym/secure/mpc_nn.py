@@ -14,8 +14,9 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Fused Beaver products.** :func:`beaver_many` opens the masked operands of several
   independent products (e.g. ``dW = Hᵀ·dZ`` and ``dH = dZ·Wᵀ`` of the same layer) in a
   single communication round.
-* **Full-range comparisons.** ReLU signs use the dealer-assisted carry-tree sign test
-  (:func:`ltz`, :mod:`smpc_gym.secure.compare`), correct for every ring element.
+* **Exact comparisons.** ReLU signs use the dealer-assisted carry-tree sign test
+  (:func:`ltz`, :mod:`smpc_gym.secure.compare`) over :data:`ACT_BITS` bits, exact for
+  every pre-activation the products before it allow (``|z| < 2^32``).
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
@@ -46,6 +47,7 @@ from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.comm import phase
 
 __all__ = [
+    "ACT_BITS",
     "OUT_ACTS",
     "MLPCache",
     "SharedMLP",
@@ -291,31 +293,45 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)]
 
 
-def ltz(z: Any) -> Any:
-    """``[z < 0]`` as an arithmetic 0/1 share (scale 1), correct over the **whole ring**.
+#: The range the activation functions' comparisons are exact on: a pre-activation
+#: ``z = h·W + b`` with ``|z| < 2^ACT_BITS`` raw, i.e. ``|z| < 2^32`` at 16 fractional
+#: bits. It holds whenever the products before it are exact: :func:`beaver_many`'s
+#: truncation needs ``|h·W| < 2^30`` (raw ``2^46``), which leaves ``|b| < 2^31`` for the
+#: bias, and the sigmoid's breakpoints (``≤ 16``) fit in the rest. A wrapped-around
+#: truncation would already have corrupted ``z`` (and shows as a huge revealed loss).
+ACT_BITS = 48
 
-    The dealer-assisted carry-tree sign test of :mod:`smpc_gym.secure.compare`: exact
-    for every ring element (``|z| < 2^47`` at 16 fractional bits), 8 rounds and about a
-    quarter of the bytes of CrypTen's 64-bit comparison (``MPCTensor._ltz``).
+
+def ltz(z: Any, bits: int | None = None) -> Any:
+    """``[z < 0]`` as an arithmetic 0/1 share (scale 1).
+
+    The dealer-assisted carry-tree sign test of :mod:`smpc_gym.secure.compare`. With
+    ``bits=None`` it is exact over the **whole ring** (``|z| < 2^47`` at 16 fractional
+    bits): 8 rounds and about a quarter of the bytes of CrypTen's 64-bit comparison
+    (``MPCTensor._ltz``). With ``bits=k`` it is exact for every raw ``z`` in
+    ``[−2^k, 2^k)`` and wrong outside (the caller states why its values are in range):
+    the carry tree runs over ``k`` bits instead of 63 (``k = 48``: 224 cross ANDs per
+    element instead of 299, same rounds).
     """
-    from smpc_gym.secure.compare import sign_share
+    from smpc_gym.secure.compare import LOW_BITS, sign_share
 
     crypten = _crypten()
     comm = crypten.communicator.get()
     if comm.get_world_size() != 2:
         raise ValueError(f"ltz is a two-party protocol, world size is {comm.get_world_size()}")
-    out = sign_share(z._tensor.share, comm.get_rank())
+    out = sign_share(z._tensor.share, comm.get_rank(), LOW_BITS if bits is None else bits)
     return wrap_shares(out, crypten.encoder.FixedPointEncoder(precision_bits=0))
 
 
 def relu_mask(z: Any) -> Any:
-    """``[z > 0]`` as an arithmetic share of 0/1, correct for every representable ``z``.
+    """``[z > 0]`` as an arithmetic share of 0/1, for a pre-activation ``z``.
 
-    Computed as ``1 − [z < 0]`` with :func:`ltz` (the full-range 64-bit comparison;
+    Computed as ``1 − [z < 0]`` with :func:`ltz`, exact for ``|z| < 2^32`` (raw
+    ``2^ACT_BITS``: see :data:`ACT_BITS` for why every pre-activation is in range;
     ``z = 0`` counts as active, which differs from ``torch.relu`` only where the output
     is 0 either way).
     """
-    return 1 - ltz(z)
+    return 1 - ltz(z, ACT_BITS)
 
 
 #: The piecewise-polynomial sigmoid on ``z ≥ 0``: per piece ``[lo, hi)``, the coefficients
@@ -374,13 +390,14 @@ def sigmoid_pieces() -> list[tuple[float, float, tuple[float, ...]]]:
 
 
 def sigmoid(z: Any) -> Any:
-    """Secure logistic function ``σ(z)``, within ~1e-5 of it for every representable ``z``.
+    """Secure logistic function ``σ(z)``, within ~1e-5 of it for every ``|z| < 2^32``.
 
     A piecewise polynomial of degree 4 on 14 pieces of ``[−16, 16)`` (:func:`sigmoid_pieces`,
     each within 3e-6 of ``σ``), 0 below and 1 above:
 
-    1. One batched full-range comparison (:func:`ltz`, exact for every ring element) of
-       ``z`` against the 15 breakpoints gives ``b_j = [z < B_j]``; the piece indicators
+    1. One batched comparison (:func:`ltz` over :data:`ACT_BITS` bits: exact for every
+       pre-activation, ``|z| < 2^32``) of ``z`` against the 15 breakpoints gives
+       ``b_j = [z < B_j]``; the piece indicators
        are differences of neighbours (local), ``below = b_0``, ``above = 1 − b_14``.
     2. ``t = inside·z − Σ_i ind_i·c_i`` (one Beaver round of a 0/1 share times ``z``, no
        truncation; the centres are public): ``|t| ≤ 2.5`` inside a piece, 0 outside, so
@@ -406,7 +423,7 @@ def sigmoid(z: Any) -> Any:
     breaks = [lo for lo, _, _ in pieces] + [pieces[-1][1]]
     n_break = len(breaks)
     thr = torch.tensor(breaks, dtype=torch.float64).reshape((-1,) + (1,) * z.dim())
-    b = ltz(crypten.stack([z] * n_break) - thr.expand((n_break, *z.size())))
+    b = ltz(crypten.stack([z] * n_break) - thr.expand((n_break, *z.size())), ACT_BITS)
     bit = b.share  # [n_break, ...] arithmetic 0/1 shares, scale 1
     ind = bit[1:] - bit[:-1]  # ind_i = [B_i <= z < B_(i+1)]
     inside = bit[-1] - bit[0]  # [B_0 <= z < B_last]

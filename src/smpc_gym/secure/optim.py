@@ -32,7 +32,8 @@ not work. Instead:
   (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
   ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
   relative error. Robust for any ``x`` in ``[2^-8, 2^40)`` (the ε floor below keeps
-  ``x ≥ 2^-8``); costs 5 full-range comparisons per coordinate in two levels (which
+  ``x ≥ 2^-8``); costs 5 comparisons per coordinate (exact for ``x < 2^41``:
+  ``COMPARE_BITS``) in two levels (which
   group of four thresholds, then which threshold within it; the same ``J`` as comparing
   against all 11: see ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
   ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays
@@ -182,6 +183,10 @@ class SecureAdam:
     THRESHOLD_EXPONENTS = tuple(range(-1, 10))  # ... for j = -1 … 9 (x in [2^-8, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
+    #: the range reduction's comparisons x − 16^j are exact for |x − 16^j| < 2^57 raw
+    #: (:func:`smpc_gym.secure.mpc_nn.ltz` with ``bits``): x < 2^41 at 16 fractional bits,
+    #: twice the documented range x < 2^40; 269 cross ANDs per comparison instead of 299
+    COMPARE_BITS = 57
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
     #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans
     #: 2^8 grid units (it was one unit when v̂' was kept as v̂'·2^8)
@@ -246,8 +251,8 @@ class SecureAdam:
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
         bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. ``J`` is
         ``J₀ + #{j : x ≥ 16^j}`` over the thresholds ``j = −1 … 9`` (``J₀ = −2``), found in
-        two levels of batched full-range sign tests (:func:`smpc_gym.secure.mpc_nn.ltz`,
-        exact for every ring element) instead of one test per threshold:
+        two levels of batched sign tests (:func:`smpc_gym.secure.mpc_nn.ltz` over
+        ``COMPARE_BITS``, exact for ``x < 2^41``) instead of one test per threshold:
 
         1. the group: ``[x ≥ 16^2]``, ``[x ≥ 16^6]`` (2 comparisons) say which of three
            groups of four consecutive thresholds ``x`` falls in (``q`` = how many pass);
@@ -274,7 +279,8 @@ class SecureAdam:
         thr = [int(2.0 ** (ell * j) * scale) for j in exps]
         # level 1: c_k = [x >= 16^j] at the last threshold of group k - 1
         lvl1 = torch.tensor([[float(2.0 ** (ell * exps[size * k - 1]))] for k in range(1, groups)])
-        c = 1 - ltz(crypten.stack([x] * (groups - 1)) - lvl1.expand(groups - 1, n))
+        bits = self.COMPARE_BITS
+        c = 1 - ltz(crypten.stack([x] * (groups - 1)) - lvl1.expand(groups - 1, n), bits)
         # level 2: the group's first size - 1 thresholds, thr[size·q + i] with q = Σ c_k,
         # as thr[i] + Σ_k c_k·(thr[size·k + i] − thr[size·(k − 1) + i]) (local)
         rows = []
@@ -285,7 +291,7 @@ class SecureAdam:
             )
             rows.append(share + (thr[i] if rank == 0 else 0))
         chosen = wrap_shares(torch.stack(rows), x.encoder)
-        d = 1 - ltz(crypten.stack([x] * (size - 1)) - chosen)  # cumulative: d_0 >= d_1 ...
+        d = 1 - ltz(crypten.stack([x] * (size - 1)) - chosen, bits)  # cumulative: d_0 >= d_1 …
         # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2):
         # coef[j] raw, at y's scale (y₀·2^Y_SHIFT, see Y_SHIFT); the guess after passing
         # the first p thresholds is base + Σ_{i<p} coef[i]
