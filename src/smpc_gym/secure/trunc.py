@@ -238,16 +238,16 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         return [local_trunc(s, d) for s, d in items]
     rank = comm.get_rank()
     flat = torch.cat([s.reshape(-1) for s, _ in items])
-    f_el = torch.cat(
-        [
-            torch.full((int(s.numel()),), f, dtype=torch.int64)
-            for (s, _), f in zip(items, fs, strict=True)
-        ]
-    )
     n = int(flat.numel())
     if n == 0:
         return [s.clone() for s, _ in items]
     if _count["on"]:  # benchmark diagnostics: reveals the values (see count_local_wraps)
+        f_el = torch.cat(
+            [
+                torch.full((int(s.numel()),), f, dtype=torch.int64)
+                for (s, _), f in zip(items, fs, strict=True)
+            ]
+        )
         other = _exchange(flat, rank, log=False)
         x, d_el = flat + other, torch.ones_like(f_el) << f_el
         local = local_trunc(flat, d_el) + local_trunc(other, d_el)  # type: ignore[arg-type]
@@ -257,20 +257,22 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     if rank == 0:
         flat = flat + MAX_ABS_RAW  # x' = x + 2^62 has top bit 0
     a = (flat < 0).to(torch.int64)  # msb of this party's share read as unsigned
-    ones = torch.ones_like(f_el)
-    y = (flat >> f_el) & ((ones << (64 - f_el)) - 1)  # logical shift
     # additive share of w = a₀ OR a₁ = a₀ + a₁ − a₀a₁ (mod 2^nbits; only mod 2^f is used)
     w = a - private_product(a, _bits_for(max(fs)), rank)
-    out = y - (w << (64 - f_el))
-    if rank == 0:  # remove the 2^62 offset; + 1 makes the carry's rounding unbiased
-        out = out - ((ones << 62) >> f_el) + 1
     STATS["exact"] += n
     STATS["rounds"] += 1
     res, start = [], 0
-    for share, _ in items:
+    for (share, _), f in zip(items, fs, strict=True):
         k = int(share.numel())
-        res.append(out[start : start + k].reshape(share.shape))
+        part = slice(start, start + k)
         start += k
+        # logical shift by f (the shift count and masks are Python ints: no per-element
+        # tensors of shift counts), minus the wrap, and for party 0 the 2^62 offset; + 1
+        # makes the carry's rounding unbiased
+        out = ((flat[part] >> f) & ((1 << (64 - f)) - 1)) - (w[part] << (64 - f))
+        if rank == 0:
+            out -= (1 << 62 >> f) - 1
+        res.append(out.reshape(share.shape))
     return res
 
 
