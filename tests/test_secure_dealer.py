@@ -33,6 +33,7 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("bit_pairs", [17], (17,)),
         ("mul_flat", [1000], (1000,)),
         ("matmul_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128])], (8, 2, 128, 128)),
+        ("newton_triples", [36100, 6], (6, 3, 36100)),
     ]
     for func, args, size in cases:
         frame = dealer.encode(func, args)
@@ -53,6 +54,9 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         dealer.encode("additive", [torch.Size([1]), torch.Size([1]), "mul"], {"stride": 2})
     with pytest.raises(ValueError, match="launch_missiles"):
         dealer.encode("launch_missiles")
+    for n, iters in ((0, 6), (10, 0), (10, dealer.NEWTON_MAX_ITERS + 1)):
+        with pytest.raises(ValueError, match=f"n = {n}, iters = {iters}; expected n >= 1"):
+            dealer.decode(dealer.encode("newton_triples", [n, iters]))
     with pytest.raises(ValueError, match="unknown dealer request code 99"):
         dealer.decode(torch.tensor([99] + [0] * (dealer.FRAME - 1)))
 
@@ -78,6 +82,18 @@ def test_pooled_correlations_hold_for_the_parties_draws() -> None:
     a1, b1 = dealer.draw_ring_sized(s0, p1), dealer.draw_ring_sized(s1, p1)
     c1 = dealer.draw_ring_sized((2, 3, 5), p1)
     assert torch.equal(c0 + c1, torch.matmul(a0 + a1, b0 + b1))
+    # Newton's shared-mask triples: each party draws its masks [1 + 3k, n], party 1 then c₁
+    g0, g1 = gens()
+    n, k = 40, 3
+    c0 = dealer.newton_triples(g0, g1, n, k)
+    p0, p1 = gens()
+    m = (ring.draw_ring((1 + 3 * k) * n, p0) + ring.draw_ring((1 + 3 * k) * n, p1)).view(-1, n)
+    c = c0 + ring.draw_ring(3 * k * n, p1).view(k, 3, n)
+    for step in range(k):
+        a, b, cm, d = m[0], m[1 + 3 * step], m[2 + 3 * step], m[3 + 3 * step]
+        assert torch.equal(c[step, 0], a * b)  # x·y: x's one mask, this step's y mask
+        assert torch.equal(c[step, 1], cm * b)  # (x·y)·y
+        assert torch.equal(c[step, 2], b * d)  # y·(3 − u)
 
 
 def _party(ctx):

@@ -12,7 +12,8 @@ the opt-out where party 0 deals) runs every check and returns plain numbers:
   range is the real one);
 * :func:`mpc_nn.sigmoid` from ``-2^31`` to ``2^31`` (it used to return ~±1e9 beyond
   ``|z| ≈ 600``), densely around every breakpoint of its pieces, and its round count;
-* Adam's range-reduced initial guess over ``[2^-8, 2^40)``;
+* Adam's range-reduced initial guess over ``[2^-8, 2^40)``, and its ``1/√x`` (Newton
+  with the shared-mask triples, and with separate ones) over ``[2^-8, 2^39)``;
 * CrypTen's own multiplication inside :func:`trunc.exact_truncation` is exact where the
   local truncation fails, and nothing falls through to local truncation.
 """
@@ -56,6 +57,24 @@ def _party(ctx, full: bool):
         ArithmeticSharedTensor.from_shares(r, precision=0).get_plain_text().double().mean()
     )
     out["n"] = int(x.numel())
+    # Adam's 1/√x: range-reduced guess, then Newton with this provider's shared-mask
+    # triples and with separate triples (what any other provider gets)
+    adam = optim.SecureAdam(1e-3)
+    xr = 2.0 ** torch.linspace(-7.9, 38.9, 500, dtype=torch.float64)  # x < 2^39
+    xv = mpc_nn.share_rounded(xr, 1)
+    y0 = adam._initial_guess(xv)
+    want = 2.0**adam.Y_SHIFT / (torch.round(xr * 2**16) / 2**16).sqrt()  # of x on the grid
+    bundled = optim._newton_triples
+    for name, source in (("bundled", bundled), ("separate", lambda n, iters: None)):
+        optim._newton_triples = source
+        try:
+            ctx.reset_comm_stats()
+            y = adam._newton(xv, y0, adam.init_iters)
+            out[f"newton_{name}"] = ctx.comm_stats()  # party 1's: party to party only
+        finally:
+            optim._newton_triples = bundled
+        err = (y.get_plain_text().double() - want).abs()
+        out[f"newton_{name}_bad"] = int((err > 1e-5 * want + 4 * 2.0**-16).sum())
     if not full:
         return out
     # sign tests over the whole representable range (|z| < 2^47)
@@ -154,15 +173,21 @@ def _party(ctx, full: bool):
     return out
 
 
+def _launch(full: bool, provider: str) -> dict:
+    cfg = PartyConfig(world_size=2, timeout_s=120, provider=provider)
+    res = launch_local(_party, 2, (full,), config=cfg)
+    res[0]["party1"] = res[1]  # party 1's counters have no dealer traffic in them
+    return res[0]
+
+
 @pytest.fixture(scope="module")
 def ttp():
-    cfg = PartyConfig(world_size=2, timeout_s=120, provider="TTP")
-    return launch_local(_party, 2, (True,), config=cfg)[0]
+    return _launch(True, "TTP")
 
 
 @pytest.fixture(scope="module")
 def tfp():
-    return launch_local(_party, 2, (False,), config=PartyConfig(world_size=2, timeout_s=120))[0]
+    return _launch(False, "tfp_player0_sees_all")
 
 
 @pytest.mark.parametrize("f", [16, 30, 46])
@@ -209,6 +234,16 @@ def test_sigmoid_pieces_fit_the_logistic_function() -> None:
         worst = max(worst, float((p - torch.sigmoid(z)).abs().max()))
     assert worst < 3e-6, worst
     assert float(torch.sigmoid(torch.tensor(-16.0, dtype=torch.float64))) < 2.0**-17
+
+
+def test_adam_newton_with_shared_masks_is_as_exact_and_opens_fewer_values(ttp, tfp) -> None:
+    # x over [2^-8, 2^39): within 1e-5 relative (or 4 grid units, where y·2^10 is tiny)
+    for res in (ttp, tfp):
+        assert res["newton_bundled_bad"] == 0 and res["newton_separate_bad"] == 0
+        shared, separate = res["party1"]["newton_bundled"], res["party1"]["newton_separate"]
+        assert shared["rounds"] == separate["rounds"], (shared, separate)
+        # 19 masked vectors opened for 6 steps instead of 36 (plus the same truncations)
+        assert shared["bytes"] < 0.6 * separate["bytes"], (shared, separate)
 
 
 def test_adam_initial_guess_over_its_range(ttp) -> None:

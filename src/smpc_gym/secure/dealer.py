@@ -24,7 +24,11 @@ instead of CrypTen's pickled ``"terminate"``.
 * ``bit_pairs`` (the sign test, :mod:`smpc_gym.secure.compare`): ``t₀ = (u ∧ v) ⊕ t₁``,
   one word per 64 pairs;
 * ``mul_flat`` / ``matmul_many``: many elementwise triples, or ``k`` matmul triples of
-  one shape, in one reply (the pools below).
+  one shape, in one reply (the pools below);
+* ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
+  ``n`` elements, with each operand's mask shared by every product of that operand
+  (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
+  once per product.
 
 **Pools.** A request costs a round trip. :class:`Pools` asks for correlations in bulk
 (:data:`CHUNK` elements, or :data:`MATMUL_BATCH` matmul triples of a shape) and hands
@@ -56,12 +60,14 @@ __all__ = [
     "CHUNK",
     "FRAME",
     "MATMUL_BATCH",
+    "NEWTON_MAX_ITERS",
     "Pools",
     "bit_pairs",
     "broadcast",
     "decode",
     "encode",
     "install_client",
+    "newton_triples",
     "pools",
     "result_size",
     "serve",
@@ -75,6 +81,8 @@ FRAME = 32
 CHUNK = 1 << 19
 #: Matmul triples per refill of a shape's pool.
 MATMUL_BATCH = 8
+#: The most Newton steps one ``newton_triples`` request may cover.
+NEWTON_MAX_ITERS = 32
 
 _CODES = {
     "terminate": -1,
@@ -87,6 +95,7 @@ _CODES = {
     "bit_pairs": 7,
     "mul_flat": 8,
     "matmul_many": 9,
+    "newton_triples": 10,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -165,6 +174,14 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
         return func, w[1:3]
     if func in ("bit_pairs", "mul_flat"):
         return func, w[1:2]
+    if func == "newton_triples":
+        n, iters = w[1:3]
+        if n < 1 or not 1 <= iters <= NEWTON_MAX_ITERS:
+            raise ValueError(
+                f"dealer request 'newton_triples': n = {n}, iters = {iters}; expected n >= 1 "
+                f"and iters in [1, {NEWTON_MAX_ITERS}]"
+            )
+        return func, [n, iters]
     return func, []
 
 
@@ -204,6 +221,9 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
         return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
     if func in ("bit_pairs", "mul_flat"):
         return torch.Size((int(args[0]),))
+    if func == "newton_triples":
+        n, iters = (int(a) for a in args)
+        return torch.Size((iters, 3, n))
     if func == "matmul_many":
         return torch.Size((int(args[0]),)) + _matmul_size(args[1], args[2])
     raise ValueError(f"no reply to dealer request {func!r}")
@@ -225,6 +245,23 @@ def bit_pairs(gen0: torch.Generator, gen1: torch.Generator, n_words: int) -> tor
     u = draw_ring(int(n_words), gen0)
     v = draw_ring(int(n_words), gen1)
     return (u & v) ^ draw_ring(int(n_words), gen1)
+
+
+def newton_triples(gen0: torch.Generator, gen1: torch.Generator, n: int, iters: int) -> torch.Tensor:
+    """Party 0's ``c₀`` ``[iters, 3, n]`` for ``iters`` Newton steps on ``n`` elements.
+
+    Each generator draws the masks ``M`` ``[1 + 3·iters, n]`` (``A = M[0]`` for ``x``;
+    per step ``k``: ``B_k = M[1 + 3k]`` for ``y``, ``C_k`` for ``x·y``, ``D_k`` for
+    ``3 − u``), then party 1's ``c₁``; step ``k``'s products are ``A·B_k``, ``C_k·B_k``
+    and ``B_k·D_k`` (``x·y``, ``(x·y)·y``, ``y·(3 − u)``), the parties' order in
+    :meth:`Pools.newton_triples`.
+    """
+    n, iters = int(n), int(iters)
+    rows = 1 + 3 * iters
+    masks = (draw_ring(rows * n, gen0) + draw_ring(rows * n, gen1)).view(rows, n)
+    a, b, c, d = masks[0], masks[1::3], masks[2::3], masks[3::3]
+    products = torch.stack([a * b, c * b, b * d], dim=1)  # [iters, 3, n]
+    return products - draw_ring(3 * iters * n, gen1).view(iters, 3, n)
 
 
 def _triples_c0(
@@ -287,6 +324,8 @@ def serve() -> None:
             if func == "mul_flat":
                 n = (int(args[0]),)
                 return _triples_c0(g0, g1, n, n, torch.mul, n)
+            if func == "newton_triples":
+                return newton_triples(g0, g1, args[0], args[1])
             k, s0, s1 = args  # matmul_many
             out = (k, *_matmul_size(s0, s1))
             return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
@@ -482,6 +521,26 @@ class Pools:
 
         a, b, c = self._take(("mul",), size.numel(), refill)
         return a.reshape(size), b.reshape(size), c.reshape(size)
+
+    def newton_triples(self, n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This party's shares ``(masks [1 + 3·iters, n], c [iters, 3, n])`` of the
+        shared-mask triples of ``iters`` Newton steps (:func:`newton_triples`).
+
+        One bundle per refill, prefetched: the next one of the same ``(n, iters)`` is
+        started as soon as this one is taken (each optimiser asks for its own ``n``).
+        """
+        n, iters = int(n), int(iters)
+        rows = 1 + 3 * iters
+
+        def start() -> Any:
+            masks = draw_ring(rows * n, self.gen).view(rows, n)
+            if self.rank == 0:
+                reply = _Reply("newton_triples", (n, iters))
+                return lambda: (masks, reply.result())
+            c = draw_ring(3 * iters * n, self.gen).view(iters, 3, n)
+            return lambda: (masks, c)
+
+        return self._next(("newton", n, iters), start)
 
     def _matmul_batch(self, size0: torch.Size, size1: torch.Size) -> Any:
         """Start a refill of :data:`MATMUL_BATCH` matmul triples; returns its finisher."""

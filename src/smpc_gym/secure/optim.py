@@ -21,7 +21,9 @@ bias correction and τ is applied with ~1e-5 relative error.
 
 **Adam's ``1/(√v̂ + ε)``.** Computed as ``y ≈ 1/√(v̂' + ε'²)`` with ``ε' = c·ε_fp`` by
 Newton–Raphson iterations ``y ← y·(3 − (x·y)·y)/2`` (3 multiplication rounds each;
-``(x·y)·y`` rather than ``x·y²`` because ``y²`` underflows the grid when ``y`` is small).
+``(x·y)·y`` rather than ``x·y²`` because ``y²`` underflows the grid when ``y`` is small;
+their triples share each operand's mask, so ``x`` is opened once and each step's ``y``
+once for its three products: ``SecureAdam._newton``).
 Newton for ``x^(-1/2)`` converges (quadratically) only from ``0 < y₀ < √(3/x)``, and
 ``v̂'`` spans many orders of magnitude across parameters, so one fixed initial guess
 (CrypTen's ``inv_sqrt`` uses ``2.2·e^(−x/2−0.2)+0.2``, valid for x ∈ [0.1, 300]) does
@@ -31,7 +33,7 @@ not work. Instead:
   at every step: where ``x`` lies among the public thresholds ``16^j``
   (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
   ``[0.35, 1.4)`` of the answer; ``init_iters`` (6) Newton steps then reach ~1e-6
-  relative error. Robust for any ``x`` in ``[2^-8, 2^40)`` (the ε floor below keeps
+  relative error. Robust for any ``x`` in ``[2^-8, 2^39)`` (the ε floor below keeps
   ``x ≥ 2^-8``); costs 5 comparisons per coordinate (exact for ``x < 2^41``:
   ``COMPARE_BITS``) in two levels (which
   group of four thresholds, then which threshold within it; the same ``J`` as comparing
@@ -71,8 +73,8 @@ far below fixed-point resolution. We use ``ε_fp = max(ε, 2^(−12)/c)``
 (:meth:`SecureAdam.effective_eps`, which a plaintext twin must use too) and put it under
 the square root: the step is ``lr·m̂/√(v̂ + ε_fp²)``. Coordinates whose gradient RMS is
 well above ``ε_fp`` follow Adam closely; smaller ones take a step damped by
-``√v̂/√(v̂ + ε_fp²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)``. The range: ``x < 2^40``,
-i.e. ``|g'| < 2^12``; choose ``c`` so the largest gradients stay below ``2^12/c``
+``√v̂/√(v̂ + ε_fp²)`` instead of PyTorch's ``√v̂/(√v̂ + ε)``. The range: ``x < 2^39``,
+i.e. ``|g'| < 2^11``; choose ``c`` so the largest gradients stay below ``2^11/c``
 (Adam's step does not depend on ``c``, only ``ε_fp`` does).
 
 **Truncation.** Every truncation here is exact (:mod:`smpc_gym.secure.trunc`), so the
@@ -185,16 +187,19 @@ class SecureAdam:
     GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
     #: the range reduction's comparisons x − 16^j are exact for |x − 16^j| < 2^57 raw
     #: (:func:`smpc_gym.secure.mpc_nn.ltz` with ``bits``): x < 2^41 at 16 fractional bits,
-    #: twice the documented range x < 2^40; 269 cross ANDs per comparison instead of 299
+    #: four times the documented range x < 2^39; 269 cross ANDs per comparison instead of 299
     COMPARE_BITS = 57
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
     #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans
     #: 2^8 grid units (it was one unit when v̂' was kept as v̂'·2^8)
     V_SHIFT = 16
     EPS_FLOOR_LOG2 = -12  # ε' = grad_scale·ε >= 2^-12
-    #: y ≈ 1/√x is kept as y·2^10: near the top of the range (2^40) y is 2^-20, which the
+    #: y ≈ 1/√x is kept as y·2^10: near the top of the range (2^39) y is 2^-19.5, which the
     #: plain 16-bit grid cannot hold; 2^10 more keeps 6 significant bits there (9 at
-    #: 2^34) while √x·2^10 < 2^30 keeps every raw product below 2^62
+    #: 2^34). The binding product is Newton's first, x·y₀ = ρ₀·√x·2^10 with ρ₀ = y₀·√x
+    #: < 1.4 (the top bucket's ρ₀ = 0.35·√(x/2^36)): below 2^30 (raw 2^62, the exact
+    #: truncation's bound) for x < 2^39.5, so the range is x < 2^39. Measured past it, at
+    #: x = 2^39.8, one Newton run in four returned y with the wrong sign.
     Y_SHIFT = 10
     #: m̂' is kept as m̂'·2^8: at the floor y is up to 2^8, so m̂'s 2^-16 grid would move
     #: a step by lr/2^8, and its rounding noise lasts ~1/(1 − β₁) steps
@@ -246,7 +251,8 @@ class SecureAdam:
         return max(float(eps), 2.0**cls.EPS_FLOOR_LOG2 / float(grad_scale))
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-8, 2^40)``.
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-8, 2^40)`` (Newton
+        from it is exact for ``x < 2^39``: see ``Y_SHIFT``).
 
         ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (6) Newton steps
         bring any start in ``[0.35, 1.4)`` to ~1e-6 relative error. ``J`` is
@@ -333,16 +339,49 @@ class SecureAdam:
 
         ``y`` is held as ``y·2^Y_SHIFT``; the ``2^(−2·Y_SHIFT)`` of ``u = x·y²`` is folded
         into that product's truncation.
+
+        **Masks opened once.** With a dealer (``TTP``) or ``TFP`` the products' triples
+        come as one bundle in which every operand has one mask for all its products
+        (:func:`smpc_gym.secure.dealer.newton_triples`): ``x − A`` is opened once for
+        all steps and each step's ``y − B_k`` once for its three products, so a step
+        opens 3 masked vectors (``y``, ``x·y``, ``3 − u``) instead of 6, in the same 6
+        rounds. Each mask still hides exactly one secret value: what is opened is as
+        uniform as with separate triples. Another provider gets separate triples.
         """
-        from smpc_gym.secure.mpc_nn import beaver_many
+        from smpc_gym.secure.mpc_nn import beaver_many, open_many, wrap_shares
 
         with phase("optimiser.adam_newton"):
-            for _ in range(iters):
-                (xy,) = beaver_many([("mul", x, y)])
-                # not x·y²: y² underflows for small y
-                (u,) = beaver_many([("mul", xy, y, 2 * self.Y_SHIFT)])
-                (y,) = beaver_many([("mul", y, 3 - u, 1)])  # the /2 folded into the truncation
-        return y
+            bundle = _newton_triples(int(x.nelement()), iters)
+            if bundle is None:
+                for _ in range(iters):
+                    (xy,) = beaver_many([("mul", x, y)])
+                    # not x·y²: y² underflows for small y
+                    (u,) = beaver_many([("mul", xy, y, 2 * self.Y_SHIFT)])
+                    (y,) = beaver_many([("mul", y, 3 - u, 1)])  # the /2 folded into the truncation
+                return y
+            masks, c = bundle
+            rank = crypten_module().communicator.get().get_rank()
+            scale = int(x.encoder.scale)
+            xs, ys, a = x.share.reshape(-1), y.share.reshape(-1), masks[0]
+            eps_x = None
+            for k in range(iters):
+                b, cm, d = masks[1 + 3 * k], masks[2 + 3 * k], masks[3 + 3 * k]
+                # a Beaver share of p·q with p − a_p, q − b_q opened as e_p, e_q:
+                # c + e_p·(b_q + e_q) + a_p·e_q, party 0 carrying the public e_p·e_q
+                if eps_x is None:
+                    eps_x, dy = open_many([xs - a, ys - b])
+                else:
+                    (dy,) = open_many([ys - b])
+                b_dy = b + dy if rank == 0 else b
+                (xy,) = trunc_many([(c[k, 0] + eps_x * b_dy + a * dy, scale)])
+                (e_xy,) = open_many([xy - cm])
+                (u,) = trunc_many([(c[k, 1] + e_xy * b_dy + cm * dy, scale << 2 * self.Y_SHIFT)])
+                w = (3 * scale if rank == 0 else 0) - u  # 3 − u at scale 2^16
+                (e_w,) = open_many([w - d])
+                d_ew = d + e_w if rank == 0 else d
+                # y·(3 − u)/2: the /2 folded into the truncation
+                (ys,) = trunc_many([(c[k, 2] + dy * d_ew + b * e_w, scale << 1)])
+            return wrap_shares(ys.reshape(y.share.shape), y.encoder)
 
     def warm_start(self, like: Any, m_hat: torch.Tensor, v_hat: torch.Tensor, t: int) -> None:
         """Continue from a *public* Adam state instead of zero moments.
@@ -537,6 +576,45 @@ class SecureSGD:
         """Restore :meth:`state_shares`."""
         self.t = int(state["t"])
         self.buf = None if state["buf"] is None else _from_share_like(like)(state["buf"])
+
+
+def _newton_triples(n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """This party's shares ``(masks, c)`` of :meth:`SecureAdam._newton`'s shared-mask
+    triples for ``n`` elements, or None if the provider cannot make them.
+
+    ``TTP``: the dealer's pooled bundle (:meth:`smpc_gym.secure.dealer.Pools.newton_triples`).
+    ``TFP`` (the opt-out): party 0 draws the masks, computes the products and shares
+    both with ``src=0`` (no communication), as CrypTen's ``TrustedFirstParty`` does for
+    any triple.
+    """
+    crypten = crypten_module()
+    from crypten.common.rng import generate_random_ring_element
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    provider = crypten.mpc.get_default_provider()
+    comm = crypten.communicator.get()
+    if comm.get_world_size() != 2:
+        return None
+    if isinstance(provider, TrustedThirdParty):
+        from smpc_gym.secure.dealer import pools
+
+        return pools().newton_triples(n, iters)
+    if not isinstance(provider, TrustedFirstParty):
+        return None
+    rows = 1 + 3 * iters
+    if comm.get_rank() == 0:
+        masks = generate_random_ring_element((rows, n))
+        a, b, cm, d = masks[0], masks[1::3], masks[2::3], masks[3::3]
+        c = torch.stack([a * b, cm * b, b * d], dim=1)
+        shared = [ArithmeticSharedTensor(t, precision=0, src=0) for t in (masks, c)]
+    else:
+        shared = [
+            ArithmeticSharedTensor(None, size=size, precision=0, src=0)
+            for size in ((rows, n), (iters, 3, n))
+        ]
+    return shared[0].share, shared[1].share
 
 
 def _from_share_like(like: Any) -> Any:
