@@ -34,6 +34,7 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("mul_flat", [1000], (1000,)),
         ("matmul_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128])], (8, 2, 128, 128)),
         ("newton_triples", [36100, 6], (6, 3, 36100)),
+        ("bit_mul", [1000], (2, 1000)),
     ]
     for func, args, size in cases:
         frame = dealer.encode(func, args)
@@ -82,6 +83,16 @@ def test_pooled_correlations_hold_for_the_parties_draws() -> None:
     a1, b1 = dealer.draw_ring_sized(s0, p1), dealer.draw_ring_sized(s1, p1)
     c1 = dealer.draw_ring_sized((2, 3, 5), p1)
     assert torch.equal(c0 + c1, torch.matmul(a0 + a1, b0 + b1))
+    # bit-times-value correlations: each party draws its bit rᵢ and mask Aᵢ, party 1 then
+    # its shares of r = r₀ ⊕ r₁ and of A·r
+    g0, g1 = gens()
+    reply = dealer.bit_mul(g0, g1, 70)
+    p0, p1 = gens()
+    r0, a0 = ring.draw_bits(70, p0), ring.draw_ring(70, p0)
+    r1, a1 = ring.draw_bits(70, p1), ring.draw_ring(70, p1)
+    ra1, c1 = ring.draw_ring(70, p1), ring.draw_ring(70, p1)
+    assert torch.equal(reply[0] + ra1, r0 ^ r1)
+    assert torch.equal(reply[1] + c1, (a0 + a1) * (r0 ^ r1))
     # Newton's shared-mask triples: each party draws its masks [1 + 3k, n], party 1 then c₁
     g0, g1 = gens()
     n, k = 40, 3

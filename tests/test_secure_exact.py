@@ -57,6 +57,33 @@ def _party(ctx, full: bool):
         ArithmeticSharedTensor.from_shares(r, precision=0).get_plain_text().double().mean()
     )
     out["n"] = int(x.numel())
+    # the ReLU with bit injection against relu_mask + a Beaver product (what any other
+    # provider gets): the same activation and mask, fewer bytes and one round less
+    top = 2.0 ** (mpc_nn.ACT_BITS - 16)
+    zr = torch.cat(
+        [
+            torch.tensor(
+                [0.0, 2.0**-16, -(2.0**-16), 1e9, -1e9, top - 2.0**-16, -top],
+                dtype=torch.float64,
+            ),
+            torch.randn(3000, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 4,
+        ]
+    )
+    zv = mpc_nn.share_rounded(zr, 0)
+    zq = torch.round(zr * 2**16).long()  # raw
+    fused = mpc_nn._bit_mul_correlations
+    for name, source in (("fused", fused), ("separate", lambda n: None)):
+        mpc_nn._bit_mul_correlations = source
+        try:
+            ctx.reset_comm_stats()
+            h, mask = mpc_nn.relu(zv)
+            out[f"relu_{name}"] = ctx.comm_stats()  # party 1's: party to party only
+        finally:
+            mpc_nn._bit_mul_correlations = fused
+        out[f"relu_{name}_bad"] = int(
+            (h._tensor.reveal() != zq.clamp(min=0)).sum()
+            + (mask._tensor.reveal() != (zq >= 0).long()).sum()
+        )
     # Adam's 1/√x: range-reduced guess, then Newton with this provider's shared-mask
     # triples and with separate triples (what any other provider gets)
     adam = optim.SecureAdam(1e-3)
@@ -234,6 +261,15 @@ def test_sigmoid_pieces_fit_the_logistic_function() -> None:
         worst = max(worst, float((p - torch.sigmoid(z)).abs().max()))
     assert worst < 3e-6, worst
     assert float(torch.sigmoid(torch.tensor(-16.0, dtype=torch.float64))) < 2.0**-17
+
+
+def test_relu_with_bit_injection_is_exact_and_cheaper(ttp, tfp) -> None:
+    for res in (ttp, tfp):
+        assert res["relu_fused_bad"] == 0 and res["relu_separate_bad"] == 0
+        fused, separate = res["party1"]["relu_fused"], res["party1"]["relu_separate"]
+        assert fused["rounds"] == separate["rounds"] - 1, (fused, separate)
+        # the mask is never opened (party 1 alone: 8 bytes + 1 bit less each way)
+        assert fused["bytes"] < separate["bytes"] - 3000 * 8, (fused, separate)
 
 
 def test_adam_newton_with_shared_masks_is_as_exact_and_opens_fewer_values(ttp, tfp) -> None:

@@ -61,7 +61,15 @@ from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.ring import draw_ring
 from smpc_gym.secure.trunc import _exchange, private_product
 
-__all__ = ["LOW_BITS", "bit_pairs", "carry_shares", "cross_and", "rows_of", "sign_share"]
+__all__ = [
+    "LOW_BITS",
+    "bit_pairs",
+    "carry_shares",
+    "cross_and",
+    "rows_of",
+    "sign_bits",
+    "sign_share",
+]
 
 #: Bits below the sign bit that the carry tree runs over for the whole ring.
 LOW_BITS = 63
@@ -213,11 +221,22 @@ def sign_share(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Te
     Raises:
         ValueError: if ``bits`` is not in ``[1, 63]``.
     """
+    s = sign_bits(share, rank, bits)
+    both = private_product(s, 64, rank)  # additive share of s₀·s₁
+    return (s - 2 * both).reshape(share.shape)
+
+
+def sign_bits(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Tensor:
+    """This party's **XOR** share (flat int64 0/1) of ``[x < 0]``: :func:`sign_share`
+    without its last round (the conversion to an arithmetic share), for a caller that
+    consumes the bit directly (:func:`smpc_gym.secure.mpc_nn.relu`). 7 rounds.
+
+    Raises:
+        ValueError: if ``bits`` is not in ``[1, 63]``.
+    """
     if not isinstance(bits, int) or not 1 <= bits <= LOW_BITS:
         raise ValueError(f"bits: bad value {bits!r}; expected an int in [1, {LOW_BITS}]")
     flat = share.reshape(-1)
     low = flat & ((1 << bits) - 1)
     c = carry_shares(low, rank, bits)
-    s = ((flat >> bits) & 1) ^ c  # XOR share of bit `bits` of x: its sign in range
-    both = private_product(s, 64, rank)  # additive share of s₀·s₁
-    return (s - 2 * both).reshape(share.shape)
+    return ((flat >> bits) & 1) ^ c  # XOR share of bit `bits` of x: its sign in range

@@ -25,6 +25,8 @@ instead of CrypTen's pickled ``"terminate"``.
   one word per 64 pairs;
 * ``mul_flat`` / ``matmul_many``: many elementwise triples, or ``k`` matmul triples of
   one shape, in one reply (the pools below);
+* ``bit_mul``: correlations for multiplying a value by an XOR-shared bit
+  (:func:`bit_mul`), as the ReLU does with its sign bit;
 * ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
   ``n`` elements, with each operand's mask shared by every product of that operand
   (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
@@ -62,6 +64,7 @@ __all__ = [
     "MATMUL_BATCH",
     "NEWTON_MAX_ITERS",
     "Pools",
+    "bit_mul",
     "bit_pairs",
     "broadcast",
     "decode",
@@ -96,6 +99,7 @@ _CODES = {
     "mul_flat": 8,
     "matmul_many": 9,
     "newton_triples": 10,
+    "bit_mul": 11,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -172,7 +176,7 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
         return func, [k, size(), size()]
     if func == "trunc_pairs":
         return func, w[1:3]
-    if func in ("bit_pairs", "mul_flat"):
+    if func in ("bit_pairs", "mul_flat", "bit_mul"):
         return func, w[1:2]
     if func == "newton_triples":
         n, iters = w[1:3]
@@ -221,6 +225,8 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
         return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
     if func in ("bit_pairs", "mul_flat"):
         return torch.Size((int(args[0]),))
+    if func == "bit_mul":
+        return torch.Size((2, int(args[0])))
     if func == "newton_triples":
         n, iters = (int(a) for a in args)
         return torch.Size((iters, 3, n))
@@ -245,6 +251,20 @@ def bit_pairs(gen0: torch.Generator, gen1: torch.Generator, n_words: int) -> tor
     u = draw_ring(int(n_words), gen0)
     v = draw_ring(int(n_words), gen1)
     return (u & v) ^ draw_ring(int(n_words), gen1)
+
+
+def bit_mul(gen0: torch.Generator, gen1: torch.Generator, n: int) -> torch.Tensor:
+    """Party 0's ``[r₀ᴬ, c₀]`` ``[2, n]`` for ``n`` bit-times-value correlations.
+
+    Each generator draws a bit ``rᵢ`` and a ring mask ``Aᵢ`` per element, then party 1
+    its arithmetic shares ``r₁ᴬ`` of ``r = r₀ ⊕ r₁`` and ``c₁`` of ``A·r``
+    (``A = A₀ + A₁``); party 0 gets ``r₀ᴬ = r − r₁ᴬ`` and ``c₀ = A·r − c₁``.
+    """
+    n = int(n)
+    r = draw_bits(n, gen0) ^ draw_bits(n, gen1)  # each stream: its bits, then its mask
+    a = draw_ring(n, gen0) + draw_ring(n, gen1)
+    r_a1, c1 = draw_ring(n, gen1), draw_ring(n, gen1)
+    return torch.stack([r - r_a1, a * r - c1])
 
 
 def newton_triples(gen0: torch.Generator, gen1: torch.Generator, n: int, iters: int) -> torch.Tensor:
@@ -326,6 +346,8 @@ def serve() -> None:
                 return _triples_c0(g0, g1, n, n, torch.mul, n)
             if func == "newton_triples":
                 return newton_triples(g0, g1, args[0], args[1])
+            if func == "bit_mul":
+                return bit_mul(g0, g1, args[0])
             k, s0, s1 = args  # matmul_many
             out = (k, *_matmul_size(s0, s1))
             return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
@@ -521,6 +543,21 @@ class Pools:
 
         a, b, c = self._take(("mul",), size.numel(), refill)
         return a.reshape(size), b.reshape(size), c.reshape(size)
+
+    def bit_mul(self, n: int) -> tuple[torch.Tensor, ...]:
+        """This party's ``(r, A, rᴬ, c)`` of ``n`` bit-times-value correlations
+        (:func:`bit_mul`): its XOR share of the bit ``r``, its shares of the mask ``A``,
+        of ``r`` as a ring element and of ``A·r``."""
+
+        def refill(m: int) -> Any:
+            r, a = draw_bits(m, self.gen), draw_ring(m, self.gen)
+            if self.rank == 0:
+                reply = _Reply("bit_mul", (m,))
+                return lambda: [r, a, *reply.result()]
+            r_a, c = draw_ring(m, self.gen), draw_ring(m, self.gen)
+            return lambda: [r, a, r_a, c]
+
+        return tuple(self._take(("bitmul",), n, refill))
 
     def newton_triples(self, n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This party's shares ``(masks [1 + 3·iters, n], c [iters, 3, n])`` of the

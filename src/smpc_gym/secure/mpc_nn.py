@@ -57,6 +57,7 @@ __all__ = [
     "forward_stacked",
     "ltz",
     "open_many",
+    "relu",
     "relu_mask",
     "share_rounded",
     "sigmoid",
@@ -332,6 +333,87 @@ def relu_mask(z: Any) -> Any:
     is 0 either way).
     """
     return 1 - ltz(z, ACT_BITS)
+
+
+def relu(z: Any) -> tuple[Any, Any]:
+    """``(relu(z), [z > 0])`` for a pre-activation ``z`` (exact for ``|z| < 2^32``:
+    :data:`ACT_BITS`): the activation, and its 0/1 mask as an arithmetic share (scale 1)
+    for the backward pass (``z = 0`` counts as active, as in :func:`relu_mask`).
+
+    With the dealer (``TTP``) or ``TFP`` the sign test's XOR-shared bit ``b = [z ≥ 0]``
+    multiplies ``z`` directly (:func:`smpc_gym.secure.compare.sign_bits`, then *bit
+    injection*): per element one correlation ``(r, A, rᴬ, A·r)`` with ``r`` a uniform
+    bit XOR-shared between the parties, ``rᴬ`` the same bit additively shared and ``A`` a
+    ring mask (:meth:`smpc_gym.secure.dealer.Pools.bit_mul`). The parties open
+    ``e = b ⊕ r`` (one bit) and ``z − A`` in **one** exchange; then ``b = e + (1 − 2e)·r``
+    and ``z·b = e·z + (1 − 2e)·((z − A)·r + A·r)`` are local. That is one round and
+    8 bytes + 1 bit each way, plus 16 bytes from the dealer to party 0, where
+    :func:`relu_mask`'s conversion to an arithmetic share and a Beaver product of ``z``
+    and the mask take two rounds and 16 bytes + 1 bit each way plus 16 from the dealer.
+
+    Reveals: ``e``, the bit masked by a uniform bit neither party knows, and ``z − A``,
+    uniform. Under ``TFP`` party 0 draws ``r`` and ``A`` and could unmask both, as it can
+    every Beaver operand there. Other providers: :func:`relu_mask` and a Beaver product.
+    """
+    from smpc_gym.secure.compare import sign_bits
+    from smpc_gym.secure.ring import pack_bits, unpack_bits
+    from smpc_gym.secure.trunc import _exchange
+
+    crypten = _crypten()
+    n = int(z.nelement())
+    corr = _bit_mul_correlations(n)
+    if corr is None:
+        with phase("forward.relu_compare"):
+            mask = relu_mask(z)
+        return beaver_many([("mul", z, mask)])[0], mask
+    rank = crypten.communicator.get().get_rank()
+    zs = z._tensor.share.reshape(-1)
+    with phase("forward.relu_compare"):
+        s = sign_bits(zs, rank, ACT_BITS)  # XOR share of [z < 0]
+    b = s ^ 1 if rank == 0 else s  # [z ≥ 0]: party 0 flips its XOR share
+    r, a, r_a, c = corr
+    mine = torch.cat([zs - a, pack_bits(b ^ r)])
+    theirs = _exchange(mine, rank)
+    z_a = mine[:n] + theirs[:n]  # z − A
+    e = unpack_bits(mine[n:] ^ theirs[n:], n)  # b ⊕ r
+    flip = 1 - 2 * e
+    h = e * zs + flip * (z_a * r_a + c)
+    mask = flip * r_a + (e if rank == 0 else 0)
+    bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
+    return wrap_shares(h.reshape(z.size()), z.encoder), wrap_shares(mask.reshape(z.size()), bits_enc)
+
+
+def _bit_mul_correlations(n: int) -> tuple[torch.Tensor, ...] | None:
+    """This party's ``(r, A, rᴬ, A·r)`` for :func:`relu`'s bit injection, or None if the
+    provider cannot make them (two parties, ``TTP`` or ``TFP`` only)."""
+    crypten = _crypten()
+    from crypten.common.rng import generate_random_ring_element
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    from smpc_gym.secure.ring import draw_bits
+
+    provider = crypten.mpc.get_default_provider()
+    comm = crypten.communicator.get()
+    if comm.get_world_size() != 2:
+        return None
+    if isinstance(provider, TrustedThirdParty):
+        from smpc_gym.secure.dealer import pools
+
+        return pools().bit_mul(n)
+    if not isinstance(provider, TrustedFirstParty):
+        return None
+    cpu = torch.device("cpu")
+    if comm.get_rank() == 0:  # party 0 deals: r₁ from the generator it shares with party 1
+        r0 = draw_bits(n, crypten.generators["local"][cpu])
+        r = r0 ^ draw_bits(n, crypten.generators["next"][cpu])
+        a = generate_random_ring_element((n,))
+        shared = [ArithmeticSharedTensor(t, precision=0, src=0) for t in (a, r, a * r)]
+        return (r0, *(t.share for t in shared))
+    r1 = draw_bits(n, crypten.generators["prev"][cpu])
+    shared = [ArithmeticSharedTensor(None, size=(n,), precision=0, src=0) for _ in range(3)]
+    return (r1, *(t.share for t in shared))
 
 
 #: The piecewise-polynomial sigmoid on ``z ≥ 0``: per piece ``[lo, hi)``, the coefficients
@@ -621,7 +703,8 @@ def forward_stacked(
     """Forward several :class:`SharedMLP` of equal layer shapes as one stack.
 
     ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``. Each layer costs one Beaver matmul round
-    and each hidden ReLU one comparison + one multiplication for *all* networks together.
+    and each hidden ReLU one comparison with its multiplication fused in (:func:`relu`) for
+    *all* networks together.
 
     Returns:
         ``(outputs, caches)``, one per MLP.
@@ -640,10 +723,8 @@ def forward_stacked(
         (z,) = beaver_many([("matmul", h, w)])
         z = z + b
         if k < n_layers - 1:
-            with phase("forward.relu_compare"):
-                mask = relu_mask(z)
+            h, mask = relu(z)
             cache.masks.append(mask)
-            h = beaver_many([("mul", z, mask)])[0]
         else:
             with phase("forward.sigmoid"):
                 h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
