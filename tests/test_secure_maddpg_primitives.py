@@ -137,24 +137,30 @@ def test_ring_matmul_rejects_non_int64() -> None:
         ring_matmul(torch.ones(2, 2), torch.ones(2, 2))
 
 
-def test_fast_dispatch_swaps_only_the_debug_check_and_restores_it() -> None:
-    """``fast_dispatch`` replaces CrypTen's validation-mode lookup only while it runs, and
-    not at all when validation mode is on."""
+def test_fast_dispatch_swaps_only_the_debug_check_and_copies_and_restores_them() -> None:
+    """``fast_dispatch`` replaces CrypTen's validation-mode lookup (not at all when
+    validation mode is on) and ``MPCTensor``'s copy constructors only while it runs."""
     import sys
 
     from smpc_gym.secure._crypten import crypten_module
     from smpc_gym.secure.mpc_nn import fast_dispatch
 
     crypten = crypten_module()
+    from crypten.mpc import MPCTensor
+
     debug = sys.modules["crypten.debug"]
     saved = debug.cfg
+    methods = MPCTensor.shallow_copy, MPCTensor.clone
     with fast_dispatch():
         assert debug.cfg is not saved
         assert debug.cfg.debug.validation_mode is False
+        assert MPCTensor.shallow_copy is not methods[0] and MPCTensor.clone is not methods[1]
     assert debug.cfg is saved
+    assert (MPCTensor.shallow_copy, MPCTensor.clone) == methods
     with pytest.raises(RuntimeError, match="boom"), fast_dispatch():
         raise RuntimeError("boom")
     assert debug.cfg is saved
+    assert (MPCTensor.shallow_copy, MPCTensor.clone) == methods
     with crypten.cfg.temp_override({"debug.validation_mode": True}), fast_dispatch():
         assert debug.cfg is saved
 
