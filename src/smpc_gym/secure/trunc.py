@@ -197,10 +197,13 @@ def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
     mine = a ^ bit
     theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
     e, g = (mine, theirs) if rank == 0 else (theirs, mine)
-    sign = (1 - 2 * e) * (1 - 2 * g)
+    # (1 − 2e)(1 − 2g) = ±1 by e ⊕ g; party 0's eg + g(1 − 2e)u = g·(e ⊕ u), party 1's
+    # e(1 − 2g)v = ±(e ∧ v) by g (all bits: a few cheap ops instead of products)
+    signed_t = torch.where((e ^ g).bool(), -t, t)
     if rank == 0:
-        return e * g + g * (1 - 2 * e) * bit + sign * t
-    return e * (1 - 2 * g) * bit + sign * t
+        return (g & (e ^ bit)) + signed_t
+    ev = e & bit
+    return torch.where(g.bool(), -ev, ev) + signed_t
 
 
 def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
