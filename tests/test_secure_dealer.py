@@ -62,11 +62,30 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         dealer.decode(torch.tensor([99] + [0] * (dealer.FRAME - 1)))
 
 
-def test_pooled_correlations_hold_for_the_parties_draws() -> None:
-    from smpc_gym.secure import dealer, ring
+def test_streams_are_aes_256_ctr_under_their_own_key() -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    def gens() -> tuple[torch.Generator, torch.Generator]:
-        return torch.Generator().manual_seed(21), torch.Generator().manual_seed(22)
+    from smpc_gym.secure import prg
+
+    key = bytes(range(32))
+    a, b = prg.Stream(key), prg.Stream(key)
+    assert torch.equal(a.ring(10), b.ring(10)) and torch.equal(a.bits(100), b.bits(100))
+    # the keystream of AES-256 in counter mode from block 0, 8 bytes per ring element
+    want = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor().update(bytes(80))
+    assert prg.Stream(key).ring(10).numpy().tobytes() == want
+    bits = prg.Stream(key).bits(64_000).double()
+    assert set(bits.unique().tolist()) == {0.0, 1.0} and abs(float(bits.mean()) - 0.5) < 0.01
+    assert len(prg.new_key()) == prg.KEY_BYTES and prg.new_key() != prg.new_key()
+    for bad in (b"short", "a" * 32, bytes(33)):
+        with pytest.raises(ValueError, match="a stream key is 32 bytes"):
+            prg.Stream(bad)  # type: ignore[arg-type]
+
+
+def test_pooled_correlations_hold_for_the_parties_draws() -> None:
+    from smpc_gym.secure import dealer, prg, ring
+
+    def gens() -> tuple[prg.Stream, prg.Stream]:  # the dealer's streams, one per party
+        return prg.Stream(bytes(32)), prg.Stream(bytes(range(32)))
 
     g0, g1 = gens()
     t0 = dealer.bit_pairs(g0, g1, 50)
@@ -123,6 +142,9 @@ def _party(ctx):
         want = (x @ w) ** 2
         out["err"] = max(out["err"], float((z.get_plain_text() - want).abs().max()))
     out["stats"] = ctx.comm_stats()
+    from smpc_gym.secure import dealer, prg
+
+    out["aes_stream"] = isinstance(dealer.pools().gen, prg.Stream)
     return out
 
 
@@ -130,6 +152,7 @@ def test_pooled_triples_are_correct_and_save_round_trips() -> None:
     res = launch_local(_party, 2, config=PartyConfig(world_size=2, timeout_s=120))
     r0, r1 = res
     assert r0["err"] < 0.05, r0
+    assert r0["aes_stream"] and r1["aes_stream"]  # never CrypTen's Mersenne Twister
     # party 1 never talks to the dealer: its rounds are the 4 per iteration with party 0
     # (two openings, two truncations) plus the 24 reveals; party 0 adds only the
     # pool refills, far fewer than the 24 products

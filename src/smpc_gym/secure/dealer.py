@@ -1,9 +1,13 @@
 """The dealer (trusted third party): typed requests, no pickle, and pooled randomness.
 
 The dealer is a process that holds no party's data. At start-up it sends each party a
-seed; both then expand it into the same stream, so the dealer knows every party's random
-shares and can hand party 0 the one share that makes a correlation hold (for a Beaver
-triple ``c₀ = a·b − c₁``). It never receives a share of any data, weight or opened value.
+256-bit key from ``os.urandom``; both then expand it into the same AES-256-CTR stream
+(:mod:`smpc_gym.secure.prg`), so the dealer knows every party's random shares and can
+hand party 0 the one share that makes a correlation hold (for a Beaver triple
+``c₀ = a·b − c₁``). It never receives a share of any data, weight or opened value.
+Every pooled correlation below comes from these streams. CrypTen's own request kinds
+(``additive`` of mismatched shapes, ``square``, ``binary``, ``wraps``, ``B2A``) still
+come from the 64-bit-seeded torch generator CrypTen sets up beside them.
 
 **Wire format.** CrypTen's own dealer protocol pickles every request and reply
 (``send_obj``/``recv_obj``). Ours sends one fixed-size int64 frame per request
@@ -56,6 +60,7 @@ from typing import Any
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.prg import KEY_BYTES, Stream, new_key
 from smpc_gym.secure.ring import draw_bits, draw_ring, pack_words, ring_matmul, unpack_words
 
 __all__ = [
@@ -236,7 +241,7 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
 
 
 # ----------------------------------------------------------------------------- generation
-def trunc_pairs(gen0: torch.Generator, gen1: torch.Generator, n: int, nbits: int) -> torch.Tensor:
+def trunc_pairs(gen0: Stream, gen1: Stream, n: int, nbits: int) -> torch.Tensor:
     """Party 0's packed ``t₀`` for ``n`` truncation pairs: ``u`` from ``gen0``; ``v``
     then ``t₁`` from ``gen1`` (the parties' draw order in :class:`Pools`)."""
     u = draw_bits(int(n), gen0)
@@ -245,7 +250,7 @@ def trunc_pairs(gen0: torch.Generator, gen1: torch.Generator, n: int, nbits: int
     return pack_words(u * v - t1, int(nbits))
 
 
-def bit_pairs(gen0: torch.Generator, gen1: torch.Generator, n_words: int) -> torch.Tensor:
+def bit_pairs(gen0: Stream, gen1: Stream, n_words: int) -> torch.Tensor:
     """Party 0's ``t₀`` words for ``64·n_words`` cross-AND pairs: ``t₀ = (u ∧ v) ⊕ t₁``,
     ``u`` from ``gen0``, then ``v`` and ``t₁`` from ``gen1``."""
     u = draw_ring(int(n_words), gen0)
@@ -253,7 +258,7 @@ def bit_pairs(gen0: torch.Generator, gen1: torch.Generator, n_words: int) -> tor
     return (u & v) ^ draw_ring(int(n_words), gen1)
 
 
-def bit_mul(gen0: torch.Generator, gen1: torch.Generator, n: int) -> torch.Tensor:
+def bit_mul(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
     """Party 0's ``[r₀ᴬ, c₀]`` ``[2, n]`` for ``n`` bit-times-value correlations.
 
     Each generator draws a bit ``rᵢ`` and a ring mask ``Aᵢ`` per element, then party 1
@@ -267,7 +272,7 @@ def bit_mul(gen0: torch.Generator, gen1: torch.Generator, n: int) -> torch.Tenso
     return torch.stack([r - r_a1, a * r - c1])
 
 
-def newton_triples(gen0: torch.Generator, gen1: torch.Generator, n: int, iters: int) -> torch.Tensor:
+def newton_triples(gen0: Stream, gen1: Stream, n: int, iters: int) -> torch.Tensor:
     """Party 0's ``c₀`` ``[iters, 3, n]`` for ``iters`` Newton steps on ``n`` elements.
 
     Each generator draws the masks ``M`` ``[1 + 3·iters, n]`` (``A = M[0]`` for ``x``;
@@ -285,7 +290,7 @@ def newton_triples(gen0: torch.Generator, gen1: torch.Generator, n: int, iters: 
 
 
 def _triples_c0(
-    gen0: torch.Generator, gen1: torch.Generator, size0: Any, size1: Any, product: Any, out: Any
+    gen0: Stream, gen1: Stream, size0: Any, size1: Any, product: Any, out: Any
 ) -> torch.Tensor:
     """``c₀ = (a₀ + a₁)·(b₀ + b₁) − c₁``: each generator draws ``a``, then ``b`` (then
     party 1's ``c₁``), in the parties' order."""
@@ -326,7 +331,7 @@ def serve() -> None:
             self._setup_generators()
 
         def answer(self, func: str, args: list[Any]) -> torch.Tensor:
-            gens = self._get_generators(device="cpu")
+            gens = self._get_generators(device="cpu")  # CrypTen's, for its own kinds
             if func == "additive" and args[2] == "matmul":  # any number of parties
                 a = self._get_additive_PRSS(args[0])
                 b = self._get_additive_PRSS(args[1])
@@ -336,7 +341,7 @@ def serve() -> None:
                 return getattr(self, func)(*args)  # CrypTen's recipes
             if len(gens) != 2:
                 raise ValueError(f"dealer request {func!r} is two-party only, not {len(gens)}")
-            g0, g1 = gens
+            g0, g1 = self.streams
             if func == "trunc_pairs":
                 return trunc_pairs(g0, g1, args[0], args[1])
             if func == "bit_pairs":
@@ -353,6 +358,14 @@ def serve() -> None:
             return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
 
     dealer = _Dealer()
+    # one AES stream key per party, sent once (CrypTen's seeds went the same way)
+    keys = [new_key() for _ in range(len(dealer._get_generators(device="cpu")))]
+    sent = [
+        dist.isend(_key_words(k), dst=p, group=dealer.ttp_group) for p, k in enumerate(keys)
+    ]
+    for req in sent:
+        req.wait()
+    dealer.streams = [Stream(k) for k in keys]
     group = dealer.comm_group
     while True:
         frame = torch.empty(FRAME, dtype=torch.int64)
@@ -420,12 +433,26 @@ def _typed_ttp_request(self: Any, func_name: str, device: Any, *args: Any, **kwa
 def install_client() -> None:
     """Route CrypTen's dealer requests (``TTPClient.ttp_request``) through :func:`_request`.
 
-    Call after ``crypten.init()`` with the TTP provider, in every party.
+    Call after ``crypten.init()`` with the TTP provider, in every party: it also
+    receives this party's stream key from the dealer (:func:`serve`), so the dealer
+    must be running.
     """
     crypten_module()
+    import torch.distributed as dist
     from crypten.mpc.provider.ttp_provider import TTPClient
 
-    type(TTPClient.get()).ttp_request = _typed_ttp_request
+    client = TTPClient.get()  # receives CrypTen's seed first
+    type(client).ttp_request = _typed_ttp_request
+    # then this party's AES stream key (serve() sends it right after the seeds)
+    words = torch.empty(KEY_BYTES // 8, dtype=torch.int64)
+    comm = crypten_module().communicator.get()
+    dist.recv(words, src=comm.get_ttp_rank(), group=client.ttp_group)
+    client._smpc_stream = Stream(words.numpy().tobytes())
+
+
+def _key_words(key: bytes) -> torch.Tensor:
+    """A stream key as int64 words, for sending."""
+    return torch.frombuffer(bytearray(key), dtype=torch.int64)
 
 
 def stop() -> None:
@@ -460,7 +487,7 @@ class Pools:
     streams stay aligned exactly as without prefetch. Costs one extra chunk per pool.
     """
 
-    def __init__(self, rank: int, generator: torch.Generator, prefetch: bool = True) -> None:
+    def __init__(self, rank: int, generator: Stream, prefetch: bool = True) -> None:
         self.rank = rank
         self.gen = generator
         self.prefetch = prefetch
@@ -617,6 +644,6 @@ def pools() -> Pools:
     client = TTPClient.get()
     found = getattr(client, "_smpc_pools", None)
     if found is None:
-        found = Pools(crypten.communicator.get().get_rank(), client.get_generator())
+        found = Pools(crypten.communicator.get().get_rank(), client._smpc_stream)
         client._smpc_pools = found
     return found

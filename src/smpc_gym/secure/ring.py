@@ -28,6 +28,8 @@ checks it bit for bit against the int64 matmul on full-range random inputs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 __all__ = [
@@ -89,14 +91,19 @@ def ring_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- random words, bit packing
-def draw_bits(n: int, generator: torch.Generator) -> torch.Tensor:
+def draw_bits(n: int, generator: Any) -> torch.Tensor:
     """``n`` uniform bits (int64 0/1) from ``generator`` (the same call in every process
-    that shares the generator gives the same bits)."""
+    that shares the generator gives the same bits): a ``torch.Generator`` (CrypTen's, for
+    the ``TFP`` opt-out) or the dealer's AES stream (:class:`smpc_gym.secure.prg.Stream`)."""
+    if not isinstance(generator, torch.Generator):  # a Stream
+        return generator.bits(n)
     return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64)
 
 
-def draw_ring(n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` uniform ring elements (int64) from ``generator``."""
+def draw_ring(n: int, generator: Any) -> torch.Tensor:
+    """``n`` uniform ring elements (int64) from ``generator`` (as in :func:`draw_bits`)."""
+    if not isinstance(generator, torch.Generator):  # a Stream
+        return generator.ring(n)
     # random_ from -2^63 with no upper bound draws all 64 bits (every int64, uniformly);
     # randint's exclusive bound would leave out 2^63 - 1, and it is ~1.6x slower
     return torch.empty(n, dtype=torch.int64).random_(-(2**63), None, generator=generator)

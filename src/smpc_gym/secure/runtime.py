@@ -418,10 +418,12 @@ def _init_crypten(config: PartyConfig, rank: int) -> ModuleType:
     crypten.cfg.communicator.verbose = True  # count bytes and rounds
     with _dist_timeout(config.timeout_s):
         crypten.init()
-    if config.provider == "TTP":
-        from smpc_gym.secure.dealer import install_client
+        if config.provider == "TTP":
+            from smpc_gym.secure.dealer import install_client
 
-        install_client()  # typed frames to the dealer, never CrypTen's pickled messages
+            # typed frames to the dealer, never CrypTen's pickled messages; and this
+            # party's AES stream key from the dealer
+            install_client()
     return crypten
 
 
