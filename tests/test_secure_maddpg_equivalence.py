@@ -83,6 +83,18 @@ def _secure_party(ctx, cfg: sm.Config, data, k: int, high, corrupt_after: int = 
 
     party = sm.Party(ctx.crypten, ctx.rank, cfg, {}, seed, action_high=high)
     _fill(party.replay, data[ctx.rank])  # each party holds only its own columns
+    native: list[str] = []  # CrypTen's own dealer requests (its Mersenne Twister streams)
+    if cfg.provider == "TTP":
+        from crypten.mpc.provider.ttp_provider import TTPClient
+
+        client = type(TTPClient.get())
+        routed = client.ttp_request
+
+        def counted(self, func_name, *args, **kwargs):
+            native.append(func_name)
+            return routed(self, func_name, *args, **kwargs)
+
+        client.ttp_request = counted
     for u in range(k):
         idx = maddpg.sample_indices(party.replay.size, cfg.batch_size, party.sampler)
         party.update(idx)
@@ -106,6 +118,7 @@ def _secure_party(ctx, cfg: sm.Config, data, k: int, high, corrupt_after: int = 
         "updates": party.updates,
         "local_truncations": trunc.STATS["local"],
         "exact_truncations": trunc.STATS["exact"],
+        "native_dealer_requests": native,
     }
 
 
@@ -134,7 +147,7 @@ def _compare(
                     "rmse": float(err.pow(2).mean().sqrt()),
                     "max": float(err.max()),
                 }
-    counters = ("redos", "updates", "local_truncations", "exact_truncations")
+    counters = ("redos", "updates", "local_truncations", "exact_truncations", "native_dealer_requests")
     return report, {c: res[c] for c in counters}
 
 
@@ -157,6 +170,8 @@ def test_secure_adam_update_matches_plaintext_small(k: int) -> None:
     _check(report, 1e-3)
     assert counters["local_truncations"] == 0
     assert counters["exact_truncations"] > 0
+    # every correlation from the dealer's AES streams, none from CrypTen's own requests
+    assert counters["native_dealer_requests"] == [], counters["native_dealer_requests"]
 
 
 @pytest.mark.slow
@@ -212,6 +227,7 @@ def test_a_wrapped_share_is_detected_and_the_updates_redone() -> None:
     k = 8
     report, counters = _compare(cfg, k, n=96, corrupt_after=3)
     assert (counters["redos"], counters["updates"]) == (1, k)
+    assert counters["native_dealer_requests"] == []  # the revealed losses' squares too
     for name, err in report.items():
         assert err["mae"] <= 1e-3 and err["max"] <= 1e-2, name
 

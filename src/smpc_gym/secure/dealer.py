@@ -29,6 +29,7 @@ instead of CrypTen's pickled ``"terminate"``.
   one word per 64 pairs;
 * ``mul_flat`` / ``matmul_many``: many elementwise triples, or ``k`` matmul triples of
   one shape, in one reply (the pools below);
+* ``square_flat``: Beaver squares ``(r, r²)`` (:func:`square_flat`);
 * ``bit_mul``: correlations for multiplying a value by an XOR-shared bit
   (:func:`bit_mul`), as the ReLU does with its sign bit;
 * ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
@@ -79,6 +80,7 @@ __all__ = [
     "pools",
     "result_size",
     "serve",
+    "square_flat",
     "stop",
     "trunc_pairs",
 ]
@@ -105,6 +107,7 @@ _CODES = {
     "matmul_many": 9,
     "newton_triples": 10,
     "bit_mul": 11,
+    "square_flat": 12,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -181,7 +184,7 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
         return func, [k, size(), size()]
     if func == "trunc_pairs":
         return func, w[1:3]
-    if func in ("bit_pairs", "mul_flat", "bit_mul"):
+    if func in ("bit_pairs", "mul_flat", "bit_mul", "square_flat"):
         return func, w[1:2]
     if func == "newton_triples":
         n, iters = w[1:3]
@@ -228,7 +231,7 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
     if func == "trunc_pairs":
         n, nbits = int(args[0]), int(args[1])
         return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
-    if func in ("bit_pairs", "mul_flat"):
+    if func in ("bit_pairs", "mul_flat", "square_flat"):
         return torch.Size((int(args[0]),))
     if func == "bit_mul":
         return torch.Size((2, int(args[0])))
@@ -256,6 +259,13 @@ def bit_pairs(gen0: Stream, gen1: Stream, n_words: int) -> torch.Tensor:
     u = draw_ring(int(n_words), gen0)
     v = draw_ring(int(n_words), gen1)
     return (u & v) ^ draw_ring(int(n_words), gen1)
+
+
+def square_flat(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
+    """Party 0's ``s₀ = r² − s₁`` for ``n`` Beaver squares: each stream draws its share of
+    ``r``, then party 1's ``s₁``."""
+    r = draw_ring(int(n), gen0) + draw_ring(int(n), gen1)
+    return r * r - draw_ring(int(n), gen1)
 
 
 def bit_mul(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
@@ -353,6 +363,8 @@ def serve() -> None:
                 return newton_triples(g0, g1, args[0], args[1])
             if func == "bit_mul":
                 return bit_mul(g0, g1, args[0])
+            if func == "square_flat":
+                return square_flat(g0, g1, args[0])
             k, s0, s1 = args  # matmul_many
             out = (k, *_matmul_size(s0, s1))
             return _triples_c0(g0, g1, (k, *s0), (k, *s1), ring_matmul, out)
@@ -570,6 +582,20 @@ class Pools:
 
         a, b, c = self._take(("mul",), size.numel(), refill)
         return a.reshape(size), b.reshape(size), c.reshape(size)
+
+    def square(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This party's shares ``(r, s)`` of ``n`` Beaver squares, ``s`` of ``r²``."""
+
+        def refill(m: int) -> Any:
+            r = draw_ring(m, self.gen)
+            if self.rank == 0:
+                reply = _Reply("square_flat", (m,))
+                return lambda: [r, reply.result()]
+            s = draw_ring(m, self.gen)
+            return lambda: [r, s]
+
+        r, s = self._take(("square",), n, refill)
+        return r, s
 
     def bit_mul(self, n: int) -> tuple[torch.Tensor, ...]:
         """This party's ``(r, A, rᴬ, c)`` of ``n`` bit-times-value correlations

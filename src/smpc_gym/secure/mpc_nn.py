@@ -61,6 +61,8 @@ __all__ = [
     "relu_mask",
     "share_rounded",
     "sigmoid",
+    "square",
+    "square_raw",
     "wrap_shares",
 ]
 
@@ -333,6 +335,44 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
 #: bias, and the sigmoid's breakpoints (``≤ 16``) fit in the rest. A wrapped-around
 #: truncation would already have corrupted ``z`` (and shows as a huge revealed loss).
 ACT_BITS = 48
+
+
+def square_raw(x: Any) -> torch.Tensor:
+    """This party's share of ``x²`` **untruncated** (at the square of ``x``'s scale): one
+    Beaver square, one opening.
+
+    With the dealer the pair ``(r, r²)`` is pooled from its AES streams
+    (:meth:`smpc_gym.secure.dealer.Pools.square`): the parties open ``e = x − r`` and
+    compute ``x² = e² + 2·e·r + r²`` locally. Other providers use CrypTen's square.
+    Reveals ``e``, ``x`` masked by a uniform ring element.
+    """
+    crypten = _crypten()
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    comm = crypten.communicator.get()
+    if not (
+        isinstance(crypten.mpc.get_default_provider(), TrustedThirdParty)
+        and comm.get_world_size() == 2
+    ):
+        protocol = getattr(crypten.mpc.primitives, crypten.cfg.mpc.protocol)
+        return protocol.square(x._tensor.clone()).share
+    from smpc_gym.secure.dealer import pools
+
+    share = x._tensor.share
+    r, s = pools().square(int(share.numel()))
+    r, s = r.reshape(share.shape), s.reshape(share.shape)
+    (e,) = open_many([share - r])
+    out = s + 2 * e * r
+    return out + e * e if comm.get_rank() == 0 else out
+
+
+def square(x: Any) -> Any:
+    """``x²`` at ``x``'s fixed-point scale: :func:`square_raw`, then one exact truncation
+    (correct for ``|x²| < 2^30``)."""
+    from smpc_gym.secure.trunc import trunc_many
+
+    (out,) = trunc_many([(square_raw(x), int(x._tensor.encoder.scale))])
+    return wrap_shares(out, x._tensor.encoder)
 
 
 def ltz(z: Any, bits: int | None = None) -> Any:

@@ -118,16 +118,14 @@ def square_shifted(x: Any, shift: int) -> Any:
     """
     if shift % 2 or not 0 <= shift <= 16:
         raise ValueError(f"shift must be even and in [0, 16], got {shift}")
-    from smpc_gym.secure.mpc_nn import wrap_shares
+    from smpc_gym.secure.mpc_nn import square_raw, wrap_shares
 
-    crypten = crypten_module()
-    protocol = getattr(crypten.mpc.primitives, crypten.cfg.mpc.protocol)
     xs = x._tensor.clone()
     scale = int(xs.encoder.scale)
     pre = 8 - shift // 2 if shift >= 8 else shift // 2
     if pre:
         (xs.share,) = trunc_many([(xs.share, 1 << pre)])
-    raw = protocol.square(xs).share  # ring value x²·2^(32 − 2·pre), not truncated
+    raw = square_raw(wrap_shares(xs.share, xs.encoder))  # x²·2^(32 − 2·pre), not truncated
     if shift < 8:
         (raw,) = trunc_many([(raw, scale >> (2 * shift))])
     return wrap_shares(raw, x._tensor.encoder)

@@ -226,7 +226,7 @@ def secure_update(
         (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
     """
     from smpc_gym.secure.comm import phase
-    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked
+    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked, square
     from smpc_gym.secure.optim import mul_public
 
     actor_opt, critic_opt = opts
@@ -251,7 +251,7 @@ def secure_update(
     out: dict[str, Any] = {}
     if cfg.reveal_losses:
         with phase("loss"):
-            out["critic_loss"] = mul_public(diff.square().sum(dim=(1)).reshape(P), 1.0 / B)
+            out["critic_loss"] = mul_public(square(diff).sum(dim=(1)).reshape(P), 1.0 / B)
     dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
     with phase("backward"):
         grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
