@@ -147,7 +147,13 @@ def _compare(
                     "rmse": float(err.pow(2).mean().sqrt()),
                     "max": float(err.max()),
                 }
-    counters = ("redos", "updates", "local_truncations", "exact_truncations", "native_dealer_requests")
+    counters = (
+        "redos",
+        "updates",
+        "local_truncations",
+        "exact_truncations",
+        "native_dealer_requests",
+    )
     return report, {c: res[c] for c in counters}
 
 

@@ -20,8 +20,8 @@ carry, bit-sliced, in a halving tree:
    with ``c`` the carry out of the low ``k`` bits. The same tree over ``k`` bits
    (``sign_share(…, bits=k)``) is exact for every ``x`` in that range and says nothing
    useful outside it; the callers state their range (:data:`smpc_gym.secure.mpc_nn.ACT_BITS`
-   for activations). For ``k = 48`` it takes 224 cross ANDs per element instead of 299
-   (6 tree levels either way; ``k ≤ 32`` would save a level).
+   for activations). For ``k = 48`` it takes 200 cross ANDs per element instead of 268
+   (6 rounds either way; ``k ≤ 32`` would save one).
 2. **The carry tree.** Per bit ``j``: generate ``g_j = L₀_j ∧ L₁_j`` and propagate
    ``p_j = L₀_j ⊕ L₁_j`` (free: each party's bit is its XOR share). Adjacent groups
    combine as ``G = G_hi ⊕ (P_hi ∧ G_lo)``, ``P = P_hi ∧ P_lo``: 63 → 32 → … → 1 groups
@@ -38,10 +38,11 @@ carry, bit-sliced, in a halving tree:
    arithmetic 0/1 share is ``s₀ + s₁ − 2·s₀s₁``, the product from one arithmetic pair
    (:func:`smpc_gym.secure.trunc.private_product`).
 
-Cost: 8 party-to-party rounds for any number of elements (1 generate, 6 tree levels,
-1 conversion), as CrypTen's comparison, and 2 dealer requests where CrypTen's makes one
-per AND level. About 300 cross ANDs per element: ~38 bytes sent by each party plus ~45
-bytes from the dealer to party 0. Counted on 4,014 elements (``tests/test_secure_compare.py``),
+Cost: 7 party-to-party rounds for any number of elements (the pairs of bits, 5 tree
+levels, 1 conversion; CrypTen's comparison takes 8), and 2 dealer requests where
+CrypTen's makes one per AND level. The leaves are pairs of bits, whose ``G`` and ``P``
+come from the parties' own bits in one round (:func:`carry_shares`). 268 cross ANDs per
+element: ~34 bytes sent by each party plus ~34 bytes from the dealer to party 0. Counted on 4,014 elements (``tests/test_secure_compare.py``),
 party 0's sent+received bytes are 4.5× fewer than CrypTen's with the dealer, 5.7× fewer
 under ``tfp_player0_sees_all``.
 
@@ -160,18 +161,34 @@ def _unrow(row: torch.Tensor, n: int) -> torch.Tensor:
 
 def _carry_pairs(words: int, nbits: int = LOW_BITS) -> int:
     """How many cross-AND words the carry tree of :func:`carry_shares` uses."""
-    total, m = nbits, nbits  # generate: one cross AND per bit
+    k = nbits // 2
+    # the leaves (pairs of bits): G from 3 cross ANDs, P from 2 (not for the lowest
+    # pair); an odd top bit: its generate
+    leaves = 3 * k + 2 * max(k - 1, 0) + nbits % 2
+    return (leaves + _tree_pairs(k + nbits % 2)) * words
+
+
+def _tree_pairs(m: int) -> int:
+    """Cross-AND words per word of the halving tree over ``m`` groups."""
+    total = 0
     while m > 1:
         k = m // 2
         total += 2 * k + 2 * (k - 1)  # G for every pair, P for all but the lowest pair
         m = k + m % 2
-    return total * words
+    return total
 
 
 def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.Tensor:
     """XOR shares (int64 0/1, one per element) of ``[L₀ + L₁ ≥ 2^nbits]`` for this party's
     words ``low`` (its low ``nbits`` bits are ``Lᵢ``, the higher bits must be 0);
-    ``1 + ⌈log₂ nbits⌉`` rounds, one dealer request."""
+    ``⌈log₂ nbits⌉`` rounds, one dealer request.
+
+    The leaves are pairs of bits, whose ``(G, P)`` come straight from the parties' own
+    bits in one round: with party 0's bits ``a`` and party 1's ``b``,
+    ``G = a_hi·b_hi ⊕ (a_hi·a_lo)·b_lo ⊕ a_lo·(b_hi·b_lo)`` and
+    ``P = a_hi·a_lo ⊕ b_hi·b_lo ⊕ a_hi·b_lo ⊕ a_lo·b_hi``: 5 cross ANDs of bits each
+    party knows, where a generate round then a combine round took 6 cross ANDs and two
+    rounds."""
     n = int(low.numel())
     rows = rows_of(low, nbits)  # [nbits, W]
     w = rows.shape[1]
@@ -184,8 +201,24 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
         used += k * w
         return out
 
-    g = cross_and(rows, rank, take(nbits))  # g_j = L₀_j ∧ L₁_j
-    p = rows  # p_j = L₀_j ⊕ L₁_j: each party's own bit is its share
+    k = nbits // 2
+    lo, hi = rows[0 : 2 * k : 2], rows[1 : 2 * k : 2]  # each pair's low and high bit
+    both = lo & hi  # this party's own a_hi·a_lo (or b_hi·b_lo)
+    top = rows[2 * k :]  # the odd top bit, if any: its generate a·b is one cross AND
+    # party 0 feeds the left factor of each cross AND, party 1 the right one
+    if rank == 0:
+        mine = torch.cat([hi, both, lo, hi[1:], lo[1:], top])
+    else:
+        mine = torch.cat([hi, lo, both, lo[1:], hi[1:], top])
+    cross = cross_and(mine, rank, take(_carry_pairs(1, nbits) - _tree_pairs(k + nbits % 2)))
+    g = cross[:k] ^ cross[k : 2 * k] ^ cross[2 * k : 3 * k]
+    q = 3 * k + max(k - 1, 0)
+    p = torch.cat(
+        [hi[:1], cross[3 * k : q] ^ cross[q : q + k - 1] ^ both[1:]]
+    )  # P of pair 0: unread
+    if nbits % 2:
+        g = torch.cat([g, cross[-1:]])
+        p = torch.cat([p, top])  # p = a ⊕ b: each party's own bit is its share
     while g.shape[0] > 1:
         m = g.shape[0]
         k = m // 2
@@ -215,7 +248,7 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
 
 def sign_share(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Tensor:
     """This party's arithmetic share (int64, scale 1) of ``[x < 0]`` for its int64 share of
-    ``x``: exact for every ring element with the default ``bits = 63`` (8 rounds), and for
+    ``x``: exact for every ring element with the default ``bits = 63`` (7 rounds), and for
     every ``x`` in ``[-2^bits, 2^bits)`` with a smaller ``bits`` (see the module doc).
 
     Raises:
@@ -229,7 +262,7 @@ def sign_share(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Te
 def sign_bits(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Tensor:
     """This party's **XOR** share (flat int64 0/1) of ``[x < 0]``: :func:`sign_share`
     without its last round (the conversion to an arithmetic share), for a caller that
-    consumes the bit directly (:func:`smpc_gym.secure.mpc_nn.relu`). 7 rounds.
+    consumes the bit directly (:func:`smpc_gym.secure.mpc_nn.relu`). 6 rounds.
 
     Raises:
         ValueError: if ``bits`` is not in ``[1, 63]``.

@@ -372,9 +372,7 @@ def serve() -> None:
     dealer = _Dealer()
     # one AES stream key per party, sent once (CrypTen's seeds went the same way)
     keys = [new_key() for _ in range(len(dealer._get_generators(device="cpu")))]
-    sent = [
-        dist.isend(_key_words(k), dst=p, group=dealer.ttp_group) for p, k in enumerate(keys)
-    ]
+    sent = [dist.isend(_key_words(k), dst=p, group=dealer.ttp_group) for p, k in enumerate(keys)]
     for req in sent:
         req.wait()
     dealer.streams = [Stream(k) for k in keys]

@@ -380,11 +380,11 @@ def ltz(z: Any, bits: int | None = None) -> Any:
 
     The dealer-assisted carry-tree sign test of :mod:`smpc_gym.secure.compare`. With
     ``bits=None`` it is exact over the **whole ring** (``|z| < 2^47`` at 16 fractional
-    bits): 8 rounds and about a quarter of the bytes of CrypTen's 64-bit comparison
+    bits): 7 rounds and about a quarter of the bytes of CrypTen's 64-bit comparison
     (``MPCTensor._ltz``). With ``bits=k`` it is exact for every raw ``z`` in
     ``[−2^k, 2^k)`` and wrong outside (the caller states why its values are in range):
-    the carry tree runs over ``k`` bits instead of 63 (``k = 48``: 224 cross ANDs per
-    element instead of 299, same rounds).
+    the carry tree runs over ``k`` bits instead of 63 (``k = 48``: 200 cross ANDs per
+    element instead of 268, same rounds).
     """
     from smpc_gym.secure.compare import LOW_BITS, sign_share
 
@@ -452,7 +452,9 @@ def relu(z: Any) -> tuple[Any, Any]:
     h = e * zs + flip * (z_a * r_a + c)
     mask = flip * r_a + (e if rank == 0 else 0)
     bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
-    return wrap_shares(h.reshape(z.size()), z.encoder), wrap_shares(mask.reshape(z.size()), bits_enc)
+    return wrap_shares(h.reshape(z.size()), z.encoder), wrap_shares(
+        mask.reshape(z.size()), bits_enc
+    )
 
 
 def _bit_mul_correlations(n: int) -> tuple[torch.Tensor, ...] | None:
@@ -563,7 +565,7 @@ def sigmoid(z: Any) -> Any:
        round of products left untruncated, summed, then truncated once, exactly, back
        to the 16-bit grid.
 
-    8 + 1 + 2·2 + 1 + 1 = 15 rounds; the earlier ``exp`` and reciprocal route took 46.
+    7 + 1 + 2·2 + 1 + 1 = 14 rounds; the earlier ``exp`` and reciprocal route took 46.
     Accuracy: the fit's 3e-6 plus the coefficients' and powers' rounding at 2^-26 and one
     final rounding to the 2^-16 grid (measured: ``tests/test_secure_exact.py``).
     The derivative in the backward pass is ``σ(1 − σ)`` from the cached value.
