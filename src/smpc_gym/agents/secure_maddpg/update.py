@@ -246,14 +246,14 @@ def secure_update(
             [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
         )
         (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
-    y = b["reward"] + mul_public(not_done_q2, cfg.gamma)
+        y = b["reward"] + mul_public(not_done_q2, cfg.gamma)  # one truncation round
     diff = q - y
     out: dict[str, Any] = {}
     if cfg.reveal_losses:
         with phase("loss"):
             out["critic_loss"] = mul_public(square(diff).sum(dim=(1)).reshape(P), 1.0 / B)
-    dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
     with phase("backward"):
+        dq = mul_public(diff, 2.0 * cfg.critic_grad_scale / B)
         grads, _ = backward_stacked([nets.critics], [critic_cache], [dq])
     assert grads is not None  # weight_grads=True
     with phase("optimiser"):
@@ -267,7 +267,8 @@ def secure_update(
     with phase("forward"):
         (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
     if cfg.reveal_losses:
-        out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
+        with phase("loss"):
+            out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
     dqa = crypten.cryptensor(torch.full((P, B, 1), -cfg.actor_grad_scale / B), src=0)
     f2 = 2 * N_FEATURES
     with phase("backward"):
