@@ -309,7 +309,7 @@ def _triples_c0(
     return product(a, b) - draw_ring_sized(out, gen1)
 
 
-def draw_ring_sized(size: Any, gen: torch.Generator) -> torch.Tensor:
+def draw_ring_sized(size: Any, gen: Stream | torch.Generator) -> torch.Tensor:
     """Uniform ring elements of ``size`` from ``gen`` (a flat draw, reshaped)."""
     size = torch.Size(size)
     return draw_ring(size.numel(), gen).reshape(size)
@@ -374,7 +374,8 @@ def serve() -> None:
     keys = [new_key() for _ in range(len(dealer._get_generators(device="cpu")))]
     sent = [dist.isend(_key_words(k), dst=p, group=dealer.ttp_group) for p, k in enumerate(keys)]
     for req in sent:
-        req.wait()
+        if req is not None:
+            req.wait()
     dealer.streams = [Stream(k) for k in keys]
     group = dealer.comm_group
     while True:
@@ -524,7 +525,7 @@ class Pools:
         # (if a request outgrows both) refills made now; only the n elements handed out
         # are copied, never a whole chunk
         have = 0 if entry is None else entry[0][0].shape[0] - entry[1]
-        pieces = [[p[entry[1] :] for p in entry[0]]] if have else []
+        pieces = [[p[entry[1] :] for p in entry[0]]] if entry is not None and have else []
         while True:
             fresh = self._next(key, lambda: refill(max(n, CHUNK)))
             need = n - have
