@@ -183,7 +183,7 @@ class SecureAdam:
     THRESHOLD_EXPONENTS = tuple(range(-1, 10))  # ... for j = -1 … 9 (x in [2^-8, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
-    #: the range reduction's comparisons x − 16^j are exact for |x − 16^j| < 2^57 raw
+    #: the range reduction's comparisons ``x − 16^j`` are exact for ``|x − 16^j| < 2^57`` raw
     #: (:func:`smpc_gym.secure.mpc_nn.ltz` with ``bits``): x < 2^41 at 16 fractional bits,
     #: four times the documented range x < 2^39; 241 cross ANDs per comparison instead of 268
     COMPARE_BITS = 57
