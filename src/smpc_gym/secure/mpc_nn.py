@@ -53,6 +53,7 @@ __all__ = [
     "SharedMLP",
     "backward_stacked",
     "beaver_many",
+    "correlation_source",
     "fast_dispatch",
     "forward_stacked",
     "ltz",
@@ -347,13 +348,8 @@ def square_raw(x: Any) -> torch.Tensor:
     Reveals ``e``, ``x`` masked by a uniform ring element.
     """
     crypten = _crypten()
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
-
     comm = crypten.communicator.get()
-    if not (
-        isinstance(crypten.mpc.get_default_provider(), TrustedThirdParty)
-        and comm.get_world_size() == 2
-    ):
+    if correlation_source() != "TTP":
         protocol = getattr(crypten.mpc.primitives, crypten.cfg.mpc.protocol)
         return protocol.square(x._tensor.clone()).share
     from smpc_gym.secure.dealer import pools
@@ -457,27 +453,40 @@ def relu(z: Any) -> tuple[Any, Any]:
     )
 
 
+def correlation_source() -> str | None:
+    """Who deals the correlations of this module's two-party protocols in this session:
+    ``"TTP"`` (the dealer's pools, :mod:`smpc_gym.secure.dealer`), ``"TFP"`` (party 0,
+    the opt-out), or None (another provider or world size: the callers fall back to
+    CrypTen's own triples)."""
+    crypten = _crypten()
+    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    if crypten.communicator.get().get_world_size() != 2:
+        return None
+    provider = crypten.mpc.get_default_provider()
+    if isinstance(provider, TrustedThirdParty):
+        return "TTP"
+    return "TFP" if isinstance(provider, TrustedFirstParty) else None
+
+
 def _bit_mul_correlations(n: int) -> tuple[torch.Tensor, ...] | None:
     """This party's ``(r, A, rᴬ, A·r)`` for :func:`relu`'s bit injection, or None if the
     provider cannot make them (two parties, ``TTP`` or ``TFP`` only)."""
     crypten = _crypten()
     from crypten.common.rng import generate_random_ring_element
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
-    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
     from smpc_gym.secure.ring import draw_bits
 
-    provider = crypten.mpc.get_default_provider()
-    comm = crypten.communicator.get()
-    if comm.get_world_size() != 2:
-        return None
-    if isinstance(provider, TrustedThirdParty):
+    source = correlation_source()
+    if source == "TTP":
         from smpc_gym.secure.dealer import pools
 
         return pools().bit_mul(n)
-    if not isinstance(provider, TrustedFirstParty):
+    if source is None:
         return None
+    comm = crypten.communicator.get()
     cpu = torch.device("cpu")
     if comm.get_rank() == 0:  # party 0 deals: r₁ from the generator it shares with party 1
         r0 = draw_bits(n, crypten.generators["local"][cpu])

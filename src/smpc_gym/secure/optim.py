@@ -588,19 +588,17 @@ def _newton_triples(n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor] | N
     crypten = crypten_module()
     from crypten.common.rng import generate_random_ring_element
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
-    from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
-    provider = crypten.mpc.get_default_provider()
-    comm = crypten.communicator.get()
-    if comm.get_world_size() != 2:
-        return None
-    if isinstance(provider, TrustedThirdParty):
+    from smpc_gym.secure.mpc_nn import correlation_source
+
+    source = correlation_source()
+    if source == "TTP":
         from smpc_gym.secure.dealer import pools
 
         return pools().newton_triples(n, iters)
-    if not isinstance(provider, TrustedFirstParty):
+    if source is None:
         return None
+    comm = crypten.communicator.get()
     rows = 1 + 3 * iters
     if comm.get_rank() == 0:
         masks = generate_random_ring_element((rows, n))
