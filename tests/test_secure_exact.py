@@ -315,6 +315,17 @@ def test_pack_helpers_round_trip() -> None:
     g = torch.Generator().manual_seed(0)
     bits = torch.randint(0, 2, (131,), generator=g)
     assert torch.equal(ring.unpack_bits(ring.pack_bits(bits), 131), bits)
+    # the layout every party and the dealer rely on: bit i is bit i % 64 of word i // 64
+    words = ring.pack_bits(bits)
+    assert words.dtype == torch.int64 and words.shape == (3,)
+    for i in (0, 1, 7, 8, 63, 64, 100, 130):
+        one = torch.zeros(131, dtype=torch.int64)
+        one[i] = 1
+        want = torch.zeros(3, dtype=torch.int64)
+        want[i // 64] = 1 << (i % 64) if i % 64 < 63 else -(1 << 63)
+        assert torch.equal(ring.pack_bits(one), want), i
+        assert int(ring.unpack_bits(want, 131).sum()) == 1 and ring.unpack_bits(want, 131)[i] == 1
+    assert ring.unpack_bits(words, 131).dtype == torch.int64
     vals = ring.draw_ring(37, g)
     for nbits in (16, 32, 64):
         back = ring.unpack_words(ring.pack_words(vals, nbits), 37, nbits)

@@ -28,9 +28,14 @@ checks it bit for bit against the int64 matmul on full-range random inputs.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import numpy as np
 import torch
+
+# pack_bits/unpack_bits read int64 words as bytes, lowest byte first
+assert sys.byteorder == "little", "smpc_gym's bit packing assumes a little-endian machine"
 
 __all__ = [
     "MAX_K",
@@ -110,19 +115,24 @@ def draw_ring(n: int, generator: Any) -> torch.Tensor:
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
-    """0/1 int64 vector → int64 words, 64 bits per word (zero-padded)."""
-    n = bits.numel()
-    pad = (-n) % 64
-    if pad:
-        bits = torch.cat([bits, bits.new_zeros(pad)])
-    shifts = torch.arange(64, dtype=torch.int64)
-    return (bits.reshape(-1, 64) << shifts).sum(1)
+    """0/1 int64 vector → int64 words, 64 bits per word (zero-padded): bit ``i`` of word
+    ``w`` is ``bits[64·w + i]``.
+
+    numpy's ``packbits`` on bytes (little-endian words; checked at import): ~10× faster
+    than shifting and summing ``[n/64, 64]`` int64 blocks, which profiled at a tenth of
+    a secure Adam update.
+    """
+    n = int(bits.numel())
+    packed = np.packbits(bits.reshape(-1).to(torch.uint8).numpy(), bitorder="little")
+    out = np.zeros(8 * ((n + 63) // 64), dtype=np.uint8)
+    out[: packed.size] = packed
+    return torch.from_numpy(out.view(np.int64))
 
 
 def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
     """Inverse of :func:`pack_bits`: the first ``n`` bits as an int64 0/1 vector."""
-    shifts = torch.arange(64, dtype=torch.int64)
-    return ((words.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n]
+    raw = words.reshape(-1).contiguous().numpy().view(np.uint8)
+    return torch.from_numpy(np.unpackbits(raw, count=int(n), bitorder="little")).to(torch.int64)
 
 
 _DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}
