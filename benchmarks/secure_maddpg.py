@@ -64,7 +64,13 @@ sent+received as CrypTen counts them, communication rounds), plus
 the RTT term added by the model) or ``"predicted"`` (model only). With ``--profile``:
 ``profile`` = ``{"ours_<opt>": {"update_s", "phases": {name: {"calls", "wall_s",
 "comm_s", "local_s", "bytes", "rounds"}} (per update), "unattributed_s", "act":
-{"seconds", "comm_s", "bytes", "rounds"} (per call)}, "plain_act_s", "floor"}``, where
+{"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"}, "plain_act_s", "floor"}``,
+where ``cpu`` is the CPU one update uses, per process (``party0_user_s``,
+``party0_sys_s``, ``party1_…``, ``dealer_…``: the dealer's, asked from it around each
+update; None without a dealer), ``total_s``, ``total_ratio_to_plain``, ``cores`` (of
+this machine), ``cores_busy`` (``total_s`` over the update's wall time) and
+``wall_floor_s`` / ``wall_floor_ratio_to_plain`` (``total_s / cores``: in a local run,
+where every process shares the machine, no update can be faster without less work);
 ``floor`` says what bounds an update from below on this machine: ``round_trip_s`` (one
 exchange of one element between the parties, median), ``ring_matmul_s``,
 ``float_matmul_s`` and ``ring_over_float_matmul`` (an exact ring product against the
@@ -86,6 +92,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -96,6 +103,8 @@ import torch
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
 from smpc_gym.secure.comm import PhaseProfile, phase, profiling
+from smpc_gym.secure.dealer import dealer_cpu_seconds
+from smpc_gym.secure.mpc_nn import correlation_source
 from smpc_gym.secure.runtime import (
     DEFAULT_PROVIDER,
     PROVIDERS,
@@ -225,12 +234,26 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     return time.perf_counter() - t0, ctx.comm_stats()
 
 
+def _cpu_now(ctx, dealer: bool) -> list[float]:
+    """This process's CPU seconds so far (user, system), then the dealer's if asked."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return [use.ru_utime, use.ru_stime, *(dealer_cpu_seconds() if dealer else ())]
+
+
 def _timed_update(
-    ctx, party: sm.Party, prof: PhaseProfile | None = None
+    ctx, party: sm.Party, prof: PhaseProfile | None = None, cpu: list[float] | None = None
 ) -> tuple[float, dict[str, int]]:
-    """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof."""
+    """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof.
+
+    With ``cpu`` (profile mode) the update's CPU seconds are added to it: this party's
+    user and system time and, in party 0 with the dealer, the dealer's (its reply to
+    the usage request comes after every earlier request, prefetches included; asked
+    outside the timed and counted window).
+    """
     idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
+    dealer = cpu is not None and ctx.rank == 0 and correlation_source() == "TTP"
     ctx.barrier()
+    before = _cpu_now(ctx, dealer) if cpu is not None else []
     ctx.reset_comm_stats()
     if prof is None:
         t = time.perf_counter()
@@ -240,6 +263,11 @@ def _timed_update(
         t = time.perf_counter()
         party.update(idx)
         dt = time.perf_counter() - t
+    stats = ctx.comm_stats()
+    if cpu is not None:
+        ctx.barrier()  # the peer's work of this update is done: the dealer's is asked for
+        for i, (a, b) in enumerate(zip(before, _cpu_now(ctx, dealer), strict=True)):
+            cpu[i] += b - a
     for name, st in p.phases.items():  # accumulate into the caller's profile
         acc = prof.phases.setdefault(name, type(st)())
         acc.calls += st.calls
@@ -247,7 +275,7 @@ def _timed_update(
         acc.comm_s += st.comm_s
         acc.bytes += st.bytes
         acc.rounds += st.rounds
-    return dt, ctx.comm_stats()
+    return dt, stats
 
 
 def _act_profile(ctx, party: sm.Party, n: int = 5) -> dict[str, float]:
@@ -308,6 +336,34 @@ def _floor_parts(ctx, hidden: int, batch: int, n: int = 50) -> dict[str, float]:
     }
 
 
+def _cpu_budget(
+    cpu0: list[float], cpu1: list[float], update_s: float, plain: float, dealer: bool
+) -> dict:
+    """The CPU one update uses on this machine, per process and in total (seconds).
+
+    ``cores_busy`` = total CPU seconds over the update's wall seconds: near the machine's
+    core count, the update is bound by CPU, not by waiting; ``total_s / cores`` is then
+    the wall time this machine cannot go below without less work.
+    """
+    out = {
+        "party0_user_s": cpu0[0], "party0_sys_s": cpu0[1],
+        "party1_user_s": cpu1[0], "party1_sys_s": cpu1[1],
+        "dealer_user_s": cpu0[2] if dealer else None,
+        "dealer_sys_s": cpu0[3] if dealer else None,
+    }  # fmt: skip
+    total = sum(v for v in out.values() if v is not None)
+    cores = os.cpu_count() or 1
+    out.update(
+        total_s=total,
+        total_ratio_to_plain=total / plain,
+        cores=cores,
+        cores_busy=total / update_s,
+        wall_floor_s=total / cores,
+        wall_floor_ratio_to_plain=total / cores / plain,
+    )
+    return out
+
+
 def _profile_summary(prof: PhaseProfile, seconds: list[float]) -> dict:
     """Per-update figures of a profile accumulated over ``len(seconds)`` updates."""
     n = len(seconds)
@@ -343,9 +399,12 @@ def _party(
     rows: dict[str, list] = {f"ours_{opt}": [] for opt in optimizers}
     rows["straightforward"] = []
     profs = {opt: PhaseProfile(ctx.comm) if profile else None for opt in optimizers}
+    cpus = {opt: [0.0] * 4 for opt in optimizers}  # user, sys, dealer user, dealer sys
     for _ in range(n_updates):
         for opt, party in parties.items():
-            rows[f"ours_{opt}"].append(_timed_update(ctx, party, profs[opt]))
+            rows[f"ours_{opt}"].append(
+                _timed_update(ctx, party, profs[opt], cpus[opt] if profile else None)
+            )
         ctx.barrier()
         rows["straightforward"].append(_straightforward(ctx, cfg, [cols, cols], high))
     # the plaintext update takes milliseconds: time at least PLAIN_UPDATES of them
@@ -361,6 +420,7 @@ def _party(
             f"ours_{opt}": {
                 **_profile_summary(pr, [r[0] for r in rows[f"ours_{opt}"]]),
                 "act": act,
+                "cpu_s": [c / n_updates for c in cpus[opt]],
             }
             for opt, pr in profs.items()
             if pr is not None
@@ -558,12 +618,13 @@ def main() -> None:
     if args.net_party is not None:
         _net_role(args, cfg, data, high, optimizers)
         return
-    res = launch_local(
+    both = launch_local(
         _party,
         2,
         (cfg, data, args.updates, high, True, optimizers, args.profile),
         config=PartyConfig(world_size=2, timeout_s=600, provider=args.provider),
-    )[0]
+    )
+    res = both[0]
     plain = res["plain_s"]
     config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
     out = {"provider": args.provider, "config": config, "plain_s": plain}
@@ -576,6 +637,14 @@ def main() -> None:
         )
     if res["profile"] is not None:
         out["profile"] = res["profile"]
+        for o in optimizers:
+            out["profile"][f"ours_{o}"]["cpu"] = _cpu_budget(
+                res["profile"][f"ours_{o}"].pop("cpu_s"),
+                both[1]["profile"][f"ours_{o}"]["cpu_s"],
+                res["profile"][f"ours_{o}"]["update_s"],
+                plain,
+                args.provider == DEFAULT_PROVIDER,
+            )
         floor = out["profile"]["floor"]
         floor["ring_over_float_matmul"] = floor["ring_matmul_s"] / floor["float_matmul_s"]
         for o in optimizers:
@@ -663,6 +732,23 @@ def _print_profile(out: dict, plain: float, optimizers) -> None:
             f"act (both actors, 1 obs): {a['seconds']:.4f} s/call, comm {a['comm_s']:.4f} s, "
             f"{a['bytes'] / 1e3:.1f} kB, {a['rounds']:.0f} rounds "
             f"(plaintext {prof['plain_act_s'] * 1e3:.3f} ms)"
+        )
+    print(
+        "\nCPU per update (seconds: user + system; every process of a local run shares the machine)"
+    )
+    for o in optimizers:
+        c = prof[f"ours_{o}"]["cpu"]
+        dealer = (
+            f", dealer {c['dealer_user_s']:.3f} + {c['dealer_sys_s']:.3f}"
+            if c["dealer_user_s"] is not None
+            else ""
+        )
+        print(
+            f"ours ({o}): party 0 {c['party0_user_s']:.3f} + {c['party0_sys_s']:.3f}, "
+            f"party 1 {c['party1_user_s']:.3f} + {c['party1_sys_s']:.3f}{dealer}; total "
+            f"{c['total_s']:.3f} s = {c['total_ratio_to_plain']:.0f}x the plaintext update, "
+            f"{c['cores_busy']:.2f} of {c['cores']} cores busy: on {c['cores']} cores no less "
+            f"than {c['wall_floor_s']:.3f} s = {c['wall_floor_ratio_to_plain']:.0f}x plaintext"
         )
     fl = prof["floor"]
     print(

@@ -341,6 +341,18 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
         if "ours_adam" in floor:
             nets = floor["ours_adam"]["bytes_outside_optimiser"] / 1e6
             text += f"; Adam's network passes alone send {nets:.0f} MB"
+    prof = r.get("profile") or {}
+    cpu = [
+        (name, prof[f"ours_{opt}"]["cpu"])
+        for opt, name in (("sgd", "SGD"), ("adam", "Adam"))
+        if "cpu" in prof.get(f"ours_{opt}", {})
+    ]
+    if cpu:  # every process of the local run on one machine: the CPU it takes
+        text += "; CPU of parties and dealer together: " + ", ".join(
+            f"{name} {c['total_ratio_to_plain']:.0f}× plaintext "
+            f"(≥ {c['wall_floor_ratio_to_plain']:.0f}× on {c['cores']} cores)"
+            for name, c in cpu
+        )
     return text
 
 

@@ -35,7 +35,10 @@ instead of CrypTen's pickled ``"terminate"``.
 * ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
   ``n`` elements, with each operand's mask shared by every product of that operand
   (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
-  once per product.
+  once per product;
+* ``cpu_usage``: the dealer process's own CPU seconds so far (user, system), in
+  microseconds — for cost profiles only (:func:`dealer_cpu_seconds`); it says nothing
+  about any party's data.
 
 **Pools.** A request costs a round trip. :class:`Pools` asks for correlations in bulk
 (:data:`CHUNK` elements, or :data:`MATMUL_BATCH` matmul triples of a shape) and hands
@@ -54,6 +57,7 @@ shares, which it never sees. The dealer must not collude with a party.
 from __future__ import annotations
 
 import math
+import resource
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -73,6 +77,7 @@ __all__ = [
     "bit_mul",
     "bit_pairs",
     "broadcast",
+    "dealer_cpu_seconds",
     "decode",
     "encode",
     "install_client",
@@ -108,6 +113,7 @@ _CODES = {
     "newton_triples": 10,
     "bit_mul": 11,
     "square_flat": 12,
+    "cpu_usage": 13,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -240,6 +246,8 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
         return torch.Size((iters, 3, n))
     if func == "matmul_many":
         return torch.Size((int(args[0]),)) + _matmul_size(args[1], args[2])
+    if func == "cpu_usage":
+        return torch.Size((2,))
     raise ValueError(f"no reply to dealer request {func!r}")
 
 
@@ -349,6 +357,9 @@ def serve() -> None:
                 return c - self._get_additive_PRSS(c.size(), remove_rank=True)
             if func in ("additive", "square", "binary", "wraps", "B2A"):
                 return getattr(self, func)(*args)  # CrypTen's recipes
+            if func == "cpu_usage":
+                use = resource.getrusage(resource.RUSAGE_SELF)
+                return torch.tensor([round(use.ru_utime * 1e6), round(use.ru_stime * 1e6)])
             if len(gens) != 2:
                 raise ValueError(f"dealer request {func!r} is two-party only, not {len(gens)}")
             g0, g1 = self.streams
@@ -432,6 +443,17 @@ class _Reply:
             self._comm._log_communication(FRAME + self.reply.numel())
             self._comm._log_communication_time(time.perf_counter() - t0)
         return self.reply
+
+
+def dealer_cpu_seconds() -> tuple[float, float]:
+    """Party 0, ``TTP`` provider: the dealer process's CPU seconds so far, ``(user,
+    system)`` (one counted round trip, answered after every request sent before it).
+
+    For cost profiles: the dealer shares the machine with the parties in a local run, so
+    its CPU belongs in the update's budget.
+    """
+    user_us, sys_us = (int(x) for x in _request("cpu_usage", ()).tolist())
+    return user_us / 1e6, sys_us / 1e6
 
 
 def _typed_ttp_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> Any:
