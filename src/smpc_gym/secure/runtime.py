@@ -20,8 +20,10 @@ Where things listen: rank 0 hosts the rendezvous store (``torch.distributed.TCPS
 on a socket bound to the rendezvous *host* only (torch's own store binds to every
 interface, whatever host the address names); with a loopback rendezvous every gloo
 socket is put on the loopback interface too (``GLOO_SOCKET_IFNAME``, unless the user set
-it). Gloo itself authenticates nothing and encrypts nothing: across machines run it
-inside a tunnel (docs/security/transport.md).
+it). In a two-party group rank 0 also listens on the rendezvous host for the parties'
+direct channel (:mod:`smpc_gym.secure.channel`), until rank 1 has connected. Gloo
+authenticates nothing and encrypts nothing, nor does that channel: across machines run
+them inside a tunnel (docs/security/transport.md).
 
 Failure model: every process group is created with ``timeout=config.timeout_s``, so a
 party whose peer died or hangs gets an error from gloo instead of blocking forever (a
@@ -424,6 +426,13 @@ def _init_crypten(config: PartyConfig, rank: int) -> ModuleType:
             # typed frames to the dealer, never CrypTen's pickled messages; and this
             # party's AES stream key from the dealer
             install_client()
+        rendezvous = config.rendezvous or ""
+        if config.world_size == 2 and rendezvous.startswith("tcp://"):
+            from smpc_gym.secure.channel import connect
+
+            # the two parties' exchanges on one direct TCP connection, not through gloo
+            host, _ = _parse_tcp(rendezvous)
+            connect(rank, host, config.timeout_s, crypten.communicator.get().main_group)
     return crypten
 
 
@@ -434,6 +443,10 @@ def _shutdown_crypten(crypten: ModuleType) -> None:
             from smpc_gym.secure.dealer import stop
 
             stop()  # rank 0: a typed "terminate" frame to the dealer
+    with contextlib.suppress(Exception):
+        from smpc_gym.secure.channel import close
+
+        close()
     with contextlib.suppress(Exception):
         if crypten.is_initialized():
             crypten.uninit()
