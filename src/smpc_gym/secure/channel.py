@@ -4,9 +4,9 @@ Every round of this package's two-party protocols is an *exchange*: each party s
 other a vector of int64 words of the same length and waits for the other's
 (:func:`smpc_gym.secure.trunc._exchange`: openings, truncation bits, the sign test's
 bits). Through ``torch.distributed`` (gloo) each exchange is an ``isend`` and an ``irecv``
-handed to gloo's I/O thread; measured on the 2-core test machine, an exchange of one word
-took ~0.9 ms of wall time and ~0.25 ms of CPU that way against ~0.06–0.1 ms and no
-measurable CPU over a plain socket, and an update makes a few hundred of them. This
+handed to gloo's I/O thread, several times slower than a plain socket for the small
+messages most rounds send, and costlier in CPU (``benchmarks/exchange.py`` times both in
+one run; an update makes a few hundred exchanges). This
 module keeps one TCP connection between party 0 and party 1 and exchanges on it from the
 calling thread: the socket is non-blocking, and the party sends and receives in one loop
 (``select`` when neither can go on), so both directions flow at once whatever the size.
