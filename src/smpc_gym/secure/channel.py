@@ -79,8 +79,8 @@ class PeerChannel:
         """Send ``words`` (int64) and receive the peer's words of the same shape."""
         data = words.contiguous()
         out = torch.empty_like(data)
-        send = memoryview(data.numpy()).cast("B")
-        recv = memoryview(out.numpy()).cast("B")
+        send = data.numpy().data.cast("B")
+        recv = out.numpy().data.cast("B")
         n, sent, got = len(send), 0, 0
         sock, waited_since = self.sock, time.monotonic()
         try:
