@@ -234,7 +234,7 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     return time.perf_counter() - t0, ctx.comm_stats()
 
 
-def _cpu_now(ctx, dealer: bool) -> list[float]:
+def _cpu_now(dealer: bool) -> list[float]:
     """This process's CPU seconds so far (user, system), then the dealer's if asked."""
     use = resource.getrusage(resource.RUSAGE_SELF)
     return [use.ru_utime, use.ru_stime, *(dealer_cpu_seconds() if dealer else ())]
@@ -246,14 +246,14 @@ def _timed_update(
     """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof.
 
     With ``cpu`` (profile mode) the update's CPU seconds are added to it: this party's
-    user and system time and, in party 0 with the dealer, the dealer's (its reply to
-    the usage request comes after every earlier request, prefetches included; asked
-    outside the timed and counted window).
+    user and system time and, if ``cpu`` has four entries (party 0 with the dealer),
+    the dealer's (its reply to the usage request comes after every earlier request,
+    prefetches included; asked outside the timed and counted window).
     """
     idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
-    dealer = cpu is not None and ctx.rank == 0 and correlation_source() == "TTP"
+    dealer = cpu is not None and len(cpu) == 4  # room for the dealer's figures
     ctx.barrier()
-    before = _cpu_now(ctx, dealer) if cpu is not None else []
+    before = _cpu_now(dealer) if cpu is not None else []
     ctx.reset_comm_stats()
     if prof is None:
         t = time.perf_counter()
@@ -266,7 +266,7 @@ def _timed_update(
     stats = ctx.comm_stats()
     if cpu is not None:
         ctx.barrier()  # the peer's work of this update is done: the dealer's is asked for
-        for i, (a, b) in enumerate(zip(before, _cpu_now(ctx, dealer), strict=True)):
+        for i, (a, b) in enumerate(zip(before, _cpu_now(dealer), strict=True)):
             cpu[i] += b - a
     for name, st in p.phases.items():  # accumulate into the caller's profile
         acc = prof.phases.setdefault(name, type(st)())
@@ -336,10 +336,11 @@ def _floor_parts(ctx, hidden: int, batch: int, n: int = 50) -> dict[str, float]:
     }
 
 
-def _cpu_budget(
-    cpu0: list[float], cpu1: list[float], update_s: float, plain: float, dealer: bool
-) -> dict:
+def _cpu_budget(cpu0: list[float], cpu1: list[float], update_s: float, plain: float) -> dict:
     """The CPU one update uses on this machine, per process and in total (seconds).
+
+    ``cpu0``: party 0's user and system seconds, then the dealer's if there is one;
+    ``cpu1``: party 1's.
 
     ``cores_busy`` = total CPU seconds over the update's wall seconds: near the machine's
     core count, the update is bound by CPU, not by waiting; ``total_s / cores`` is then
@@ -348,8 +349,8 @@ def _cpu_budget(
     out = {
         "party0_user_s": cpu0[0], "party0_sys_s": cpu0[1],
         "party1_user_s": cpu1[0], "party1_sys_s": cpu1[1],
-        "dealer_user_s": cpu0[2] if dealer else None,
-        "dealer_sys_s": cpu0[3] if dealer else None,
+        "dealer_user_s": cpu0[2] if len(cpu0) > 2 else None,
+        "dealer_sys_s": cpu0[3] if len(cpu0) > 2 else None,
     }  # fmt: skip
     total = sum(v for v in out.values() if v is not None)
     cores = os.cpu_count() or 1
@@ -399,7 +400,9 @@ def _party(
     rows: dict[str, list] = {f"ours_{opt}": [] for opt in optimizers}
     rows["straightforward"] = []
     profs = {opt: PhaseProfile(ctx.comm) if profile else None for opt in optimizers}
-    cpus = {opt: [0.0] * 4 for opt in optimizers}  # user, sys, dealer user, dealer sys
+    # user, sys, and in party 0 with the dealer: dealer user, dealer sys
+    has_dealer = ctx.rank == 0 and correlation_source() == "TTP"
+    cpus = {opt: [0.0] * (4 if has_dealer else 2) for opt in optimizers}
     for _ in range(n_updates):
         for opt, party in parties.items():
             rows[f"ours_{opt}"].append(
@@ -643,7 +646,6 @@ def main() -> None:
                 both[1]["profile"][f"ours_{o}"]["cpu_s"],
                 res["profile"][f"ours_{o}"]["update_s"],
                 plain,
-                args.provider == DEFAULT_PROVIDER,
             )
         floor = out["profile"]["floor"]
         floor["ring_over_float_matmul"] = floor["ring_matmul_s"] / floor["float_matmul_s"]

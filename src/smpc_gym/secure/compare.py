@@ -55,11 +55,10 @@ were asked for. Under the ``tfp_player0_sees_all`` opt-out party 0 draws party 1
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
-from smpc_gym.secure.ring import draw_ring
+from smpc_gym.secure.ring import draw_ring, unpack_bits
 from smpc_gym.secure.trunc import _exchange, private_product
 
 __all__ = [
@@ -153,12 +152,6 @@ def rows_of(words: torch.Tensor, nbits: int) -> torch.Tensor:
     return a.view(blocks, 64).t()[:nbits].contiguous()
 
 
-def _unrow(row: torch.Tensor, n: int) -> torch.Tensor:
-    """One bit-sliced row back to ``n`` int64 0/1 values."""
-    bits = np.unpackbits(row.contiguous().numpy().view(np.uint8), bitorder="little")[:n]
-    return torch.from_numpy(bits.astype(np.int64))
-
-
 def _carry_pairs(words: int, nbits: int = LOW_BITS) -> int:
     """How many cross-AND words the carry tree of :func:`carry_shares` uses."""
     k = nbits // 2
@@ -243,7 +236,7 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
             new_g = torch.cat([new_g, g[-1:]])
             new_p = torch.cat([new_p, p[-1:]])
         g, p = new_g, new_p
-    return _unrow(g[0], n)
+    return unpack_bits(g[0], n)  # one bit-sliced row back to n values
 
 
 def sign_share(share: torch.Tensor, rank: int, bits: int = LOW_BITS) -> torch.Tensor:

@@ -59,6 +59,7 @@ from typing import Any
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.channel import current
 from smpc_gym.secure.ring import (
     draw_bits,
     draw_ring,
@@ -167,8 +168,6 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
     Over the parties' direct channel (:mod:`smpc_gym.secure.channel`) when the runtime
     set one up, else through gloo; counted alike either way.
     """
-    from smpc_gym.secure.channel import current
-
     comm = crypten_module().communicator.get()
     t0 = time.perf_counter()
     channel = current()
