@@ -30,7 +30,8 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("B2A", [torch.Size([5])], (5,)),
         ("trunc_pairs", [100, 16], (25,)),
         ("trunc_pairs", [100, 64], (100,)),
-        ("bit_pairs", [17], (17,)),
+        ("carry_pairs", [17, 48], (17 * 88,)),
+        ("carry_pairs", [5, 63], (5 * 119,)),
         ("mul_flat", [1000], (1000,)),
         ("matmul_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128])], (8, 2, 128, 128)),
         ("newton_triples", [36100, 6], (6, 3, 36100)),
@@ -83,17 +84,33 @@ def test_streams_are_aes_256_ctr_under_their_own_key() -> None:
 
 
 def test_pooled_correlations_hold_for_the_parties_draws() -> None:
-    from smpc_gym.secure import dealer, prg, ring
+    from smpc_gym.secure import carry, dealer, prg, ring
 
     def gens() -> tuple[prg.Stream, prg.Stream]:  # the dealer's streams, one per party
         return prg.Stream(bytes(32)), prg.Stream(bytes(range(32)))
 
-    g0, g1 = gens()
-    t0 = dealer.bit_pairs(g0, g1, 50)
-    p0, p1 = gens()
-    u = ring.draw_ring(50, p0)
-    v, t1 = ring.draw_ring(50, p1), ring.draw_ring(50, p1)
-    assert torch.equal(t0 ^ t1, u & v)
+    # the carry tree: per output, t₀ ⊕ t₁ is the XOR of u_i ∧ v_j over its terms, with
+    # each party's rows drawn word by word as the pools draw them
+    for nbits in (1, 2, 3, 48, 57):
+        rows, outs = carry.carry_size(nbits)
+        g0, g1 = gens()
+        t0 = dealer.carry_pairs(g0, g1, 7, nbits).view(7, outs)
+        p0, p1 = gens()
+        u = ring.draw_ring(7 * rows, p0).view(7, rows)
+        v, t1 = (
+            ring.draw_ring(7 * rows, p1).view(7, rows),
+            ring.draw_ring(7 * outs, p1).view(7, outs),
+        )
+        r0 = o0 = 0
+        for n_rows, terms in carry.carry_layout(nbits):
+            for o, pairs in enumerate(terms.tolist()):
+                want = torch.zeros(7, dtype=torch.int64)
+                for i, j in pairs:
+                    if (i, j) != (n_rows, n_rows):  # padding
+                        want ^= u[:, r0 + i] & v[:, r0 + j]
+                assert torch.equal(t0[:, o0 + o] ^ t1[:, o0 + o], want), (nbits, o0 + o)
+            r0, o0 = r0 + n_rows, o0 + len(terms)
+        assert (r0, o0) == (rows, outs)
     # elementwise triples: party 0 draws a₀, b₀; party 1 a₁, b₁, c₁
     g0, g1 = gens()
     s0, s1 = (2, 3, 4), (2, 4, 5)

@@ -1,4 +1,4 @@
-"""Exact two-party sign test with dealer-supplied bit pairs: ``[x < 0]`` over the whole ring,
+"""Exact two-party sign test with a dealer-supplied correlation: ``[x < 0]`` over the whole ring,
 or, cheaper, over a stated range ``[-2^k, 2^k)``.
 
 CrypTen's comparison (``MPCTensor._ltz``) turns each 64-bit additive share into XOR
@@ -20,7 +20,7 @@ carry, bit-sliced, in a halving tree:
    with ``c`` the carry out of the low ``k`` bits. The same tree over ``k`` bits
    (``sign_share(…, bits=k)``) is exact for every ``x`` in that range and says nothing
    useful outside it; the callers state their range (:data:`smpc_gym.secure.mpc_nn.ACT_BITS`
-   for activations). For ``k = 48`` it takes 200 cross ANDs per element instead of 268
+   for activations). For ``k = 48`` each party sends 136 bits per element instead of 182
    (6 rounds either way; ``k ≤ 32`` would save one).
 2. **The carry tree.** Per bit ``j``: generate ``g_j = L₀_j ∧ L₁_j`` and propagate
    ``p_j = L₀_j ⊕ L₁_j`` (free: each party's bit is its XOR share). Adjacent groups
@@ -30,26 +30,33 @@ carry, bit-sliced, in a halving tree:
    groups, densely packed.
 3. **ANDs from one correlation.** Every AND reduces to *cross ANDs* ``p ∧ q`` of a bit
    ``p`` party 0 holds and a bit ``q`` party 1 holds (an AND of XOR-shared bits is two
-   local ANDs and two cross ANDs). For each, a dealer pair gives party 0 a random bit
-   ``u`` and ``t₀``, party 1 a random bit ``v`` and ``t₁``, with ``t₀ ⊕ t₁ = u ∧ v``.
-   Party 0 sends ``e = p ⊕ u``, party 1 sends ``f = q ⊕ v``; then
-   ``p ∧ q = (p ∧ f ⊕ t₀) ⊕ (e ∧ v ⊕ t₁)``, each bracket computed by one party.
+   local ANDs and two cross ANDs). Party 0 masks each of its bit rows once with a random
+   ``u`` and sends ``e = p ⊕ u``; party 1 sends ``f = q ⊕ v``. Then
+   ``p ∧ q = (p ∧ f) ⊕ (e ∧ v) ⊕ (u ∧ v)``: the first term party 0 computes, the
+   second party 1. A row is sent once however many ANDs read it (a leaf's ``a_hi`` is
+   read by three, a level's ``P_hi`` by two), and the tree only ever needs the XOR of
+   an output's cross ANDs (a leaf's ``G`` sums three), so the dealer hands out one
+   ``t₀``/``t₁`` per *output*, ``t₀ ⊕ t₁ = ⊕ u ∧ v`` over its terms
+   (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`~smpc_gym.secure.carry.carry_t0`). Per element over 63 bits each party sends
+   182 bits and the dealer 119 to party 0, where one dealer pair per cross AND
+   (``t₀ ⊕ t₁ = u ∧ v``, each operand sent once per AND) took 268 of each.
 4. **Back to arithmetic.** ``sᵢ = msb(xᵢ) ⊕ cᵢ`` are XOR shares of the sign; the
    arithmetic 0/1 share is ``s₀ + s₁ − 2·s₀s₁``, the product from one arithmetic pair
    (:func:`smpc_gym.secure.trunc.private_product`).
 
 Cost: 7 party-to-party rounds for any number of elements (the pairs of bits, 5 tree
-levels, 1 conversion; CrypTen's comparison takes 8), and 2 dealer requests where
-CrypTen's makes one per AND level. The leaves are pairs of bits, whose ``G`` and ``P``
-come from the parties' own bits in one round (:func:`carry_shares`). 268 cross ANDs per
-element: ~34 bytes sent by each party plus ~34 bytes from the dealer to party 0. Counted on 4,014 elements (``tests/test_secure_compare.py``),
-party 0's sent+received bytes are 4.5× fewer than CrypTen's with the dealer, 5.7× fewer
-under ``tfp_player0_sees_all``.
+levels, 1 conversion; CrypTen's comparison takes 8), and pooled dealer correlations
+where CrypTen's makes one request per AND level. The leaves are pairs of bits, whose
+``G`` and ``P`` come from the parties' own bits in one round (:func:`carry_shares`).
+Over 63 bits: ~23 bytes sent by each party plus ~15 bytes from the dealer to party 0
+per element. ``tests/test_secure_compare.py`` counts party 0's bytes on 4,011 elements
+against CrypTen's ``_ltz`` on the same shares.
 
 What is revealed: party 1 sees only ``e = p ⊕ u`` and party 0 only ``f = q ⊕ v``,
-each masked by a uniform bit from a generator the receiver does not hold; the outputs
-are masked by ``t₀``/``t₁``. The dealer (``TTP``, the default) learns only how many pairs
-were asked for. Under the ``tfp_player0_sees_all`` opt-out party 0 draws party 1's
+each row masked by its own uniform bits from a generator the receiver does not hold
+(a mask is used for one sent row only, though several ANDs read it); the outputs are
+masked by ``t₀``/``t₁``. The dealer (``TTP``, the default) learns only how many
+elements and which bit width were asked for. Under the ``tfp_player0_sees_all`` opt-out party 0 draws party 1's
 ``v`` too (as it does for every Beaver triple there), so it could unmask party 1's bits.
 """
 
@@ -58,32 +65,29 @@ from __future__ import annotations
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.carry import LOW_BITS, carry_layout, carry_size, carry_t0, xor_terms
 from smpc_gym.secure.ring import draw_ring, unpack_bits
 from smpc_gym.secure.trunc import _exchange, private_product
 
 __all__ = [
     "LOW_BITS",
-    "bit_pairs",
+    "and_round",
+    "carry_pairs",
     "carry_shares",
-    "cross_and",
     "rows_of",
     "sign_bits",
     "sign_share",
 ]
 
-#: Bits below the sign bit that the carry tree runs over for the whole ring.
-LOW_BITS = 63
 
+def carry_pairs(words: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This party's ``(mask [rows, words], t [outputs, words])`` for the carry tree over
+    ``nbits`` bits of ``64·words`` elements (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`~smpc_gym.secure.carry.carry_t0`).
 
-def bit_pairs(n_words: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """This party's ``(mask, t)`` words for ``64·n_words`` cross-AND pairs.
-
-    Packed 64 pairs per int64 word: party 0 gets ``(u, t₀)``, party 1 ``(v, t₁)`` with
-    ``t₀ ⊕ t₁ = u ∧ v``. With the ``TTP`` provider the dealer sends ``t₀`` (one word per
-    64 pairs) and everything else comes from the generator each party shares with it,
-    through the pools of :mod:`smpc_gym.secure.dealer`.
-    With ``TFP`` party 0 draws ``v`` and ``t₁`` itself from the generator it shares with
-    party 1.
+    With the ``TTP`` provider the dealer sends party 0's ``t`` and everything else comes
+    from the stream each party shares with it, through the pools of
+    :mod:`smpc_gym.secure.dealer`. With ``TFP`` party 0 draws party 1's ``v`` and ``t₁``
+    itself from the generator it shares with party 1.
     """
     crypten = crypten_module()
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
@@ -91,36 +95,48 @@ def bit_pairs(n_words: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     provider = crypten.mpc.get_default_provider()
     cpu = torch.device("cpu")
+    rows, outs = carry_size(nbits)
     if isinstance(provider, TrustedThirdParty):
         from smpc_gym.secure.dealer import pools
 
-        return pools().bit_pairs(n_words)
+        mask, t = pools().carry_pairs(words, nbits)
+        return mask.t().contiguous(), t.t().contiguous()
     if isinstance(provider, TrustedFirstParty):
+
+        def draw(n: int, gen: torch.Generator) -> torch.Tensor:
+            return draw_ring(n * words, gen).view(n, words)
+
         if rank == 0:
-            u = draw_ring(n_words, crypten.generators["local"][cpu])
+            u = draw(rows, crypten.generators["local"][cpu])
             shared = crypten.generators["next"][cpu]
-            v = draw_ring(n_words, shared)
-            return u, (u & v) ^ draw_ring(n_words, shared)
+            v = draw(rows, shared)
+            return u, carry_t0(u, v, draw(outs, shared), nbits)
         shared = crypten.generators["prev"][cpu]
-        v = draw_ring(n_words, shared)
-        return v, draw_ring(n_words, shared)
+        v = draw(rows, shared)
+        return v, draw(outs, shared)
     raise ValueError(f"the sign test needs the TTP or TFP provider, got {type(provider).__name__}")
 
 
-def cross_and(
-    mine: torch.Tensor, rank: int, pairs: tuple[torch.Tensor, torch.Tensor]
+def and_round(
+    mine: torch.Tensor,
+    rank: int,
+    mask: torch.Tensor,
+    t: torch.Tensor,
+    terms: torch.Tensor,
 ) -> torch.Tensor:
-    """XOR shares of ``p ∧ q`` (bitwise, packed words) in one round.
+    """XOR shares of one round's outputs (each a XOR of cross ANDs, :func:`~smpc_gym.secure.carry.carry_layout`)
+    in one exchange.
 
-    Party 0 passes its bits ``p``, party 1 its bits ``q`` (same shape); ``pairs`` are this
-    party's mask and ``t`` words of the same size (from :func:`bit_pairs`).
+    Party 0 passes its rows ``p``, party 1 its rows ``q`` (``mine``, ``[rows, W]`` packed
+    bits); ``mask``, ``t`` are this party's part of the round's correlation. Each party
+    sends its rows once, masked (``e = p ⊕ u``, ``f = q ⊕ v``), however many ANDs read
+    them; then ``p ∧ q = (p ∧ f) ⊕ (e ∧ v) ⊕ (u ∧ v)``, the first term party 0's, the
+    second party 1's, and the third, summed over an output's terms, is ``t₀ ⊕ t₁``.
     """
-    mask, t = (x.reshape(mine.shape) for x in pairs)
-    sent = mine ^ mask
-    got = _exchange(sent.reshape(-1), rank).reshape(mine.shape)
-    if rank == 0:  # p ∧ f ⊕ t₀
-        return (mine & got) ^ t
-    return (got & mask) ^ t  # e ∧ v ⊕ t₁
+    got = _exchange((mine ^ mask).reshape(-1), rank).reshape(mine.shape)
+    if rank == 0:
+        return xor_terms(mine, got, terms) ^ t
+    return xor_terms(got, mask, terms) ^ t
 
 
 def rows_of(words: torch.Tensor, nbits: int) -> torch.Tensor:
@@ -152,66 +168,46 @@ def rows_of(words: torch.Tensor, nbits: int) -> torch.Tensor:
     return a.view(blocks, 64).t()[:nbits].contiguous()
 
 
-def _carry_pairs(words: int, nbits: int = LOW_BITS) -> int:
-    """How many cross-AND words the carry tree of :func:`carry_shares` uses."""
-    k = nbits // 2
-    # the leaves (pairs of bits): G from 3 cross ANDs, P from 2 (not for the lowest
-    # pair); an odd top bit: its generate
-    leaves = 3 * k + 2 * max(k - 1, 0) + nbits % 2
-    return (leaves + _tree_pairs(k + nbits % 2)) * words
-
-
-def _tree_pairs(m: int) -> int:
-    """Cross-AND words per word of the halving tree over ``m`` groups."""
-    total = 0
-    while m > 1:
-        k = m // 2
-        total += 2 * k + 2 * (k - 1)  # G for every pair, P for all but the lowest pair
-        m = k + m % 2
-    return total
-
-
 def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.Tensor:
     """XOR shares (int64 0/1, one per element) of ``[L₀ + L₁ ≥ 2^nbits]`` for this party's
     words ``low`` (its low ``nbits`` bits are ``Lᵢ``, the higher bits must be 0);
-    ``⌈log₂ nbits⌉`` rounds, one dealer request.
+    ``⌈log₂ nbits⌉`` rounds, one pooled dealer correlation (:func:`carry_pairs`).
 
     The leaves are pairs of bits, whose ``(G, P)`` come straight from the parties' own
     bits in one round: with party 0's bits ``a`` and party 1's ``b``,
     ``G = a_hi·b_hi ⊕ (a_hi·a_lo)·b_lo ⊕ a_lo·(b_hi·b_lo)`` and
-    ``P = a_hi·a_lo ⊕ b_hi·b_lo ⊕ a_hi·b_lo ⊕ a_lo·b_hi``: 5 cross ANDs of bits each
-    party knows, where a generate round then a combine round took 6 cross ANDs and two
-    rounds."""
+    ``P = a_hi·a_lo ⊕ b_hi·b_lo ⊕ a_hi·b_lo ⊕ a_lo·b_hi``. Each party sends each of its
+    rows once (``a_hi``, ``a_lo``, ``a_hi·a_lo``), though two or three ANDs read it; a
+    tree level likewise sends ``P_hi``, ``G_lo`` and ``P_lo`` once each for its two ANDs
+    ``P_hi ∧ G_lo`` and ``P_hi ∧ P_lo`` (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`and_round`)."""
     n = int(low.numel())
     rows = rows_of(low, nbits)  # [nbits, W]
     w = rows.shape[1]
-    mask_all, t_all = bit_pairs(_carry_pairs(w, nbits), rank)
-    used = 0
+    mask_all, t_all = carry_pairs(w, nbits, rank)
+    layout = carry_layout(nbits)
+    r0 = o0 = 0
 
-    def take(k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal used
-        out = (mask_all[used : used + k * w], t_all[used : used + k * w])
-        used += k * w
-        return out
+    def run(mine: torch.Tensor, step: int) -> torch.Tensor:
+        nonlocal r0, o0
+        n_rows, terms = layout[step]
+        assert mine.shape[0] == n_rows, (step, mine.shape, n_rows)
+        outs = int(terms.shape[0])
+        mask, t = mask_all[r0 : r0 + n_rows], t_all[o0 : o0 + outs]
+        r0, o0 = r0 + n_rows, o0 + outs
+        return and_round(mine, rank, mask, t, terms)
 
     k = nbits // 2
     lo, hi = rows[0 : 2 * k : 2], rows[1 : 2 * k : 2]  # each pair's low and high bit
     both = lo & hi  # this party's own a_hi·a_lo (or b_hi·b_lo)
     top = rows[2 * k :]  # the odd top bit, if any: its generate a·b is one cross AND
-    # party 0 feeds the left factor of each cross AND, party 1 the right one
-    if rank == 0:
-        mine = torch.cat([hi, both, lo, hi[1:], lo[1:], top])
-    else:
-        mine = torch.cat([hi, lo, both, lo[1:], hi[1:], top])
-    cross = cross_and(mine, rank, take(_carry_pairs(1, nbits) - _tree_pairs(k + nbits % 2)))
-    g = cross[:k] ^ cross[k : 2 * k] ^ cross[2 * k : 3 * k]
-    q = 3 * k + max(k - 1, 0)
-    p = torch.cat(
-        [hi[:1], cross[3 * k : q] ^ cross[q : q + k - 1] ^ both[1:]]
-    )  # P of pair 0: unread
+    out = run(torch.cat([hi, lo, both, top]), 0)
+    g = out[:k]
+    # P of pair 0 is never read (a placeholder); a pair's P adds the party's own a_hi·a_lo
+    p = torch.cat([hi[:1], out[k : 2 * k - 1] ^ both[1:]])
     if nbits % 2:
-        g = torch.cat([g, cross[-1:]])
+        g = torch.cat([g, out[-1:]])
         p = torch.cat([p, top])  # p = a ⊕ b: each party's own bit is its share
+    step = 1
     while g.shape[0] > 1:
         m = g.shape[0]
         k = m // 2
@@ -221,21 +217,18 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
             p[0 : 2 * k : 2],
             p[1 : 2 * k : 2],
         )
-        # ANDs of XOR-shared rows: x∧y = x₀y₀ ⊕ x₁y₁ ⊕ x₀y₁ ⊕ x₁y₀; the cross terms of
-        # G_hi·… are P_hi ∧ G_lo for all k pairs, of P, P_hi ∧ P_lo for pairs 1..k-1.
-        xs = torch.cat([p_hi, p_hi[1:]])
-        ys = torch.cat([g_lo, p_lo[1:]])
-        n_and = xs.shape[0]
-        # party 0 feeds x₀ (paired with party 1's y₁) and y₀ (with party 1's x₁)
-        mine = torch.cat([xs, ys]) if rank == 0 else torch.cat([ys, xs])
-        cross = cross_and(mine, rank, take(2 * n_and))
-        ands = (xs & ys) ^ cross[:n_and] ^ cross[n_and:]
-        new_g = g_hi ^ ands[:k]
-        new_p = torch.cat([p_hi[:1], ands[k:]])  # the lowest pair's P is never read
+        # ANDs of XOR-shared rows: x∧y = x₀y₀ ⊕ x₁y₁ ⊕ x₀y₁ ⊕ x₁y₀: the first two local,
+        # the cross terms from the round (G: P_hi ∧ G_lo for all k pairs; P: P_hi ∧ P_lo
+        # for pairs 1…k−1, the lowest pair's P is never read)
+        out = run(torch.cat([p_hi, g_lo, p_lo[1:]]), step)
+        step += 1
+        new_g = g_hi ^ (p_hi & g_lo) ^ out[:k]
+        new_p = torch.cat([p_hi[:1], (p_hi[1:] & p_lo[1:]) ^ out[k:]])
         if m % 2:  # an odd top row passes up unchanged
             new_g = torch.cat([new_g, g[-1:]])
             new_p = torch.cat([new_p, p[-1:]])
         g, p = new_g, new_p
+    assert step == len(layout) and r0 == mask_all.shape[0] and o0 == t_all.shape[0]
     return unpack_bits(g[0], n)  # one bit-sliced row back to n values
 
 

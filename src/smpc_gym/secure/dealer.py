@@ -25,8 +25,9 @@ instead of CrypTen's pickled ``"terminate"``.
   ``square``, ``binary``, ``wraps``, ``B2A``;
 * ``trunc_pairs`` (exact truncation, :mod:`smpc_gym.secure.trunc`): ``t₀ = u·v − t₁
   mod 2^k`` packed ``k`` bits per element;
-* ``bit_pairs`` (the sign test, :mod:`smpc_gym.secure.compare`): ``t₀ = (u ∧ v) ⊕ t₁``,
-  one word per 64 pairs;
+* ``carry_pairs`` (the sign test's carry tree, :mod:`smpc_gym.secure.compare`): per
+  output of the tree, ``t₀ = ⊕ (u_i ∧ v_j) ⊕ t₁`` over the cross ANDs that output sums
+  (:func:`smpc_gym.secure.carry.carry_layout`), one word per 64 elements;
 * ``mul_flat`` / ``matmul_many``: many elementwise triples, or ``k`` matmul triples of
   one shape, in one reply (the pools below);
 * ``square_flat``: Beaver squares ``(r, r²)`` (:func:`square_flat`);
@@ -65,6 +66,7 @@ from typing import Any
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
+from smpc_gym.secure.carry import carry_size, carry_t0
 from smpc_gym.secure.prg import KEY_BYTES, Stream, new_key
 from smpc_gym.secure.ring import draw_bits, draw_ring, pack_words, ring_matmul, unpack_words
 
@@ -75,8 +77,8 @@ __all__ = [
     "NEWTON_MAX_ITERS",
     "Pools",
     "bit_mul",
-    "bit_pairs",
     "broadcast",
+    "carry_pairs",
     "dealer_cpu_seconds",
     "decode",
     "encode",
@@ -107,13 +109,13 @@ _CODES = {
     "wraps": 4,
     "B2A": 5,
     "trunc_pairs": 6,
-    "bit_pairs": 7,
     "mul_flat": 8,
     "matmul_many": 9,
     "newton_triples": 10,
     "bit_mul": 11,
     "square_flat": 12,
     "cpu_usage": 13,
+    "carry_pairs": 14,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -190,8 +192,11 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
         return func, [k, size(), size()]
     if func == "trunc_pairs":
         return func, w[1:3]
-    if func in ("bit_pairs", "mul_flat", "bit_mul", "square_flat"):
+    if func in ("mul_flat", "bit_mul", "square_flat"):
         return func, w[1:2]
+    if func == "carry_pairs":
+        carry_size(w[2])  # raises on a bit count the sign test does not have
+        return func, w[1:3]
     if func == "newton_triples":
         n, iters = w[1:3]
         if n < 1 or not 1 <= iters <= NEWTON_MAX_ITERS:
@@ -237,8 +242,10 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
     if func == "trunc_pairs":
         n, nbits = int(args[0]), int(args[1])
         return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
-    if func in ("bit_pairs", "mul_flat", "square_flat"):
+    if func in ("mul_flat", "square_flat"):
         return torch.Size((int(args[0]),))
+    if func == "carry_pairs":
+        return torch.Size((int(args[0]) * carry_size(int(args[1]))[1],))
     if func == "bit_mul":
         return torch.Size((2, int(args[0])))
     if func == "newton_triples":
@@ -261,12 +268,17 @@ def trunc_pairs(gen0: Stream, gen1: Stream, n: int, nbits: int) -> torch.Tensor:
     return pack_words(u * v - t1, int(nbits))
 
 
-def bit_pairs(gen0: Stream, gen1: Stream, n_words: int) -> torch.Tensor:
-    """Party 0's ``t₀`` words for ``64·n_words`` cross-AND pairs: ``t₀ = (u ∧ v) ⊕ t₁``,
-    ``u`` from ``gen0``, then ``v`` and ``t₁`` from ``gen1``."""
-    u = draw_ring(int(n_words), gen0)
-    v = draw_ring(int(n_words), gen1)
-    return (u & v) ^ draw_ring(int(n_words), gen1)
+def carry_pairs(gen0: Stream, gen1: Stream, n_words: int, nbits: int) -> torch.Tensor:
+    """Party 0's ``t₀`` words ``[n_words, outputs]`` (flat) for the carry tree over
+    ``nbits`` bits of ``64·n_words`` elements (:func:`smpc_gym.secure.carry.carry_t0`):
+    ``u`` ``[n_words, rows]`` from ``gen0``, then ``v`` (the same) and ``t₁``
+    ``[n_words, outputs]`` from ``gen1``, word by word (the pools' order)."""
+    m = int(n_words)
+    rows, outs = carry_size(int(nbits))
+    u = draw_ring(m * rows, gen0).view(m, rows)
+    v = draw_ring(m * rows, gen1).view(m, rows)
+    t1 = draw_ring(m * outs, gen1).view(m, outs)
+    return carry_t0(u.t(), v.t(), t1.t(), int(nbits)).t().reshape(-1)
 
 
 def square_flat(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
@@ -365,8 +377,8 @@ def serve() -> None:
             g0, g1 = self.streams
             if func == "trunc_pairs":
                 return trunc_pairs(g0, g1, args[0], args[1])
-            if func == "bit_pairs":
-                return bit_pairs(g0, g1, args[0])
+            if func == "carry_pairs":
+                return carry_pairs(g0, g1, args[0], args[1])
             if func == "mul_flat":
                 n = (int(args[0]),)
                 return _triples_c0(g0, g1, n, n, torch.mul, n)
@@ -537,7 +549,7 @@ class Pools:
             self.ahead[key] = start()
         return fresh
 
-    def _take(self, key: tuple, n: int, refill: Any) -> list[torch.Tensor]:
+    def _take(self, key: tuple, n: int, refill: Any, chunk: int = CHUNK) -> list[torch.Tensor]:
         entry = self.flat.get(key)
         if entry is not None and entry[1] + n <= entry[0][0].shape[0]:
             parts, pos = entry
@@ -549,7 +561,7 @@ class Pools:
         have = 0 if entry is None else entry[0][0].shape[0] - entry[1]
         pieces = [[p[entry[1] :] for p in entry[0]]] if entry is not None and have else []
         while True:
-            fresh = self._next(key, lambda: refill(max(n, CHUNK)))
+            fresh = self._next(key, lambda: refill(max(n, chunk)))
             need = n - have
             if fresh[0].shape[0] >= need:
                 pieces.append([f[:need] for f in fresh])
@@ -575,18 +587,22 @@ class Pools:
         bit, t = self._take(("trunc", nbits), n, refill)
         return bit, t
 
-    def bit_pairs(self, n_words: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mask, t)`` words of ``64·n_words`` cross-AND pairs."""
+    def carry_pairs(self, n_words: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [n_words, rows], t [n_words, outputs])``: this party's carry-tree
+        correlation over ``nbits`` bits of ``64·n_words`` elements, word by word (a
+        refill holds about :data:`CHUNK` words in all)."""
+        rows, outs = carry_size(nbits)
 
         def refill(m: int) -> Any:
-            mask = draw_ring(m, self.gen)
+            mask = draw_ring(m * rows, self.gen).view(m, rows)
             if self.rank == 0:
-                reply = _Reply("bit_pairs", (m,))
-                return lambda: [mask, reply.result()]
-            t = draw_ring(m, self.gen)
+                reply = _Reply("carry_pairs", (m, nbits))
+                return lambda: [mask, reply.result().view(m, outs)]
+            t = draw_ring(m * outs, self.gen).view(m, outs)
             return lambda: [mask, t]
 
-        mask, t = self._take(("bits",), n_words, refill)
+        chunk = max(1, CHUNK // (rows + outs))
+        mask, t = self._take(("carry", nbits), n_words, refill, chunk)
         return mask, t
 
     def mul_triple(self, size: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -185,7 +185,8 @@ class SecureAdam:
     GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
     #: the range reduction's comparisons ``x − 16^j`` are exact for ``|x − 16^j| < 2^57`` raw
     #: (:func:`smpc_gym.secure.mpc_nn.ltz` with ``bits``): x < 2^41 at 16 fractional bits,
-    #: four times the documented range x < 2^39; 241 cross ANDs per comparison instead of 268
+    #: four times the documented range x < 2^39; 164 bits sent per party and comparison
+    #: instead of 182
     COMPARE_BITS = 57
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
     #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans

@@ -4,12 +4,13 @@ The dealer (``TTP``) and each party expand one shared secret into the same strea
 it the party draws its shares of every pooled correlation (:mod:`smpc_gym.secure.dealer`)
 and the dealer recomputes them to send party 0 the one share that makes a correlation
 hold. The stream must be unpredictable to the *other* party: party 0 receives values
-such as ``t₀ = (u ∧ v) ⊕ t₁``, where ``u`` is its own and ``v``, ``t₁`` are party 1's
-stream, so wherever ``u = 0`` it reads party 1's output ``t₁`` in the clear.
+such as the sign test's ``t₀ = (u ∧ v) ⊕ t₁``, where ``u`` is its own and ``v``, ``t₁``
+are party 1's stream, so wherever ``u = 0`` it reads party 1's output ``t₁`` in the
+clear.
 
 CrypTen seeds a ``torch.Generator`` (Mersenne Twister, MT19937) with 64 bits for this.
 MT19937's output is linear over GF(2) in its state: a party that reads enough of the
-other's output (the bit pairs above hand it millions of bits per update) can solve for
+other's output (the sign test's correlations hand it millions of bits per update) can solve for
 the state and predict every later mask of the other party. AES-CTR is a pseudo-random
 function: its output reveals nothing about its key or about other positions of the
 stream. It is also faster here (OpenSSL's AES-NI: ~0.7 ms for 2^19 ring elements, the
