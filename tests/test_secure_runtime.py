@@ -323,3 +323,27 @@ def test_results_come_back_by_value_and_odd_types_are_refused() -> None:
     assert out[0]["s"] == "x" and out[0]["n"] == (1, 2.5)
     with pytest.raises(PartyError, match="does not load"):
         launch_local(_odd_result, 2, ("odd",), config=PartyConfig(2, timeout_s=30))
+
+
+def test_the_store_socket_is_closed_once_and_never_a_reused_number(tmp_path) -> None:
+    """The rendezvous store may close the listening socket it was handed; shutting down
+    must then leave the descriptor number alone (another file may hold it by now)."""
+    import socket
+
+    from smpc_gym.secure import runtime
+
+    sock = socket.socket()
+    fd = sock.fileno()
+    runtime._STORE_SOCKETS.append((sock, os.fstat(fd).st_ino))
+    os.close(fd)  # what the store's server does at shutdown
+    other = os.open(tmp_path / "other", os.O_CREAT | os.O_RDWR)
+    try:
+        assert other == fd  # the lowest free number: the socket's old one
+        runtime._close_store_sockets()
+        assert os.write(other, b"still open") == 10
+    finally:
+        os.close(other)
+    live = socket.socket()
+    runtime._STORE_SOCKETS.append((live, os.fstat(live.fileno()).st_ino))
+    runtime._close_store_sockets()
+    assert live.fileno() == -1 and not runtime._STORE_SOCKETS  # closed by us

@@ -288,8 +288,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-#: rank 0's listening socket of the rendezvous store (kept open while the store lives)
-_STORE_SOCKETS: list[socket.socket] = []
+#: rank 0's listening socket of the rendezvous store (kept open while the store lives),
+#: with the inode its descriptor had when it was handed to the store
+_STORE_SOCKETS: list[tuple[socket.socket, int]] = []
+
+
+def _close_store_sockets() -> None:
+    """Close the rendezvous store's listening sockets, unless the store closed them.
+
+    The store's server owns the descriptor it was handed and may close it when CrypTen
+    shuts down; closing the number again would then fail (``EBADF``) or, had the number
+    been reused by then, close some other file of this process. A descriptor is closed
+    here only if it still refers to the socket it was (same inode); otherwise the
+    Python object lets go of the number without closing it.
+    """
+    while _STORE_SOCKETS:
+        sock, inode = _STORE_SOCKETS.pop()
+        try:
+            same = os.fstat(sock.fileno()).st_ino == inode
+        except OSError:  # closed underneath (EBADF)
+            same = False
+        if same:
+            sock.close()
+        else:
+            sock.detach()
 
 
 def _is_loopback(host: str) -> bool:
@@ -345,7 +367,7 @@ def _bound_store(rendezvous: str, rank: int, world_size: int, timeout: Any) -> A
         sock.close()
         raise OSError(f"rank 0 cannot host the rendezvous at {rendezvous}: {exc}") from exc
     sock.listen(128)
-    _STORE_SOCKETS.append(sock)
+    _STORE_SOCKETS.append((sock, os.fstat(sock.fileno()).st_ino))
     return dist.TCPStore(
         host, port, world_size, True, timeout, master_listen_fd=sock.fileno(), multi_tenant=True
     )
@@ -450,8 +472,7 @@ def _shutdown_crypten(crypten: ModuleType) -> None:
     with contextlib.suppress(Exception):
         if crypten.is_initialized():
             crypten.uninit()
-    while _STORE_SOCKETS:
-        _STORE_SOCKETS.pop().close()
+    _close_store_sockets()
 
 
 class AgreementError(RuntimeError):
