@@ -10,7 +10,8 @@ random replay data and the same minibatch indices:
   ``crypten.optim.SGD`` (momentum), in :func:`maddpg.maddpg_update`'s order;
 
 and party 0 times the plaintext EDE update (:func:`maddpg.maddpg_update`) on the same
-batch in the same run, so every secure time is also reported as a ratio to plaintext.
+batch in the same run, in blocks between the rounds of secure updates, so every secure
+time is also reported as a ratio to plaintext measured under the same load.
 
 Usage::
 
@@ -52,8 +53,10 @@ charged one full RTT: an upper bound, since the two parties' sends overlap). Wit
 
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
 it ran with), ``config`` (the arguments), ``plain_s``
-(plaintext EDE seconds per update, the mean of at least ``PLAIN_UPDATES`` after a
-warm-up), and for ``ours_sgd``, ``ours_adam`` (those asked
+(plaintext EDE seconds per update: at least ``PLAIN_UPDATES`` of them, timed in one
+block after each round of secure updates so that the baseline meets the same load as
+what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
+seconds per update: their spread is the baseline's noise), and for ``ours_sgd``, ``ours_adam`` (those asked
 for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain``,
 ``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
 sent+received as CrypTen counts them, communication rounds), plus
@@ -146,17 +149,38 @@ def _fill(replay: maddpg.PlayerReplay, d: dict[str, torch.Tensor]) -> None:
 PLAIN_UPDATES = 30
 
 
-def _plain_seconds(cfg: sm.Config, data, n_updates: int) -> float:
-    algo = maddpg.MADDPG(cfg.plain(), {}, SEED)
-    for i in range(2):
-        _fill(algo.replay[i], data[i])
-    idx = maddpg.sample_indices(algo.replay[0].size, cfg.batch_size, algo.sampler)
-    batch = [r.get(idx) for r in algo.replay]
-    maddpg.maddpg_update(algo.nets, algo.opts, batch, cfg.plain(), algo.sharing)  # warm-up
-    t = time.perf_counter()
-    for _ in range(n_updates):
-        maddpg.maddpg_update(algo.nets, algo.opts, batch, cfg.plain(), algo.sharing)
-    return (time.perf_counter() - t) / n_updates
+class _PlainTimer:
+    """The plaintext EDE update, timed in blocks between the secure rounds.
+
+    One block after each round of secure updates (:func:`_party`), so the baseline meets
+    the same drift of the machine's load as the versions it divides; each block starts
+    with one untimed update (the secure round before it leaves the caches cold).
+    """
+
+    def __init__(self, cfg: sm.Config, data) -> None:
+        self.cfg = cfg.plain()
+        self.algo = maddpg.MADDPG(self.cfg, {}, SEED)
+        for i in range(2):
+            _fill(self.algo.replay[i], data[i])
+        idx = maddpg.sample_indices(self.algo.replay[0].size, cfg.batch_size, self.algo.sampler)
+        self.batch = [r.get(idx) for r in self.algo.replay]
+        self.blocks: list[float] = []  # seconds per update, one entry per block
+
+    def _update(self) -> None:
+        a = self.algo
+        maddpg.maddpg_update(a.nets, a.opts, self.batch, self.cfg, a.sharing)
+
+    def block(self, n: int) -> None:
+        """Time ``n`` updates after one untimed one."""
+        self._update()
+        t = time.perf_counter()
+        for _ in range(n):
+            self._update()
+        self.blocks.append((time.perf_counter() - t) / n)
+
+    def seconds(self) -> float:
+        """Seconds per update over every block (blocks are of equal size)."""
+        return sum(self.blocks) / len(self.blocks)
 
 
 def _plain_act_seconds(cfg: sm.Config, high: list[torch.Tensor], n: int = 20) -> float:
@@ -403,6 +427,10 @@ def _party(
     # user, sys, and in party 0 with the dealer: dealer user, dealer sys
     has_dealer = ctx.rank == 0 and correlation_source() == "TTP"
     cpus = {opt: [0.0] * (4 if has_dealer else 2) for opt in optimizers}
+    # the plaintext update takes milliseconds: at least PLAIN_UPDATES of them, in one
+    # block per round (party 0 only; the others wait for its next secure update)
+    timer = _PlainTimer(cfg, data) if do_plain and ctx.rank == 0 else None
+    block = -(-PLAIN_UPDATES // n_updates)
     for _ in range(n_updates):
         for opt, party in parties.items():
             rows[f"ours_{opt}"].append(
@@ -410,12 +438,9 @@ def _party(
             )
         ctx.barrier()
         rows["straightforward"].append(_straightforward(ctx, cfg, [cols, cols], high))
-    # the plaintext update takes milliseconds: time at least PLAIN_UPDATES of them
-    plain = (
-        _plain_seconds(cfg, data, max(PLAIN_UPDATES, n_updates))
-        if do_plain and ctx.rank == 0
-        else None
-    )
+        if timer is not None:
+            timer.block(block)
+    plain = timer.seconds() if timer is not None else None
     prof_out = None
     if profile:
         act = _act_profile(ctx, next(iter(parties.values())))
@@ -440,7 +465,13 @@ def _party(
             "rounds": sum(x[1]["rounds"] for x in r) / n,
         }
 
-    return {**{k: summary(v) for k, v in rows.items()}, "plain_s": plain, "profile": prof_out}
+    blocks = timer.blocks if timer is not None else None
+    return {
+        **{k: summary(v) for k, v in rows.items()},
+        "plain_s": plain,
+        "plain_blocks_s": blocks,
+        "profile": prof_out,
+    }
 
 
 # ----------------------------------------------------------------------------- network
@@ -630,7 +661,12 @@ def main() -> None:
     res = both[0]
     plain = res["plain_s"]
     config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
-    out = {"provider": args.provider, "config": config, "plain_s": plain}
+    out = {
+        "provider": args.provider,
+        "config": config,
+        "plain_s": plain,
+        "plain_blocks_s": res["plain_blocks_s"],
+    }
     keys = [f"ours_{o}" for o in optimizers] + ["straightforward"]
     for k in keys:
         out[k] = {**res[k], "ratio_to_plain": res[k]["seconds"] / plain}
@@ -676,6 +712,11 @@ def main() -> None:
     )
     print(f"{'version':<24}{'s/update':>10}{'x plain':>10}{'MB':>9}{'rounds':>8}{'speed-up':>10}")
     print(f"{'plaintext EDE':<24}{plain:>10.4f}{1.0:>10.1f}{0:>9.1f}{0:>8d}")
+    spread = out["plain_blocks_s"]
+    print(
+        f"  (plaintext: {len(spread)} blocks between the secure rounds, "
+        f"{min(spread) * 1e3:.2f}–{max(spread) * 1e3:.2f} ms per update)"
+    )
     labels = {f"ours_{o}": f"ours ({o})" for o in optimizers}
     labels["straightforward"] = "crypten.nn + CrypTen SGD"
     for k in keys:

@@ -237,8 +237,10 @@ def secure_cost(results: Sequence[Mapping[str, Any]], plain_update_s: float) -> 
     }
 
 
-def plain_update_seconds(algo: Any, n: int = 20) -> float:
-    """Seconds per plaintext MADDPG update (``maddpg_update``) of ``algo``, over ``n`` updates.
+def plain_update_seconds(algo: Any, n: int = 100) -> float:
+    """Seconds per plaintext MADDPG update (``maddpg_update``) of ``algo``, over ``n`` updates
+    after one untimed one (a few milliseconds each: 100 of them make the baseline of a
+    ratio less sensitive to a moment's load on a shared machine).
 
     ``algo`` is a plaintext :class:`smpc_gym.agents.maddpg.MADDPG` with a filled replay;
     its networks are copied first, so timing does not change it.
@@ -251,12 +253,17 @@ def plain_update_seconds(algo: Any, n: int = 20) -> float:
     size = work.replay[0].size
     if size < work.config.batch_size:
         raise ValueError(f"replay holds {size} rows, fewer than a batch ({work.config.batch_size})")
-    t0 = time.perf_counter()
-    for _ in range(int(n)):
+
+    def update() -> None:
         idx = maddpg.sample_indices(size, work.config.batch_size, work.sampler)
         maddpg.maddpg_update(
             work.nets, work.opts, [r.get(idx) for r in work.replay], work.config, work.sharing
         )
+
+    update()  # warm-up, not timed
+    t0 = time.perf_counter()
+    for _ in range(int(n)):
+        update()
     return (time.perf_counter() - t0) / int(n)
 
 
