@@ -37,7 +37,8 @@ carry, bit-sliced, in a halving tree:
    read by three, a level's ``P_hi`` by two), and the tree only ever needs the XOR of
    an output's cross ANDs (a leaf's ``G`` sums three), so the dealer hands out one
    ``t₀``/``t₁`` per *output*, ``t₀ ⊕ t₁ = ⊕ u ∧ v`` over its terms
-   (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`~smpc_gym.secure.carry.carry_t0`). Per element over 63 bits each party sends
+   (:func:`~smpc_gym.secure.carry.carry_layout`,
+   :func:`~smpc_gym.secure.carry.carry_t0`). Per element over 63 bits each party sends
    182 bits and the dealer 119 to party 0, where one dealer pair per cross AND
    (``t₀ ⊕ t₁ = u ∧ v``, each operand sent once per AND) took 268 of each.
 4. **Back to arithmetic.** ``sᵢ = msb(xᵢ) ⊕ cᵢ`` are XOR shares of the sign; the
@@ -56,8 +57,9 @@ What is revealed: party 1 sees only ``e = p ⊕ u`` and party 0 only ``f = q ⊕
 each row masked by its own uniform bits from a generator the receiver does not hold
 (a mask is used for one sent row only, though several ANDs read it); the outputs are
 masked by ``t₀``/``t₁``. The dealer (``TTP``, the default) learns only how many
-elements and which bit width were asked for. Under the ``tfp_player0_sees_all`` opt-out party 0 draws party 1's
-``v`` too (as it does for every Beaver triple there), so it could unmask party 1's bits.
+elements and which bit width were asked for. Under the ``tfp_player0_sees_all`` opt-out
+party 0 draws party 1's ``v`` too (as it does for every Beaver triple there), so it
+could unmask party 1's bits.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ __all__ = [
 
 def carry_pairs(words: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """This party's ``(mask [rows, words], t [outputs, words])`` for the carry tree over
-    ``nbits`` bits of ``64·words`` elements (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`~smpc_gym.secure.carry.carry_t0`).
+    ``nbits`` bits of ``64·words`` elements (:func:`~smpc_gym.secure.carry.carry_layout`,
+    :func:`~smpc_gym.secure.carry.carry_t0`).
 
     With the ``TTP`` provider the dealer sends party 0's ``t`` and everything else comes
     from the stream each party shares with it, through the pools of
@@ -124,8 +127,8 @@ def and_round(
     t: torch.Tensor,
     terms: torch.Tensor,
 ) -> torch.Tensor:
-    """XOR shares of one round's outputs (each a XOR of cross ANDs, :func:`~smpc_gym.secure.carry.carry_layout`)
-    in one exchange.
+    """XOR shares of one round's outputs (each a XOR of cross ANDs,
+    :func:`~smpc_gym.secure.carry.carry_layout`) in one exchange.
 
     Party 0 passes its rows ``p``, party 1 its rows ``q`` (``mine``, ``[rows, W]`` packed
     bits); ``mask``, ``t`` are this party's part of the round's correlation. Each party
@@ -179,7 +182,8 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
     ``P = a_hi·a_lo ⊕ b_hi·b_lo ⊕ a_hi·b_lo ⊕ a_lo·b_hi``. Each party sends each of its
     rows once (``a_hi``, ``a_lo``, ``a_hi·a_lo``), though two or three ANDs read it; a
     tree level likewise sends ``P_hi``, ``G_lo`` and ``P_lo`` once each for its two ANDs
-    ``P_hi ∧ G_lo`` and ``P_hi ∧ P_lo`` (:func:`~smpc_gym.secure.carry.carry_layout`, :func:`and_round`)."""
+    ``P_hi ∧ G_lo`` and ``P_hi ∧ P_lo`` (:func:`~smpc_gym.secure.carry.carry_layout`,
+    :func:`and_round`)."""
     n = int(low.numel())
     rows = rows_of(low, nbits)  # [nbits, W]
     w = rows.shape[1]
