@@ -18,14 +18,14 @@ LOW_BITS = 63
 
 @functools.cache
 def carry_layout(nbits: int) -> tuple[tuple[int, torch.Tensor], ...]:
-    """The rounds of :func:`carry_shares` over ``nbits`` bits, a public function of
+    """The rounds of :func:`~smpc_gym.secure.compare.carry_shares` over ``nbits`` bits, a public function of
     ``nbits`` that the parties and the dealer both compute.
 
     Per round: ``(rows, terms)``. Each party sends ``rows`` masked bit rows; ``terms`` is
     ``[outputs, 3, 2]`` int64: output ``o`` of the round is the XOR of the cross ANDs
     ``p[i] ∧ q[j]`` over its (up to 3) pairs ``(i, j)`` (``i`` a row party 0 sent, ``j`` one
     party 1 sent; ``(rows, rows)`` is padding and reads zero rows). The row and output
-    orders are the ones :func:`carry_shares` builds:
+    orders are the ones :func:`~smpc_gym.secure.compare.carry_shares` builds:
 
     * leaves (``k = nbits // 2`` pairs of bits, an odd top bit): rows ``[hi (k), lo (k),
       both (k), top]``; outputs ``[G (k), P of pairs 1…k−1, G of top]``;
@@ -54,6 +54,7 @@ def carry_layout(nbits: int) -> tuple[tuple[int, torch.Tensor], ...]:
     return tuple(rounds)
 
 
+@functools.cache
 def carry_size(nbits: int) -> tuple[int, int]:
     """``(rows, outputs)`` of the whole carry tree over ``nbits`` bits: per 64 elements,
     each party sends ``rows`` words and the dealer's correlation holds ``rows`` mask words
