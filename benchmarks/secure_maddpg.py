@@ -70,7 +70,10 @@ the RTT term added by the model) or ``"predicted"`` (model only). With ``--profi
 {"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"}, "plain_act_s", "floor"}``,
 where ``cpu`` is the CPU one update uses, per process (``party0_user_s``,
 ``party0_sys_s``, ``party1_…``, ``dealer_…``: the dealer's, asked from it around each
-update; None without a dealer), ``total_s``, ``total_ratio_to_plain``, ``cores`` (of
+update; None without a dealer), ``page_faults`` (``party0``, ``party1``, ``dealer``:
+minor page faults per update, i.e. first touches of memory, charged to system time;
+they fall as a process's heap reaches its working size over its first tens of updates),
+``total_s``, ``total_ratio_to_plain``, ``cores`` (of
 this machine), ``cores_busy`` (``total_s`` over the update's wall time) and
 ``wall_floor_s`` / ``wall_floor_ratio_to_plain`` (``total_s / cores``: in a local run,
 where every process shares the machine, no update can be faster without less work);
@@ -106,7 +109,7 @@ import torch
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
 from smpc_gym.secure.comm import PhaseProfile, phase, profiling
-from smpc_gym.secure.dealer import dealer_cpu_seconds
+from smpc_gym.secure.dealer import dealer_usage
 from smpc_gym.secure.mpc_nn import correlation_source
 from smpc_gym.secure.runtime import (
     DEFAULT_PROVIDER,
@@ -259,9 +262,10 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
 
 
 def _cpu_now(dealer: bool) -> list[float]:
-    """This process's CPU seconds so far (user, system), then the dealer's if asked."""
+    """This process's CPU seconds so far (user, system) and minor page faults, then the
+    dealer's if asked."""
     use = resource.getrusage(resource.RUSAGE_SELF)
-    return [use.ru_utime, use.ru_stime, *(dealer_cpu_seconds() if dealer else ())]
+    return [use.ru_utime, use.ru_stime, use.ru_minflt, *(dealer_usage() if dealer else ())]
 
 
 def _timed_update(
@@ -269,13 +273,13 @@ def _timed_update(
 ) -> tuple[float, dict[str, int]]:
     """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof.
 
-    With ``cpu`` (profile mode) the update's CPU seconds are added to it: this party's
-    user and system time and, if ``cpu`` has four entries (party 0 with the dealer),
-    the dealer's (its reply to the usage request comes after every earlier request,
+    With ``cpu`` (profile mode) the update's CPU seconds and page faults are added to
+    it: this party's user and system time and minor faults and, if ``cpu`` has six
+    entries (party 0 with the dealer), the dealer's (its reply to the usage request comes after every earlier request,
     prefetches included; asked outside the timed and counted window).
     """
     idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
-    dealer = cpu is not None and len(cpu) == 4  # room for the dealer's figures
+    dealer = cpu is not None and len(cpu) == 6  # room for the dealer's figures
     ctx.barrier()
     before = _cpu_now(dealer) if cpu is not None else []
     ctx.reset_comm_stats()
@@ -363,20 +367,24 @@ def _floor_parts(ctx, hidden: int, batch: int, n: int = 50) -> dict[str, float]:
 def _cpu_budget(cpu0: list[float], cpu1: list[float], update_s: float, plain: float) -> dict:
     """The CPU one update uses on this machine, per process and in total (seconds).
 
-    ``cpu0``: party 0's user and system seconds, then the dealer's if there is one;
-    ``cpu1``: party 1's.
+    ``cpu0``: party 0's user and system seconds and minor page faults, then the dealer's
+    if there is one; ``cpu1``: party 1's. The faults are counts, not in ``total_s``.
 
     ``cores_busy`` = total CPU seconds over the update's wall seconds: near the machine's
     core count, the update is bound by CPU, not by waiting; ``total_s / cores`` is then
     the wall time this machine cannot go below without less work.
     """
+    dealer = len(cpu0) > 3
     out = {
         "party0_user_s": cpu0[0], "party0_sys_s": cpu0[1],
         "party1_user_s": cpu1[0], "party1_sys_s": cpu1[1],
-        "dealer_user_s": cpu0[2] if len(cpu0) > 2 else None,
-        "dealer_sys_s": cpu0[3] if len(cpu0) > 2 else None,
+        "dealer_user_s": cpu0[3] if dealer else None,
+        "dealer_sys_s": cpu0[4] if dealer else None,
     }  # fmt: skip
     total = sum(v for v in out.values() if v is not None)
+    out["page_faults"] = {
+        "party0": cpu0[2], "party1": cpu1[2], "dealer": cpu0[5] if dealer else None,
+    }  # fmt: skip
     cores = os.cpu_count() or 1
     out.update(
         total_s=total,
@@ -424,9 +432,9 @@ def _party(
     rows: dict[str, list] = {f"ours_{opt}": [] for opt in optimizers}
     rows["straightforward"] = []
     profs = {opt: PhaseProfile(ctx.comm) if profile else None for opt in optimizers}
-    # user, sys, and in party 0 with the dealer: dealer user, dealer sys
+    # user, sys, faults, and in party 0 with the dealer: the dealer's user, sys, faults
     has_dealer = ctx.rank == 0 and correlation_source() == "TTP"
-    cpus = {opt: [0.0] * (4 if has_dealer else 2) for opt in optimizers}
+    cpus = {opt: [0.0] * (6 if has_dealer else 3) for opt in optimizers}
     # the plaintext update takes milliseconds: at least PLAIN_UPDATES of them, in one
     # block per round (party 0 only; the others wait for its next secure update)
     timer = _PlainTimer(cfg, data) if do_plain and ctx.rank == 0 else None

@@ -353,6 +353,14 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
             f"(≥ {c['wall_floor_ratio_to_plain']:.0f}× on {c['cores']} cores)"
             for name, c in cpu
         )
+        faults = [(name, c) for name, c in cpu if "page_faults" in c]
+        if faults:  # system time: the kernel moving the bytes, and first touches of memory
+            parts = []
+            for name, c in faults:
+                sys_s = sum(c[f"{p}_sys_s"] or 0 for p in ("party0", "party1", "dealer"))
+                n = sum(v or 0 for v in c["page_faults"].values())
+                parts.append(f"{name} {sys_s / c['total_s']:.0%} ({n:,.0f} page faults per update)")
+            text += "; of that CPU, system time " + ", ".join(parts)
     return text
 
 

@@ -151,16 +151,19 @@ def test_network_model_matches_a_hand_worked_case() -> None:
 
 def test_cpu_budget_adds_the_processes_and_bounds_the_wall_time() -> None:
     budget = _bench()._cpu_budget
-    # party 0: 0.3 + 0.1 s, party 1: 0.2 + 0.1 s, dealer 0.25 + 0.05 s over a 0.8 s update
-    b = budget([0.3, 0.1, 0.25, 0.05], [0.2, 0.1], 0.8, 0.01)
+    # party 0: 0.3 + 0.1 s, party 1: 0.2 + 0.1 s, dealer 0.25 + 0.05 s over a 0.8 s
+    # update; page faults 4000, 1000, 300 (counts: never added to the seconds)
+    b = budget([0.3, 0.1, 4000, 0.25, 0.05, 300], [0.2, 0.1, 1000], 0.8, 0.01)
     assert b["total_s"] == pytest.approx(1.0)
     assert b["total_ratio_to_plain"] == pytest.approx(100.0)
     assert b["cores_busy"] == pytest.approx(1.25)
     assert b["wall_floor_s"] == pytest.approx(1.0 / b["cores"])
     assert b["dealer_user_s"] == 0.25 and b["party1_sys_s"] == 0.1
+    assert b["page_faults"] == {"party0": 4000, "party1": 1000, "dealer": 300}
     # no dealer (the TFP opt-out): its columns are None and not counted
-    b = budget([0.3, 0.1], [0.2, 0.1], 0.5, 0.01)
+    b = budget([0.3, 0.1, 4000], [0.2, 0.1, 1000], 0.5, 0.01)
     assert b["dealer_user_s"] is None and b["total_s"] == pytest.approx(0.7)
+    assert b["page_faults"]["dealer"] is None
 
 
 def _netns() -> ModuleType:

@@ -36,7 +36,7 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("matmul_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128])], (8, 2, 128, 128)),
         ("newton_triples", [36100, 6], (6, 3, 36100)),
         ("bit_mul", [1000], (2, 1000)),
-        ("cpu_usage", [], (2,)),
+        ("cpu_usage", [], (3,)),
     ]
     for func, args, size in cases:
         frame = dealer.encode(func, args)
@@ -163,11 +163,13 @@ def _party(ctx):
     from smpc_gym.secure import dealer, prg
 
     out["aes_stream"] = isinstance(dealer.pools().gen, prg.Stream)
-    # the dealer's own CPU seconds (party 0 asks): it has worked, and they only grow
-    first = dealer.dealer_cpu_seconds() if ctx.rank == 0 else ()
+    # the dealer's own CPU seconds and page faults (party 0 asks): it has worked, and
+    # they only grow
+    first = dealer.dealer_usage() if ctx.rank == 0 else ()
     mpc_nn.beaver_many([("matmul", xs, ws)] * 40)  # outgrows the matmul pool: 40 more triples
     if ctx.rank == 0:
-        out["dealer_cpu"] = [*first, *dealer.dealer_cpu_seconds()]
+        out["dealer_cpu"] = [*first, *dealer.dealer_usage()]
+        out["dealer_cpu_seconds"] = dealer.dealer_cpu_seconds()
     return out
 
 
@@ -176,9 +178,13 @@ def test_pooled_triples_are_correct_and_save_round_trips() -> None:
     r0, r1 = res
     assert r0["err"] < 0.05, r0
     assert r0["aes_stream"] and r1["aes_stream"]  # never CrypTen's Mersenne Twister
-    user0, sys0, user1, sys1 = r0["dealer_cpu"]
+    user0, sys0, faults0, user1, sys1, faults1 = r0["dealer_cpu"]
     assert user0 + sys0 > 0 and user1 >= user0 and sys1 >= sys0, r0["dealer_cpu"]
     assert user1 + sys1 > user0 + sys0  # it made 40 more matmul triples in between
+    # a started Python process has touched memory: page faults are counted, never undone
+    assert isinstance(faults0, int) and 0 < faults0 <= faults1, r0["dealer_cpu"]
+    later_user, later_sys = r0["dealer_cpu_seconds"]
+    assert later_user >= user1 and later_sys >= sys1
     # party 1 never talks to the dealer: its rounds are the 4 per iteration with party 0
     # (two openings, two truncations) plus the 24 reveals; party 0 adds only the
     # pool refills, far fewer than the 24 products

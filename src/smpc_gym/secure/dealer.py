@@ -38,8 +38,8 @@ instead of CrypTen's pickled ``"terminate"``.
   (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
   once per product;
 * ``cpu_usage``: the dealer process's own CPU seconds so far (user, system), in
-  microseconds — for cost profiles only (:func:`dealer_cpu_seconds`); it says nothing
-  about any party's data.
+  microseconds, and its minor page faults so far — for cost profiles only
+  (:func:`dealer_usage`); it says nothing about any party's data.
 
 **Pools.** A request costs a round trip. :class:`Pools` asks for correlations in bulk
 (:data:`CHUNK` elements, or :data:`MATMUL_BATCH` matmul triples of a shape) and hands
@@ -80,6 +80,7 @@ __all__ = [
     "broadcast",
     "carry_pairs",
     "dealer_cpu_seconds",
+    "dealer_usage",
     "decode",
     "encode",
     "install_client",
@@ -254,7 +255,7 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
     if func == "matmul_many":
         return torch.Size((int(args[0]),)) + _matmul_size(args[1], args[2])
     if func == "cpu_usage":
-        return torch.Size((2,))
+        return torch.Size((3,))
     raise ValueError(f"no reply to dealer request {func!r}")
 
 
@@ -371,7 +372,9 @@ def serve() -> None:
                 return getattr(self, func)(*args)  # CrypTen's recipes
             if func == "cpu_usage":
                 use = resource.getrusage(resource.RUSAGE_SELF)
-                return torch.tensor([round(use.ru_utime * 1e6), round(use.ru_stime * 1e6)])
+                return torch.tensor(
+                    [round(use.ru_utime * 1e6), round(use.ru_stime * 1e6), use.ru_minflt]
+                )
             if len(gens) != 2:
                 raise ValueError(f"dealer request {func!r} is two-party only, not {len(gens)}")
             g0, g1 = self.streams
@@ -457,15 +460,24 @@ class _Reply:
         return self.reply
 
 
-def dealer_cpu_seconds() -> tuple[float, float]:
+def dealer_usage() -> tuple[float, float, int]:
     """Party 0, ``TTP`` provider: the dealer process's CPU seconds so far, ``(user,
-    system)`` (one counted round trip, answered after every request sent before it).
+    system)``, and its minor page faults so far (one counted round trip, answered after
+    every request sent before it).
 
     For cost profiles: the dealer shares the machine with the parties in a local run, so
-    its CPU belongs in the update's budget.
+    its CPU belongs in the update's budget; page faults (first touches of memory the
+    process had not used yet) are a large part of the system time on some machines.
     """
-    user_us, sys_us = (int(x) for x in _request("cpu_usage", ()).tolist())
-    return user_us / 1e6, sys_us / 1e6
+    user_us, sys_us, faults = (int(x) for x in _request("cpu_usage", ()).tolist())
+    return user_us / 1e6, sys_us / 1e6, faults
+
+
+def dealer_cpu_seconds() -> tuple[float, float]:
+    """Party 0, ``TTP`` provider: the dealer's CPU seconds so far, ``(user, system)``
+    (:func:`dealer_usage` without the page faults)."""
+    user_s, sys_s, _ = dealer_usage()
+    return user_s, sys_s
 
 
 def _typed_ttp_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> Any:
