@@ -56,10 +56,11 @@ it ran with), ``config`` (the arguments), ``plain_s``
 (plaintext EDE seconds per update: at least ``PLAIN_UPDATES`` of them, timed in one
 block after each round of secure updates so that the baseline meets the same load as
 what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
-seconds per update: their spread is the baseline's noise), and for ``ours_sgd``, ``ours_adam`` (those asked
-for with ``--optimizer``) and ``straightforward``: ``seconds``, ``ratio_to_plain``,
-``bytes`` and ``rounds`` (per update, party 0's CrypTen counters: bytes it
-sent+received as CrypTen counts them, communication rounds), plus
+seconds per update: their spread is the baseline's noise), and for ``ours_sgd``,
+``ours_adam`` (those asked for with ``--optimizer``) and ``straightforward``:
+``seconds``, ``ratio_to_plain``, ``bytes`` and ``rounds`` (per update, party 0's
+CrypTen counters: bytes it sent+received as CrypTen counts them, communication
+rounds), plus
 ``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
 (straightforward seconds / ours). Each ``ours_*`` entry also has ``lan_s`` and
 ``wan_s`` (seconds per update on the LAN / WAN link) with ``lan_kind`` / ``wan_kind``:
@@ -261,6 +262,10 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     return time.perf_counter() - t0, ctx.comm_stats()
 
 
+#: Usage figures per process in the CPU budget: user seconds, system seconds, minor faults.
+USAGE = 3
+
+
 def _cpu_now(dealer: bool) -> list[float]:
     """This process's CPU seconds so far (user, system) and minor page faults, then the
     dealer's if asked."""
@@ -273,13 +278,13 @@ def _timed_update(
 ) -> tuple[float, dict[str, int]]:
     """One update on a fresh minibatch: (seconds, party's comm counters); phases -> prof.
 
-    With ``cpu`` (profile mode) the update's CPU seconds and page faults are added to
-    it: this party's user and system time and minor faults and, if ``cpu`` has six
-    entries (party 0 with the dealer), the dealer's (its reply to the usage request comes after every earlier request,
+    With ``cpu`` (profile mode) the update's :data:`USAGE` figures are added to it:
+    this party's and, if ``cpu`` has room for two processes (party 0 with the dealer),
+    the dealer's (its reply to the usage request comes after every earlier request,
     prefetches included; asked outside the timed and counted window).
     """
     idx = maddpg.sample_indices(party.replay.size, party.cfg.batch_size, party.sampler)
-    dealer = cpu is not None and len(cpu) == 6  # room for the dealer's figures
+    dealer = cpu is not None and len(cpu) == 2 * USAGE  # room for the dealer's figures
     ctx.barrier()
     before = _cpu_now(dealer) if cpu is not None else []
     ctx.reset_comm_stats()
@@ -374,16 +379,16 @@ def _cpu_budget(cpu0: list[float], cpu1: list[float], update_s: float, plain: fl
     core count, the update is bound by CPU, not by waiting; ``total_s / cores`` is then
     the wall time this machine cannot go below without less work.
     """
-    dealer = len(cpu0) > 3
+    dealer = len(cpu0) == 2 * USAGE
     out = {
         "party0_user_s": cpu0[0], "party0_sys_s": cpu0[1],
         "party1_user_s": cpu1[0], "party1_sys_s": cpu1[1],
-        "dealer_user_s": cpu0[3] if dealer else None,
-        "dealer_sys_s": cpu0[4] if dealer else None,
+        "dealer_user_s": cpu0[USAGE] if dealer else None,
+        "dealer_sys_s": cpu0[USAGE + 1] if dealer else None,
     }  # fmt: skip
     total = sum(v for v in out.values() if v is not None)
     out["page_faults"] = {
-        "party0": cpu0[2], "party1": cpu1[2], "dealer": cpu0[5] if dealer else None,
+        "party0": cpu0[2], "party1": cpu1[2], "dealer": cpu0[USAGE + 2] if dealer else None,
     }  # fmt: skip
     cores = os.cpu_count() or 1
     out.update(
@@ -434,7 +439,7 @@ def _party(
     profs = {opt: PhaseProfile(ctx.comm) if profile else None for opt in optimizers}
     # user, sys, faults, and in party 0 with the dealer: the dealer's user, sys, faults
     has_dealer = ctx.rank == 0 and correlation_source() == "TTP"
-    cpus = {opt: [0.0] * (6 if has_dealer else 3) for opt in optimizers}
+    cpus = {opt: [0.0] * (2 * USAGE if has_dealer else USAGE) for opt in optimizers}
     # the plaintext update takes milliseconds: at least PLAIN_UPDATES of them, in one
     # block per round (party 0 only; the others wait for its next secure update)
     timer = _PlainTimer(cfg, data) if do_plain and ctx.rank == 0 else None

@@ -18,8 +18,8 @@ LOW_BITS = 63
 
 @functools.cache
 def carry_layout(nbits: int) -> tuple[tuple[int, torch.Tensor], ...]:
-    """The rounds of :func:`~smpc_gym.secure.compare.carry_shares` over ``nbits`` bits, a public function of
-    ``nbits`` that the parties and the dealer both compute.
+    """The rounds of :func:`~smpc_gym.secure.compare.carry_shares` over ``nbits`` bits, a
+    public function of ``nbits`` that the parties and the dealer both compute.
 
     Per round: ``(rows, terms)``. Each party sends ``rows`` masked bit rows; ``terms`` is
     ``[outputs, 3, 2]`` int64: output ``o`` of the round is the XOR of the cross ANDs
