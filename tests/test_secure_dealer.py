@@ -36,6 +36,15 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("matmul_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128])], (8, 2, 128, 128)),
         ("newton_triples", [36100, 6], (6, 3, 36100)),
         ("bit_mul", [1000], (2, 1000)),
+        ("bit_mul_back", [1000], (3, 1000)),
+        # 8 bundles of a critic's first layer: A @ B [2, 128, 128], Aᵀ @ E [2, 14, 128],
+        # E @ Bᵀ [2, 128, 14]
+        (
+            "layer_many",
+            [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128]), 3],
+            (8 * (2 * 128 * 128 + 2 * 14 * 128 + 2 * 128 * 14),),
+        ),
+        ("layer_many", [8, torch.Size([2, 128, 14]), torch.Size([2, 14, 128]), 0], (8 * 32768,)),
         ("cpu_usage", [], (3,)),
     ]
     for func, args, size in cases:
@@ -60,6 +69,10 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
     for n, iters in ((0, 6), (10, 0), (10, dealer.NEWTON_MAX_ITERS + 1)):
         with pytest.raises(ValueError, match=f"n = {n}, iters = {iters}; expected n >= 1"):
             dealer.decode(dealer.encode("newton_triples", [n, iters]))
+    with pytest.raises(ValueError, match=r"sizes \(2, 3, 4\) and \(2, 5, 6\); expected"):
+        dealer.decode(dealer.encode("layer_many", [8, (2, 3, 4), (2, 5, 6), 3]))
+    with pytest.raises(ValueError, match="unknown flags 4"):
+        dealer.decode(dealer.encode("layer_many", [8, (2, 3, 4), (2, 4, 6), 4]))
     with pytest.raises(ValueError, match="unknown dealer request code 99"):
         dealer.decode(torch.tensor([99] + [0] * (dealer.FRAME - 1)))
 
@@ -130,6 +143,35 @@ def test_pooled_correlations_hold_for_the_parties_draws() -> None:
     ra1, c1 = ring.draw_ring(70, p1), ring.draw_ring(70, p1)
     assert torch.equal(reply[0] + ra1, r0 ^ r1)
     assert torch.equal(reply[1] + c1, (a0 + a1) * (r0 ^ r1))
+    # ... and with a second mask A' for the same bit (the ReLU's backward pass)
+    g0, g1 = gens()
+    reply = dealer.bit_mul_back(g0, g1, 70)
+    p0, p1 = gens()
+    r0, a0, b0 = ring.draw_bits(70, p0), ring.draw_ring(70, p0), ring.draw_ring(70, p0)
+    r1, a1, b1 = ring.draw_bits(70, p1), ring.draw_ring(70, p1), ring.draw_ring(70, p1)
+    ra1, c1, d1 = (ring.draw_ring(70, p1) for _ in range(3))
+    r = r0 ^ r1
+    assert torch.equal(reply[0] + ra1, r)
+    assert torch.equal(reply[1] + c1, (a0 + a1) * r)
+    assert torch.equal(reply[2] + d1, (b0 + b1) * r)
+    # layer bundles: the forward's masks A (of h) and B (of W) are the backward's masks of
+    # hᵀ and Wᵀ; E masks dz. Every flag combination, two bundles
+    s0, s1 = (2, 5, 3), (2, 3, 4)
+    for flags in (0, dealer.LAYER_WEIGHTS, dealer.LAYER_INPUTS, 3):
+        g0, g1 = gens()
+        c0 = dealer.layer_triples(g0, g1, 2, s0, s1, flags)
+        sizes = dealer._layer_sizes(s0, s1, flags)
+        assert c0.shape == dealer.result_size("layer_many", [2, s0, s1, flags])
+        p0, p1 = gens()
+        m0, m1 = dealer._layer_draws(p0, 2, s0, s1), dealer._layer_draws(p1, 2, s0, s1)
+        a, b, e = (x + y for x, y in zip(m0, m1, strict=True))
+        c = c0.view(2, -1) + ring.draw_ring(2 * sum(sizes), p1).view(2, -1)
+        want = [a @ b]
+        if flags & dealer.LAYER_WEIGHTS:
+            want.append(a.transpose(-1, -2) @ e)
+        if flags & dealer.LAYER_INPUTS:
+            want.append(e @ b.transpose(-1, -2))
+        assert torch.equal(c, torch.cat([w.reshape(2, -1) for w in want], dim=1)), flags
     # Newton's shared-mask triples: each party draws its masks [1 + 3k, n], party 1 then c₁
     g0, g1 = gens()
     n, k = 40, 3

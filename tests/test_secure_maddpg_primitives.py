@@ -2,7 +2,9 @@
 
 * ``mpc_nn.ltz`` (the carry-tree sign test) agrees with CrypTen's ``_ltz`` and with
   ``z < 0`` on fixed-point values;
-* a stacked ``SharedMLP`` forward/backward matches torch autograd;
+* a stacked ``SharedMLP`` forward/backward matches torch autograd, also when the forward
+  pass is told the backward's plan and the backward reuses its masks (exactly the
+  openings of ``h``, ``W``, the second ``dz`` and the ReLU masks fewer);
 * ``SecureAdam`` / ``SecureSGD`` track ``torch.optim.Adam`` / ``SGD`` over 15 steps on
   gradients spanning three orders of magnitude.
 """
@@ -61,6 +63,60 @@ def _party(ctx):
             errs.append(float((got - prm.grad).abs().max()))
         errs.append(float((gin.get_plain_text()[p] - xp.grad).abs().max()))
     out["mlp_max_err"] = max(errs)
+    # the same with a BackwardPlan, the networks stacked with two others (say, targets)
+    # that are not back-propagated: outputs and gradients as before, fewer bytes
+    others = [
+        nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 2))
+        for _ in range(2)
+    ]
+    for p in (q for n in others for q in n.parameters()):
+        torch.nn.init.normal_(p, std=0.4, generator=g)
+    shape = [(6, 12), (12, 12), (12, 2)]
+    targets = mpc_nn.SharedMLP.from_plain(others, [0, 1], shape, "sigmoid", ctx.rank)
+    x2 = torch.rand(2, 9, 6, generator=g)
+    cols = [slice(0, 3), slice(3, 6)]  # one slice per network, as the actor update asks
+    errs, spent = [], {}
+    for name, plan in (("fresh", None), ("reused", mpc_nn.BackwardPlan(1, True, True))):
+        (y, y2), (cache, _) = mpc_nn.forward_stacked(
+            [mlp, targets], [c.cryptensor(x, src=0), c.cryptensor(x2, src=0)], plan
+        )
+        gs = c.cryptensor(gout, src=1)
+        # the gradients are the forward pass's, whatever happens to the weights after it
+        moved = mlp.clone()
+        moved.weights[1] = moved.weights[1] + 0.5
+        ctx.reset_comm_stats()
+        grads, gin = mpc_nn.backward_stacked([moved], [cache], [gs], input_cols=cols)
+        spent[name] = ctx.comm_stats()
+        for p in range(2):
+            xp = x[p].clone().requires_grad_(True)
+            nets[p].zero_grad()
+            o = torch.sigmoid(nets[p](xp))
+            o.backward(gout[p])
+            errs.append(float((y.get_plain_text()[p] - o.detach()).abs().max()))
+            o2 = torch.sigmoid(others[p](x2[p])).detach()
+            errs.append(float((y2.get_plain_text()[p] - o2).abs().max()))
+            for k, prm in enumerate(nets[p].parameters()):
+                got = grads[0][k].get_plain_text()[p]
+                got = got.t() if k % 2 == 0 else got.reshape(-1)
+                errs.append(float((got - prm.grad).abs().max()))
+            errs.append(float((gin.get_plain_text()[p] - xp.grad[:, cols[p]]).abs().max()))
+    out["plan_max_err"] = max(errs)
+    out["plan_bytes"] = (spent["fresh"]["bytes"], spent["reused"]["bytes"])
+    out["plan_rounds"] = (spent["fresh"]["rounds"], spent["reused"]["rounds"])
+    # the reused masks belong to the forward's weights and to what its plan asked for
+    (_, _), (cache, _) = mpc_nn.forward_stacked(
+        [mlp, targets],
+        [c.cryptensor(x, src=0), c.cryptensor(x2, src=0)],
+        mpc_nn.BackwardPlan(1, weight_grads=False, input_grad=True),
+    )
+    try:
+        mpc_nn.backward_stacked([mlp], [cache], [c.cryptensor(gout, src=1)], input_cols=cols)
+    except ValueError as err:
+        out["plan_mismatch"] = str(err)
+    try:
+        mpc_nn.forward_stacked([mlp], [c.cryptensor(x, src=0)], mpc_nn.BackwardPlan(2))
+    except ValueError as err:
+        out["plan_range"] = str(err)
     # optimisers
     for name in ("adam", "sgd"):
         theta = torch.randn(500, generator=g)
@@ -83,8 +139,13 @@ def _party(ctx):
 
 
 @pytest.fixture(scope="module")
-def result():
-    return launch_local(_party, 2, config=PartyConfig(world_size=2, timeout_s=120))[0]
+def results():
+    return launch_local(_party, 2, config=PartyConfig(world_size=2, timeout_s=120))
+
+
+@pytest.fixture(scope="module")
+def result(results):
+    return results[0]
 
 
 def test_packed_sign_test_matches_crypten_and_truth(result) -> None:
@@ -94,6 +155,27 @@ def test_packed_sign_test_matches_crypten_and_truth(result) -> None:
 
 def test_stacked_mlp_forward_backward_match_autograd(result) -> None:
     assert result["mlp_max_err"] < 5e-3
+
+
+def test_backward_plan_reuses_the_forward_masks_exactly(results) -> None:
+    result = results[1]  # party 1's bytes: party to party only (party 0's add the dealer's)
+    assert result["plan_max_err"] < 5e-3
+    # party 1 sends and receives 8 bytes per opened element. The plan saves, per network
+    # (batch 9), the openings of: layer 3 (12 -> 2): h 9·12, W 12·2 and the second dz 9·2;
+    # the ReLU after layer 2: its mask 9·12; layer 2 (12 -> 12): h 9·12, W 12·12, dz
+    # 9·12; the ReLU after layer 1: 9·12; layer 1 (6 -> 12, weights and input columns):
+    # h 9·6, W's 3 input columns 3·12, dz 9·12. The truncations and their rounds stay.
+    per_net = (108 + 24 + 18) + 108 + (108 + 144 + 108) + 108 + (54 + 36 + 108)
+    fresh, reused = result["plan_bytes"]
+    assert fresh - reused == 2 * per_net * 16, result["plan_bytes"]
+    assert result["plan_rounds"][0] == result["plan_rounds"][1], result["plan_rounds"]
+
+
+def test_backward_plan_refuses_unplanned_gradients_and_bad_counts(result) -> None:
+    assert "asks for a gradient its forward's BackwardPlan left out" in result["plan_mismatch"]
+    assert "weight_grads=True" in result["plan_mismatch"]
+    assert "BackwardPlan.mlps must be in [1, 1]" in result["plan_range"]
+    assert "got 2" in result["plan_range"]
 
 
 def test_secure_optimisers_track_torch(result) -> None:

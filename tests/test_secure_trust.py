@@ -11,6 +11,12 @@ of the right shape as the mask: ``ε + candidate == encode(x)`` recovers the ope
 Player 1 owns ``X`` (think: its observations), player 0 owns ``W`` (its weights). Under
 the default dealer (``TTP``) neither party recovers the other's value; the same code
 under ``tfp_player0_sees_all`` lets player 0 read player 1's ``X`` — so the test can fail.
+
+The same attack on a network's forward *and backward* pass with a ``BackwardPlan``, whose
+backward reuses the forward's masks of ``X`` and ``W`` and opens only the gradients
+(masked by the layer bundles' ``E`` and the ReLU correlations' second mask): neither
+party recovers the other's inputs, weights or output gradient; with the bundles' ``E``
+sabotaged to a mask everyone knows (zero), player 0 reads player 1's gradient.
 """
 
 from __future__ import annotations
@@ -99,6 +105,76 @@ def _instrumented_layer(ctx) -> dict:
     }
 
 
+HIDDEN = 4  # w1 below: W and two columns made from it
+
+
+def _planned_backward(ctx, sabotage: bool) -> dict:
+    """Player 1's ``X`` and output gradient ``G`` through player 0's two-layer network,
+    forward with a ``BackwardPlan`` and backward; records this party's view: opened
+    values, its shares of every triple, layer bundle and ReLU correlation."""
+    from smpc_gym.secure import dealer, mpc_nn
+
+    rank, crypten = ctx.rank, ctx.crypten
+    held: list[torch.Tensor] = []
+    opened: list[torch.Tensor] = []
+    orig_open, orig_triple = mpc_nn.open_many, mpc_nn._matmul_triple
+    orig_layer, orig_bits = dealer.Pools.layer_triple, dealer.Pools.bit_mul_back
+
+    def open_many(shares):
+        out = orig_open(shares)
+        opened.extend(t.detach().clone() for t in out)
+        return out
+
+    def matmul_triple(*a, **kw):
+        out = orig_triple(*a, **kw)
+        held.extend(t.share.detach().clone() for t in out)
+        return out
+
+    def layer_triple(self, *a):
+        out = orig_layer(self, *a)
+        if sabotage:  # E = 0 in both parties: dz is then "masked" by a known value
+            out = (out[0], out[1], torch.zeros_like(out[2]), *out[3:])
+        held.extend(t.clone() for t in out if t is not None)
+        return out
+
+    def bit_mul_back(self, n):
+        out = orig_bits(self, n)
+        held.extend(t.clone() for t in out)
+        return out
+
+    mpc_nn.open_many, mpc_nn._matmul_triple = open_many, matmul_triple
+    dealer.Pools.layer_triple, dealer.Pools.bit_mul_back = layer_triple, bit_mul_back
+    try:
+        x, w = _secrets()
+        g = torch.Generator().manual_seed(12)
+        w2 = torch.rand(HIDDEN, OUT, generator=g) - 0.5  # player 0's
+        grad = torch.rand(1, B, OUT, generator=g) - 0.5  # player 1's output gradient
+        w1 = torch.cat([w, w[:, :1] * 0.5, w[:, 1:2] - 0.25], dim=1)  # [IN, HIDDEN]
+
+        def mine(t: torch.Tensor, owner: int) -> object:
+            return crypten.cryptensor(t if rank == owner else torch.zeros_like(t), src=owner)
+
+        mlp = mpc_nn.SharedMLP(
+            [mine(w1[None], 0), mine(w2[None], 0)],
+            [mine(torch.zeros(1, 1, HIDDEN), 0), mine(torch.zeros(1, 1, OUT), 0)],
+        )
+        plan = mpc_nn.BackwardPlan(1, weight_grads=True, input_grad=True)
+        (y,), (cache,) = mpc_nn.forward_stacked([mlp], [mine(x[None], 1)], plan)
+        grads, gin = mpc_nn.backward_stacked(
+            [mlp], [cache], [mine(grad, 1)], input_cols=slice(0, IN)
+        )
+    finally:
+        mpc_nn.open_many, mpc_nn._matmul_triple = orig_open, orig_triple
+        dealer.Pools.layer_triple, dealer.Pools.bit_mul_back = orig_layer, orig_bits
+    return {
+        "held": held,
+        "opened": opened,
+        "y": y.get_plain_text(),
+        "gin": gin.get_plain_text(),
+        "dw2": grads[0][2].get_plain_text(),
+    }
+
+
 def _recovers(view: dict, target: torch.Tensor) -> bool:
     """Does ``opened + candidate`` equal the encoded target for any pair in the view?"""
     enc = torch.round(target * SCALE).to(torch.int64)
@@ -144,6 +220,42 @@ def test_player0_unmasks_player1_data_under_the_trusted_first_party(views) -> No
     p0, p1 = views[TFP_PROVIDER]
     assert _recovers(p0, x), "the attack should read X under tfp_player0_sees_all"
     assert not _recovers(p1, w)
+
+
+@pytest.fixture(scope="module")
+def planned() -> dict[str, list[dict]]:
+    cfg = PartyConfig(world_size=2, timeout_s=60)
+    return {
+        name: launch_local(_planned_backward, 2, (sabotage,), config=cfg, deadline_s=240)
+        for name, sabotage in (("dealer", False), ("sabotaged", True))
+    }
+
+
+def test_reused_masks_unmask_nothing_in_the_backward_pass(planned) -> None:
+    x, w = _secrets()
+    g = torch.Generator().manual_seed(12)
+    w2 = torch.rand(HIDDEN, OUT, generator=g) - 0.5
+    grad = torch.rand(1, B, OUT, generator=g) - 0.5
+    w1 = torch.cat([w, w[:, :1] * 0.5, w[:, 1:2] - 0.25], dim=1).requires_grad_(True)
+    w2.requires_grad_(True)
+    xr = x[None].clone().requires_grad_(True)
+    y = torch.relu(xr @ w1) @ w2
+    y.backward(grad)
+    p0, p1 = planned["dealer"]
+    for party in (p0, p1):  # the planned pass is correct ...
+        assert torch.allclose(party["y"], y.detach(), atol=1e-3)
+        assert torch.allclose(party["gin"], xr.grad, atol=1e-3)
+        assert torch.allclose(party["dw2"][0], w2.grad, atol=1e-3)
+    assert len(p0["held"]) > 6  # the instrumentation saw the bundles and correlations
+    # ... and opens: the forward's X − A, W − B (two layers), the ReLU's z − A and bit,
+    # then per layer only the masked gradient, and the ReLU's gradient
+    assert not _recovers(p0, x[None]), "player 0 reconstructed player 1's X"
+    assert not _recovers(p0, grad), "player 0 reconstructed player 1's output gradient"
+    assert not _recovers(p1, w1.detach()[None]), "player 1 reconstructed player 0's weights"
+    assert not _recovers(p1, w2.detach()[None])
+    # the attack works where a mask is known: E = 0 opens the output gradient itself
+    s0, _ = planned["sabotaged"]
+    assert _recovers(s0, grad), "the attack should read G when the bundles' E is zero"
 
 
 def test_provider_names() -> None:

@@ -32,7 +32,12 @@ instead of CrypTen's pickled ``"terminate"``.
   one shape, in one reply (the pools below);
 * ``square_flat``: Beaver squares ``(r, r²)`` (:func:`square_flat`);
 * ``bit_mul``: correlations for multiplying a value by an XOR-shared bit
-  (:func:`bit_mul`), as the ReLU does with its sign bit;
+  (:func:`bit_mul`), as the ReLU does with its sign bit; ``bit_mul_back``: the same
+  with a second mask for the same bit (:func:`bit_mul_back`), for a ReLU whose backward
+  pass multiplies its gradient by that bit again;
+* ``layer_many``: ``k`` matmul triples of a layer's forward product ``h @ W`` together
+  with the triples of its backward products ``hᵀ @ dz`` and ``dz @ Wᵀ`` that reuse the
+  forward's masks of ``h`` and ``W`` (:func:`layer_triples`);
 * ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
   ``n`` elements, with each operand's mask shared by every product of that operand
   (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
@@ -76,7 +81,10 @@ __all__ = [
     "MATMUL_BATCH",
     "NEWTON_MAX_ITERS",
     "Pools",
+    "LAYER_WEIGHTS",
+    "LAYER_INPUTS",
     "bit_mul",
+    "bit_mul_back",
     "broadcast",
     "carry_pairs",
     "dealer_cpu_seconds",
@@ -84,6 +92,7 @@ __all__ = [
     "decode",
     "encode",
     "install_client",
+    "layer_triples",
     "newton_triples",
     "pools",
     "result_size",
@@ -101,6 +110,10 @@ CHUNK = 1 << 19
 MATMUL_BATCH = 8
 #: The most Newton steps one ``newton_triples`` request may cover.
 NEWTON_MAX_ITERS = 32
+#: ``layer_many`` flag: include the weight-gradient triple ``hᵀ @ dz``.
+LAYER_WEIGHTS = 1
+#: ``layer_many`` flag: include the input-gradient triple ``dz @ Wᵀ``.
+LAYER_INPUTS = 2
 
 _CODES = {
     "terminate": -1,
@@ -117,6 +130,8 @@ _CODES = {
     "square_flat": 12,
     "cpu_usage": 13,
     "carry_pairs": 14,
+    "layer_many": 15,
+    "bit_mul_back": 16,
 }
 _NAMES = {v: k for k, v in _CODES.items()}
 _OPS = {"mul": 1, "matmul": 2}
@@ -154,6 +169,8 @@ def encode(func: str, args: Sequence[Any] = (), kwargs: dict | None = None) -> t
         words += _size_words(args[0])
     elif func == "matmul_many":
         words += [int(args[0]), *_size_words(args[1]), *_size_words(args[2])]
+    elif func == "layer_many":
+        words += [int(args[0]), int(args[3]), *_size_words(args[1]), *_size_words(args[2])]
     else:  # integer arguments
         words += [int(a) for a in args]
     if len(words) > FRAME:
@@ -191,9 +208,20 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
     if func == "matmul_many":
         k, pos = w[1], 2
         return func, [k, size(), size()]
+    if func == "layer_many":
+        k, flags, pos = w[1], w[2], 3
+        s0, s1 = size(), size()
+        if len(s0) != 3 or len(s1) != 3 or s0[0] != s1[0] or s0[2] != s1[1]:
+            raise ValueError(
+                f"dealer request 'layer_many': sizes {tuple(s0)} and {tuple(s1)}; expected "
+                "[P, B, in] and [P, in, out]"
+            )
+        if not 0 <= flags <= LAYER_WEIGHTS | LAYER_INPUTS:
+            raise ValueError(f"dealer request 'layer_many': unknown flags {flags}")
+        return func, [k, s0, s1, flags]
     if func == "trunc_pairs":
         return func, w[1:3]
-    if func in ("mul_flat", "bit_mul", "square_flat"):
+    if func in ("mul_flat", "bit_mul", "bit_mul_back", "square_flat"):
         return func, w[1:2]
     if func == "carry_pairs":
         carry_size(w[2])  # raises on a bit count the sign test does not have
@@ -249,6 +277,11 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
         return torch.Size((int(args[0]) * carry_size(int(args[1]))[1],))
     if func == "bit_mul":
         return torch.Size((2, int(args[0])))
+    if func == "bit_mul_back":
+        return torch.Size((3, int(args[0])))
+    if func == "layer_many":
+        k, s0, s1, flags = args
+        return torch.Size((int(k) * sum(_layer_sizes(s0, s1, flags)),))
     if func == "newton_triples":
         n, iters = (int(a) for a in args)
         return torch.Size((iters, 3, n))
@@ -301,6 +334,83 @@ def bit_mul(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
     a = draw_ring(n, gen0) + draw_ring(n, gen1)
     r_a1, c1 = draw_ring(n, gen1), draw_ring(n, gen1)
     return torch.stack([r - r_a1, a * r - c1])
+
+
+def bit_mul_back(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
+    """Party 0's ``[r₀ᴬ, c₀, c₀']`` ``[3, n]``: :func:`bit_mul`'s correlation with a second
+    mask ``A'`` for the same bit ``r``.
+
+    Each generator draws its bit ``rᵢ``, mask ``Aᵢ`` and mask ``A'ᵢ`` per element, then
+    party 1 its shares ``r₁ᴬ``, ``c₁`` of ``A·r`` and ``c₁'`` of ``A'·r``. The ReLU uses
+    ``(r, A)`` in the forward pass and ``(r, A')`` to multiply its gradient by the same
+    bit in the backward pass; each mask hides one value.
+    """
+    n = int(n)
+    r = draw_bits(n, gen0) ^ draw_bits(n, gen1)
+    a = draw_ring(n, gen0) + draw_ring(n, gen1)
+    a2 = draw_ring(n, gen0) + draw_ring(n, gen1)
+    r_a1, c1, c1b = (draw_ring(n, gen1) for _ in range(3))
+    return torch.stack([r - r_a1, a * r - c1, a2 * r - c1b])
+
+
+def _layer_sizes(size0: Sequence[int], size1: Sequence[int], flags: int) -> list[int]:
+    """Elements of one :func:`layer_triples` bundle's products, in reply order:
+    ``A @ B`` ``[P, batch, out]``, then ``Aᵀ @ E`` ``[P, in, out]`` (flag
+    :data:`LAYER_WEIGHTS`), then ``E @ Bᵀ`` ``[P, batch, in]`` (flag :data:`LAYER_INPUTS`)."""
+    p, batch, n_in = (int(d) for d in size0)
+    n_out = int(size1[2])
+    sizes = [p * batch * n_out]
+    if flags & LAYER_WEIGHTS:
+        sizes.append(p * n_in * n_out)
+    if flags & LAYER_INPUTS:
+        sizes.append(p * batch * n_in)
+    return sizes
+
+
+def _layer_draws(
+    gen: Stream, k: int, size0: Sequence[int], size1: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One stream's masks of ``k`` layer bundles, in the parties' order: ``A`` ``[k, P,
+    batch, in]``, ``B`` ``[k, P, in, out]``, ``E`` ``[k, P, batch, out]``."""
+    out = (*size0[:2], size1[2])
+    return (
+        draw_ring_sized((k, *size0), gen),
+        draw_ring_sized((k, *size1), gen),
+        draw_ring_sized((k, *out), gen),
+    )
+
+
+def _layer_products(
+    a: torch.Tensor, b: torch.Tensor, e: torch.Tensor, flags: int
+) -> list[torch.Tensor]:
+    """The products of layer bundles (:func:`_layer_sizes`' order), flattened per bundle."""
+    k = a.shape[0]
+    prods = [ring_matmul(a, b)]
+    if flags & LAYER_WEIGHTS:
+        prods.append(ring_matmul(a.transpose(-1, -2).contiguous(), e))
+    if flags & LAYER_INPUTS:
+        prods.append(ring_matmul(e, b.transpose(-1, -2).contiguous()))
+    return [p.reshape(k, -1) for p in prods]
+
+
+def layer_triples(
+    gen0: Stream, gen1: Stream, k: int, size0: Any, size1: Any, flags: int
+) -> torch.Tensor:
+    """Party 0's ``c₀`` of ``k`` layer bundles for ``h [P, batch, in] @ W [P, in, out]``.
+
+    Each generator draws the masks ``A`` (of ``h``), ``B`` (of ``W``) and ``E`` (of the
+    backward's ``dz [P, batch, out]``), then party 1 its shares ``c₁`` of the products
+    (:func:`_layer_sizes`): the forward's ``A @ B`` and, as ``flags`` ask, ``Aᵀ @ E`` for
+    ``dW = hᵀ @ dz`` and ``E @ Bᵀ`` for ``dh = dz @ Wᵀ``. The backward then opens only
+    ``dz − E``: ``h − A`` and ``W − B`` were opened by the forward and are the same values
+    (``hᵀ − Aᵀ`` and ``Wᵀ − Bᵀ``), so nothing new is revealed. Reply: per bundle its
+    products' ``c₀`` flat and concatenated, ``[k · Σ sizes]``.
+    """
+    k, flags = int(k), int(flags)
+    m0, m1 = _layer_draws(gen0, k, size0, size1), _layer_draws(gen1, k, size0, size1)
+    a, b, e = (x + y for x, y in zip(m0, m1, strict=True))
+    prods = torch.cat(_layer_products(a, b, e, flags), dim=1)
+    return (prods - draw_ring(prods.numel(), gen1).view(prods.shape)).reshape(-1)
 
 
 def newton_triples(gen0: Stream, gen1: Stream, n: int, iters: int) -> torch.Tensor:
@@ -389,6 +499,10 @@ def serve() -> None:
                 return newton_triples(g0, g1, args[0], args[1])
             if func == "bit_mul":
                 return bit_mul(g0, g1, args[0])
+            if func == "bit_mul_back":
+                return bit_mul_back(g0, g1, args[0])
+            if func == "layer_many":
+                return layer_triples(g0, g1, *args)
             if func == "square_flat":
                 return square_flat(g0, g1, args[0])
             k, s0, s1 = args  # matmul_many
@@ -660,6 +774,57 @@ class Pools:
             return lambda: [r, a, r_a, c]
 
         return tuple(self._take(("bitmul",), n, refill))
+
+    def bit_mul_back(self, n: int) -> tuple[torch.Tensor, ...]:
+        """This party's ``(r, A, A', rᴬ, c, c')`` of ``n`` :func:`bit_mul_back`
+        correlations: :meth:`bit_mul`'s, plus shares of a second mask ``A'`` and of
+        ``A'·r`` for the same bit."""
+
+        def refill(m: int) -> Any:
+            r, a, a2 = draw_bits(m, self.gen), draw_ring(m, self.gen), draw_ring(m, self.gen)
+            if self.rank == 0:
+                reply = _Reply("bit_mul_back", (m,))
+                return lambda: [r, a, a2, *reply.result()]
+            r_a, c, c2 = (draw_ring(m, self.gen) for _ in range(3))
+            return lambda: [r, a, a2, r_a, c, c2]
+
+        return tuple(self._take(("bitmul_back",), n, refill))
+
+    def layer_triple(self, size0: Any, size1: Any, flags: int) -> tuple[torch.Tensor, ...]:
+        """This party's raw shares ``(A, B, E, c)`` of one :func:`layer_triples` bundle
+        for ``[P, batch, in] @ [P, in, out]``: the masks, and ``c`` the products' shares
+        in :func:`_layer_sizes`' order (``None`` where ``flags`` leave one out).
+
+        Pooled like :meth:`matmul_triple` (:data:`MATMUL_BATCH` per refill, prefetched).
+        """
+        size0, size1, flags = torch.Size(size0), torch.Size(size1), int(flags)
+        key = ("layer", tuple(size0), tuple(size1), flags)
+        sizes = _layer_sizes(size0, size1, flags)
+
+        def start() -> Any:
+            k = MATMUL_BATCH
+            masks = _layer_draws(self.gen, k, size0, size1)
+            if self.rank == 0:
+                reply = _Reply("layer_many", (k, size0, size1, flags))
+                return lambda: (*masks, reply.result().view(k, -1))
+            c = draw_ring(k * sum(sizes), self.gen).view(k, -1)
+            return lambda: (*masks, c)
+
+        entry = self.mats.get(key)
+        if entry is None or entry[1] >= MATMUL_BATCH:
+            entry = [self._next(key, start), 0]
+            self.mats[key] = entry
+        (a, b, e, c), i = entry
+        entry[1] = i + 1
+        p, batch, n_in = size0
+        n_out = size1[2]
+        shapes = [(p, batch, n_out), (p, n_in, n_out), (p, batch, n_in)]
+        present = [True, bool(flags & LAYER_WEIGHTS), bool(flags & LAYER_INPUTS)]
+        parts = iter(c[i].split(sizes))
+        prods = [
+            next(parts).view(sh) if on else None for sh, on in zip(shapes, present, strict=True)
+        ]
+        return (a[i], b[i], e[i], *prods)
 
     def newton_triples(self, n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This party's shares ``(masks [1 + 3·iters, n], c [iters, 3, n])`` of the

@@ -3,7 +3,7 @@
 CrypTen's own route (``crypten.nn`` modules + CrypTen autograd) evaluates one network at a
 time and builds an autograd graph of many small secure ops. For MADDPG we know the whole
 computation in advance, so this module does it by hand, on arithmetic shares
-(``MPCTensor``), with three cost-saving rules:
+(``MPCTensor``), with these cost-saving rules:
 
 * **Stacking.** A :class:`SharedMLP` holds ``P`` networks of identical shape as one
   tensor per layer (weights ``[P, in, out]``, biases ``[P, 1, out]``), and
@@ -20,6 +20,11 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
+* **Reused masks.** Told what the backward pass will compute (:class:`BackwardPlan`), the
+  forward pass takes dealer correlations whose masks of ``h`` and ``W`` the backward's
+  products ``hᵀ·dZ`` and ``dZ·Wᵀ`` reuse, and whose ReLU bits carry a second mask for the
+  gradient: the backward pass then opens only gradients (each under a fresh mask), not
+  ``h``, ``W``, ``dZ`` a second time or the 0/1 masks again.
 
 Nothing here reveals anything: every input, weight, intermediate and gradient stays
 secret-shared. Truncation after a fixed-point product is exact
@@ -33,6 +38,7 @@ transposed on import and export.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Iterator, Sequence
@@ -49,6 +55,7 @@ from smpc_gym.secure.comm import phase
 __all__ = [
     "ACT_BITS",
     "OUT_ACTS",
+    "BackwardPlan",
     "MLPCache",
     "SharedMLP",
     "backward_stacked",
@@ -272,6 +279,15 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     Returns:
         The products, in the order of ``ops``, as ``MPCTensor``s.
     """
+    return _beaver(ops, [None] * len(ops))[0]
+
+
+def _beaver(
+    ops: Sequence[tuple[str, Any, Any]], given: Sequence[tuple[torch.Tensor, ...] | None]
+) -> tuple[list[Any], list[torch.Tensor]]:
+    """:func:`beaver_many` with some triples given: ``given[k]`` is this party's raw
+    ``(a, b, c)`` for ``ops[k]`` or None (taken from the provider as usual). Returns the
+    products and the opened ``[x₀ − a₀, y₀ − b₀, x₁ − a₁, …]``."""
     crypten = _crypten()
     from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
     from crypten.mpc.primitives.beaver import IgnoreEncodings
@@ -293,11 +309,13 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     triples = []
     masked = []
     shifts = [int(o[3]) if len(o) > 3 else 0 for o in ops]
-    for op, x, y, *_ in ops:
+    for (op, x, y, *_), mine in zip(ops, given, strict=True):
         if op not in ("mul", "matmul"):
             raise ValueError(f"beaver_many supports 'mul' and 'matmul', got {op!r}")
         xs, ys = x._tensor, y._tensor
-        if op == "matmul":
+        if mine is not None:
+            a, b, c = (ArithmeticSharedTensor.from_shares(t, precision=0) for t in mine)
+        elif op == "matmul":
             a, b, c = _matmul_triple(provider, xs.size(), ys.size(), rank)
         elif pooled and xs.size() == ys.size():
             raw = pools().mul_triple(xs.size())
@@ -326,7 +344,7 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     done = trunc_many([(shares[k], d) for k, d in cuts])  # one round for all
     for (k, _), t in zip(cuts, done, strict=True):
         shares[k] = t
-    return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)]
+    return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)], opened
 
 
 #: The range the activation functions' comparisons are exact on: a pre-activation
@@ -423,17 +441,71 @@ def relu(z: Any) -> tuple[Any, Any]:
     uniform. Under ``TFP`` party 0 draws ``r`` and ``A`` and could unmask both, as it can
     every Beaver operand there. Other providers: :func:`relu_mask` and a Beaver product.
     """
+    h, mask, _ = _relu(z, 0)
+    return h, mask
+
+
+@dataclass
+class _ReluReuse:
+    """This party's material for multiplying a gradient by a ReLU's bit ``b = e ⊕ r`` in the
+    backward pass (:func:`_relu` with ``back``): the public ``e`` (int64 0/1), its shares of
+    ``r`` and of a second mask ``A'``, and of ``A'·r``; all ``[n_nets, B, out]``."""
+
+    e: torch.Tensor
+    r_a: torch.Tensor
+    a2: torch.Tensor
+    c2: torch.Tensor
+
+    def split(self, sizes: Sequence[int]) -> list[_ReluReuse]:
+        parts = [t.split(list(sizes)) for t in (self.e, self.r_a, self.a2, self.c2)]
+        return [_ReluReuse(*p) for p in zip(*parts, strict=True)]
+
+    @staticmethod
+    def cat(items: Sequence[_ReluReuse]) -> _ReluReuse:
+        cols = zip(*(_fields(i) for i in items), strict=True)
+        return _ReluReuse(*(torch.cat(list(t)) for t in cols))
+
+    def times(self, g: Any) -> Any:
+        """``g·b`` for a fixed-point share ``g [n_nets, B, out]``: one opening of ``g − A'``
+        (uniform), then local: ``e·g + (1 − 2e)·((g − A')·rᴬ + A'r)``, no truncation."""
+        gs = g._tensor.share
+        (d,) = open_many([gs - self.a2])
+        out = self.e * gs + (1 - 2 * self.e) * (d * self.r_a + self.c2)
+        return wrap_shares(out, g.encoder)
+
+
+def _fields(item: Any) -> tuple[Any, ...]:
+    """A dataclass's fields in order, not copied (``dataclasses.astuple`` deep-copies)."""
+    return tuple(getattr(item, f.name) for f in dataclasses.fields(item))
+
+
+def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
+    """:func:`relu`, and with ``back > 0`` (the dealer only) the correlations of the first
+    ``back`` elements (flat order) carry a second mask for their bit, returned as a
+    :class:`_ReluReuse` (flat): the backward pass then multiplies the gradient by the bit
+    with one opening instead of a Beaver product of the gradient and the 0/1 mask."""
     from smpc_gym.secure.compare import sign_bits
     from smpc_gym.secure.ring import pack_bits, unpack_bits
     from smpc_gym.secure.trunc import _exchange
 
     crypten = _crypten()
     n = int(z.nelement())
-    corr = _bit_mul_correlations(n)
+    extra = None
+    if back and correlation_source() == "TTP":
+        from smpc_gym.secure.dealer import pools
+
+        r, a, a2, r_a, c, c2 = pools().bit_mul_back(back)
+        extra = (a2, c2)
+        if back < n:
+            rest = pools().bit_mul(n - back)
+            r, a, r_a, c = (torch.cat([x, y]) for x, y in zip((r, a, r_a, c), rest, strict=True))
+        corr: tuple[torch.Tensor, ...] | None = (r, a, r_a, c)
+    else:
+        corr = _bit_mul_correlations(n)
     if corr is None:
         with phase("forward.relu_compare"):
             mask = relu_mask(z)
-        return beaver_many([("mul", z, mask)])[0], mask
+        return beaver_many([("mul", z, mask)])[0], mask, None
     rank = crypten.communicator.get().get_rank()
     zs = z._tensor.share.reshape(-1)
     with phase("forward.relu_compare"):
@@ -448,8 +520,13 @@ def relu(z: Any) -> tuple[Any, Any]:
     h = e * zs + flip * (z_a * r_a + c)
     mask = flip * r_a + (e if rank == 0 else 0)
     bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
-    return wrap_shares(h.reshape(z.size()), z.encoder), wrap_shares(
-        mask.reshape(z.size()), bits_enc
+    reuse = None
+    if extra is not None:
+        reuse = _ReluReuse(e[:back], r_a[:back], *extra)
+    return (
+        wrap_shares(h.reshape(z.size()), z.encoder),
+        wrap_shares(mask.reshape(z.size()), bits_enc),
+        reuse,
     )
 
 
@@ -618,19 +695,73 @@ def sigmoid(z: Any) -> Any:
 # ----------------------------------------------------------------------------- the MLP
 
 
+@dataclass(frozen=True)
+class BackwardPlan:
+    """What the backward pass of a :func:`forward_stacked` call will compute.
+
+    Told in advance, the forward pass takes correlations from the dealer whose masks the
+    backward pass reuses (:func:`smpc_gym.secure.dealer.layer_triples`,
+    :func:`smpc_gym.secure.dealer.bit_mul_back`): per layer it opens only the gradient
+    ``dz`` (masked) where it would open ``h``, ``W`` and ``dz`` twice, and per ReLU only
+    the gradient, not the 0/1 mask as well. Without the dealer the plan is ignored.
+
+    Attributes:
+        mlps: how many of the stacked MLPs, counted from the first, will be
+            back-propagated (the rest, e.g. target networks, get plain triples).
+        weight_grads: :func:`backward_stacked`'s ``weight_grads``.
+        input_grad: whether :func:`backward_stacked` will get ``input_cols``.
+    """
+
+    mlps: int = 1
+    weight_grads: bool = True
+    input_grad: bool = False
+
+
+@dataclass
+class _LayerReuse:
+    """This party's material of one layer's forward product ``h @ W`` that the backward
+    pass reuses, all ``[n_nets, …]``: the opened ``h − A`` and ``W − B`` (public), its
+    shares of the masks ``A``, ``B`` and ``E`` (of ``dz``), and of ``Aᵀ @ E`` and
+    ``E @ Bᵀ`` (None where the plan leaves them out)."""
+
+    eps_h: torch.Tensor
+    delta_w: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    e: torch.Tensor
+    c_w: torch.Tensor | None
+    c_in: torch.Tensor | None
+
+    def split(self, sizes: Sequence[int]) -> list[_LayerReuse]:
+        cols = [[None] * len(sizes) if t is None else t.split(list(sizes)) for t in _fields(self)]
+        return [_LayerReuse(*p) for p in zip(*cols, strict=True)]
+
+    @staticmethod
+    def cat(items: Sequence[_LayerReuse]) -> _LayerReuse:
+        cols = zip(*(_fields(i) for i in items), strict=True)
+        return _LayerReuse(*(None if t[0] is None else torch.cat(list(t)) for t in cols))
+
+
 @dataclass
 class MLPCache:
     """What the forward pass keeps for the backward pass.
 
     Attributes:
         inputs: the input of every linear layer (``[P, B, in_l]``).
+        weights: every layer's weights as the forward pass used them (the backward pass
+            multiplies by these, not by the networks' weights at the time).
         masks: the ReLU masks ``[z_l > 0]`` of the hidden layers.
         out: the network output (``σ(z)`` for a sigmoid output).
+        layers, relus: per layer / hidden layer, the correlations the backward pass
+            reuses (:class:`BackwardPlan`), or empty.
     """
 
     inputs: list[Any] = field(default_factory=list)
+    weights: list[Any] = field(default_factory=list)
     masks: list[Any] = field(default_factory=list)
     out: Any = None
+    layers: list[_LayerReuse] = field(default_factory=list)
+    relus: list[_ReluReuse] = field(default_factory=list)
 
 
 class SharedMLP:
@@ -765,6 +896,14 @@ class SharedMLP:
         return outs[0], caches[0]
 
 
+def _columns(t: Any, cols: slice | Sequence[slice]) -> Any:
+    """``t[..., cols]`` for ``t [P, B, n]``; a sequence gives one slice per network."""
+    if isinstance(cols, slice):
+        return t[:, :, cols]
+    per = _split(t, [1] * t.size(0))
+    return _cat([per[p][:, :, c] for p, c in enumerate(cols)])
+
+
 def _cat(tensors: Sequence[Any], dim: int = 0) -> Any:
     return tensors[0] if len(tensors) == 1 else _crypten().cat(list(tensors), dim=dim)
 
@@ -781,13 +920,15 @@ def _split(t: Any, sizes: Sequence[int], dim: int = 0) -> list[Any]:
 
 
 def forward_stacked(
-    mlps: Sequence[SharedMLP], xs: Sequence[Any]
+    mlps: Sequence[SharedMLP], xs: Sequence[Any], backward: BackwardPlan | None = None
 ) -> tuple[list[Any], list[MLPCache]]:
     """Forward several :class:`SharedMLP` of equal layer shapes as one stack.
 
     ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``. Each layer costs one Beaver matmul round
     and each hidden ReLU one comparison with its multiplication fused in (:func:`relu`) for
-    *all* networks together.
+    *all* networks together. ``backward`` says what the backward pass of the first
+    ``backward.mlps`` MLPs will compute; with the dealer their correlations then carry
+    the masks it reuses (:class:`BackwardPlan`).
 
     Returns:
         ``(outputs, caches)``, one per MLP.
@@ -795,19 +936,37 @@ def forward_stacked(
     acts = {m.out_act for m in mlps}
     if len(acts) != 1:
         raise ValueError(f"stacked MLPs must share the output activation, got {sorted(acts)}")
+    if backward is not None and not 1 <= backward.mlps <= len(mlps):
+        raise ValueError(
+            f"BackwardPlan.mlps must be in [1, {len(mlps)}] (the stacked MLPs), got {backward.mlps}"
+        )
     sizes = [m.n_nets for m in mlps]
     n_layers = len(mlps[0].weights)
     h = _cat(xs)
+    g = 0
+    if backward is not None and correlation_source() == "TTP":
+        g = sum(sizes[: backward.mlps])  # the back-propagated networks, stacked first
     cache = MLPCache()
     for k in range(n_layers):
         w = _cat([m.weights[k] for m in mlps])
         b = _cat([m.biases[k] for m in mlps])
         cache.inputs.append(h)
-        (z,) = beaver_many([("matmul", h, w)])
+        cache.weights.append(w)
+        if g:
+            assert backward is not None
+            flags = _layer_flags(backward, k)
+            z, reuse = _layer_forward(h, w, g, flags)
+            cache.layers.append(reuse)
+        else:
+            (z,) = beaver_many([("matmul", h, w)])
         z = z + b
         if k < n_layers - 1:
-            h, mask = relu(z)
+            back = g * int(z.size(1)) * int(z.size(2))
+            h, mask, relu_reuse = _relu(z, back)
             cache.masks.append(mask)
+            if relu_reuse is not None:
+                shape = (g, *z.size()[1:])
+                cache.relus.append(_ReluReuse(*(t.reshape(shape) for t in _fields(relu_reuse))))
         else:
             with phase("forward.sigmoid"):
                 h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
@@ -816,12 +975,94 @@ def forward_stacked(
     caches = [
         MLPCache(
             inputs=[_split(t, sizes)[j] for t in cache.inputs],
+            weights=[_split(t, sizes)[j] for t in cache.weights],
             masks=[_split(t, sizes)[j] for t in cache.masks],
             out=outs[j],
         )
         for j in range(len(mlps))
     ]
+    if g:
+        assert backward is not None
+        mine = sizes[: backward.mlps]
+        for reuse in cache.layers:
+            for j, part in enumerate(reuse.split(mine)):
+                caches[j].layers.append(part)
+        for reuse_r in cache.relus:
+            for j, part_r in enumerate(reuse_r.split(mine)):
+                caches[j].relus.append(part_r)
     return outs, caches
+
+
+def _layer_flags(plan: BackwardPlan, k: int) -> int:
+    """The :func:`smpc_gym.secure.dealer.layer_triples` products layer ``k``'s backward
+    pass needs under ``plan``: ``hᵀ @ dz`` for weight gradients, ``dz @ Wᵀ`` below the
+    output layer's input (every layer but the first, and the first for ``input_cols``)."""
+    from smpc_gym.secure.dealer import LAYER_INPUTS, LAYER_WEIGHTS
+
+    flags = LAYER_WEIGHTS if plan.weight_grads else 0
+    if k > 0 or plan.input_grad:
+        flags |= LAYER_INPUTS
+    return flags
+
+
+def _layer_forward(h: Any, w: Any, g: int, flags: int) -> tuple[Any, _LayerReuse]:
+    """``h @ W`` for the stack, the first ``g`` networks with a layer bundle
+    (:meth:`smpc_gym.secure.dealer.Pools.layer_triple`), the rest with a plain matmul
+    triple; one opening, one truncation, as :func:`beaver_many`. Returns the product and
+    the first ``g`` networks' :class:`_LayerReuse`."""
+    from smpc_gym.secure.dealer import pools
+
+    hs, ws = h._tensor.share, w._tensor.share
+    a, bm, e, c1, c_w, c_in = pools().layer_triple(hs[:g].size(), ws[:g].size(), flags)
+    triple = (a, bm, c1)
+    if hs.size(0) > g:
+        rest = pools().matmul_triple(hs[g:].size(), ws[g:].size())
+        triple = tuple(torch.cat([x, y]) for x, y in zip(triple, rest, strict=True))
+    (z,), (eps_h, delta_w) = _beaver([("matmul", h, w)], [triple])
+    reuse = _LayerReuse(eps_h[:g], delta_w[:g], a, bm, e, c_w, c_in)
+    return z, reuse
+
+
+def _layer_backward(
+    reuse: _LayerReuse, dz: Any, weight_grads: bool, input_grad: bool
+) -> tuple[Any, Any]:
+    """``(hᵀ @ dz, dz @ Wᵀ)`` of a layer from its forward's :class:`_LayerReuse` (either is
+    None where not asked for), ``h`` and ``W`` as the forward pass had them: opens only
+    ``dz − E``, then one exact truncation for both.
+
+    Raises ``ValueError`` if the forward's plan left out a product asked for (both parties
+    raise at the same point: the plan is public).
+    """
+    from smpc_gym.secure.ring import ring_matmul
+    from smpc_gym.secure.trunc import trunc_many
+
+    if (weight_grads and reuse.c_w is None) or (input_grad and reuse.c_in is None):
+        raise ValueError(
+            "backward_stacked asks for a gradient its forward's BackwardPlan left out "
+            f"(weight_grads={weight_grads}, input gradient={input_grad})"
+        )
+    if not (weight_grads or input_grad):
+        return None, None
+    rank = _crypten().communicator.get().get_rank()
+    dzs = dz._tensor.share
+    (d,) = open_many([dzs - reuse.e])
+    raw = []
+    if weight_grads:
+        # hᵀ @ dz: hᵀ − Aᵀ and dz − E are opened; party 0 carries the public product
+        e_plus = reuse.e + d if rank == 0 else reuse.e
+        a_t = reuse.a.transpose(1, 2)
+        raw.append(
+            reuse.c_w + ring_matmul(reuse.eps_h.transpose(1, 2), e_plus) + ring_matmul(a_t, d)
+        )
+    if input_grad:
+        bt, dt = reuse.b.transpose(1, 2), reuse.delta_w.transpose(1, 2)
+        b_plus = bt + dt if rank == 0 else bt
+        raw.append(reuse.c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt))
+    scale = int(dz.encoder.scale)
+    done = iter(trunc_many([(t, scale) for t in raw]))
+    dw = wrap_shares(next(done), dz.encoder) if weight_grads else None
+    dh = wrap_shares(next(done), dz.encoder) if input_grad else None
+    return dw, dh
 
 
 def backward_stacked(
@@ -847,12 +1088,31 @@ def backward_stacked(
         ``(grads, input_grad)``: per MLP the list of gradients in :meth:`SharedMLP.parameters`
         order (or ``None``), and the input gradient ``[P, B, |cols|]`` (or ``None``).
         Each layer costs one round for ``dW`` and ``dH`` together (:func:`beaver_many`) plus
-        one round for the ReLU mask.
+        one round for the ReLU mask. If the caches come from a forward pass with a
+        :class:`BackwardPlan` (and the dealer), that round opens only ``dz`` (masked) and
+        the ReLU's only the gradient (:func:`_layer_backward`, :class:`_ReluReuse`).
+
+    The gradients are those of the cached forward pass: its inputs, ReLU masks and
+    weights (``caches[k].weights``), even if a network's weights changed since.
+
+    Raises:
+        ValueError: with reused masks, if the call asks for a gradient the forward's
+            :class:`BackwardPlan` left out.
     """
     sizes = [m.n_nets for m in mlps]
     n_layers = len(mlps[0].weights)
     inputs = [_cat([c.inputs[k] for c in caches]) for k in range(n_layers)]
     masks = [_cat([c.masks[k] for c in caches]) for k in range(n_layers - 1)]
+    # the forward's masks, reused (BackwardPlan) if every cache has them
+    reused = all(len(c.layers) == n_layers for c in caches)
+    layers = (
+        [_LayerReuse.cat([c.layers[k] for c in caches]) for k in range(n_layers)] if reused else []
+    )
+    relus = (
+        [_ReluReuse.cat([c.relus[k] for c in caches]) for k in range(n_layers - 1)]
+        if reused and all(len(c.relus) == n_layers - 1 for c in caches)
+        else []
+    )
     dz = _cat(list(grad_outs))
     if mlps[0].out_act == "sigmoid":
         s = _cat([c.out for c in caches])
@@ -862,7 +1122,19 @@ def backward_stacked(
     dbs: list[Any] = [None] * n_layers
     input_grad = None
     for k in reversed(range(n_layers)):
-        w = _cat([m.weights[k] for m in mlps])
+        if layers:
+            want_in = k > 0 or input_cols is not None
+            dws[k], dh = _layer_backward(layers[k], dz, weight_grads, want_in)
+            if weight_grads:
+                dbs[k] = dz.sum(1, keepdim=True)
+            if k > 0:
+                dz = (
+                    relus[k - 1].times(dh) if relus else beaver_many([("mul", dh, masks[k - 1])])[0]
+                )
+            elif input_cols is not None:
+                input_grad = _columns(dh, input_cols)
+            continue
+        w = _cat([c.weights[k] for c in caches])  # the forward pass's
         ops = []
         if weight_grads:
             ops.append(("matmul", inputs[k].transpose(1, 2), dz))

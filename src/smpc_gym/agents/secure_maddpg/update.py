@@ -226,7 +226,13 @@ def secure_update(
         (computed only if ``cfg.reveal_losses``; else an empty dict). Nothing is revealed.
     """
     from smpc_gym.secure.comm import phase
-    from smpc_gym.secure.mpc_nn import backward_stacked, beaver_many, forward_stacked, square
+    from smpc_gym.secure.mpc_nn import (
+        BackwardPlan,
+        backward_stacked,
+        beaver_many,
+        forward_stacked,
+        square,
+    )
     from smpc_gym.secure.optim import mul_public
 
     actor_opt, critic_opt = opts
@@ -236,14 +242,20 @@ def secure_update(
 
     # A. actors(s) and target actors(s')
     with phase("forward"):
-        (a_cur, a_next), (actor_cache, _) = forward_stacked([nets.actors, nets.target_actors], rep)
+        # the actors (not their targets) are back-propagated in C: their correlations
+        # carry the masks that backward pass reuses
+        (a_cur, a_next), (actor_cache, _) = forward_stacked(
+            [nets.actors, nets.target_actors], rep, BackwardPlan(mlps=1)
+        )
 
     # B. critic update
     x = crypten.cat([s, a], dim=1)
     x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
     with phase("forward"):
         (q, q2), (critic_cache, _) = forward_stacked(
-            [nets.critics, nets.target_critics], [crypten.stack([x] * P), crypten.stack([x2] * P)]
+            [nets.critics, nets.target_critics],
+            [crypten.stack([x] * P), crypten.stack([x2] * P)],
+            BackwardPlan(mlps=1),
         )
         (not_done_q2,) = beaver_many([("mul", 1 - b["done"], q2)])
         y = b["reward"] + mul_public(not_done_q2, cfg.gamma)  # one truncation round
@@ -265,7 +277,11 @@ def secure_update(
         crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
     ]
     with phase("forward"):
-        (qa,), (qa_cache,) = forward_stacked([nets.critics], [crypten.stack(own)])
+        (qa,), (qa_cache,) = forward_stacked(
+            [nets.critics],
+            [crypten.stack(own)],
+            BackwardPlan(mlps=1, weight_grads=False, input_grad=True),
+        )
     if cfg.reveal_losses:
         with phase("loss"):
             out["actor_loss"] = mul_public(qa.sum(dim=1).reshape(P), -1.0 / B)
