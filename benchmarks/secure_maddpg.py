@@ -60,7 +60,8 @@ seconds per update: their spread is the baseline's noise), and for ``ours_sgd``,
 ``ours_adam`` (those asked for with ``--optimizer``) and ``straightforward``:
 ``seconds``, ``ratio_to_plain``, ``bytes`` and ``rounds`` (per update, party 0's
 CrypTen counters: bytes it sent+received as CrypTen counts them, communication
-rounds), plus
+rounds; the dealer's pooled replies are counted as their correlations are used, not when
+a refill arrives: :class:`smpc_gym.secure.dealer.Pools`), plus
 ``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
 (straightforward seconds / ours). Each ``ours_*`` entry also has ``lan_s`` and
 ``wan_s`` (seconds per update on the LAN / WAN link) with ``lan_kind`` / ``wan_kind``:

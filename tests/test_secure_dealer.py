@@ -234,6 +234,37 @@ def test_pooled_triples_are_correct_and_save_round_trips() -> None:
     assert 0 < extra <= 6, (r0["stats"], r1["stats"])
 
 
+def _equal_steps(ctx):
+    from smpc_gym.secure import mpc_nn
+
+    c = ctx.crypten
+    g = torch.Generator().manual_seed(5)
+    xs = c.cryptensor(torch.randn(64, 10, generator=g), src=0)
+    ws = c.cryptensor(torch.randn(10, 20, generator=g), src=1)
+    spent = []
+    for _ in range(10):  # the matmul pool refills at steps 0 and 8 (8 triples a refill)
+        ctx.reset_comm_stats()
+        (y,) = mpc_nn.beaver_many([("matmul", xs, ws)])
+        mpc_nn.beaver_many([("mul", y, y)])
+        spent.append(ctx.comm_stats()["bytes"])
+    return spent
+
+
+def test_dealer_bytes_are_counted_as_the_correlations_are_used() -> None:
+    """A refill's reply serves many products: party 0 counts its words per product handed
+    out, so equal steps cost equal bytes whenever the refills fall (counted on arrival,
+    steps 0 and 8 would each carry 8 matmul triples' 10,240 words more)."""
+    p0, p1 = launch_local(_equal_steps, 2, config=PartyConfig(world_size=2, timeout_s=120))
+    assert len(set(p1)) == 1, p1  # party to party: the same every step
+    # party 0 adds the dealer's words of what the step used: the matmul triple's c₀ and
+    # the product's (64·20 words each) and two truncations' t₀ (64·20 at 16 bits each);
+    # a step that sends a refill request also counts its frame (32 words)
+    used = 8 * (2 * 64 * 20 + 2 * 64 * 20 * 16 // 64)
+    for b0 in p0:
+        extra = b0 - p1[0] - used
+        assert extra % (8 * 32) == 0 and 0 <= extra <= 8 * 32 * 3, (p0, p1)
+
+
 def _idle_then_multiply(ctx):
     import time
 

@@ -546,13 +546,21 @@ class _Reply:
     the dealer computes the reply while the parties go on; requests and replies keep
     their order (one channel, answered in turn), so a later synchronous :func:`_request`
     still gets its own reply. Counted like :func:`_request` (one round, the frame plus
-    the reply), with the time spent waiting in :meth:`result`.
+    the reply), with the time spent waiting in :meth:`result`; a ``pooled`` reply's
+    words are counted by :class:`Pools` as its correlations are handed out instead.
     """
 
-    def __init__(self, func: str, args: Sequence[Any], kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        func: str,
+        args: Sequence[Any],
+        kwargs: dict | None = None,
+        pooled: bool = False,
+    ) -> None:
         crypten = crypten_module()
         import torch.distributed as dist
 
+        self.pooled = pooled
         self._comm = crypten.communicator.get()
         self._frame = encode(func, args, kwargs)  # kept alive until sent
         ttp, group = self._comm.get_ttp_rank(), self._comm.ttp_comm_group
@@ -569,7 +577,7 @@ class _Reply:
             for w in self._works:
                 w.wait()
             self._works = []
-            self._comm._log_communication(FRAME + self.reply.numel())
+            self._comm._log_communication(FRAME + (0 if self.pooled else self.reply.numel()))
             self._comm._log_communication_time(time.perf_counter() - t0)
         return self.reply
 
@@ -656,6 +664,13 @@ class Pools:
     instead of stalling party 0 (and party 1, waiting on party 0) at every refill. Both
     parties draw, and party 0 asks, at the same points of the same program, so the three
     streams stay aligned exactly as without prefetch. Costs one extra chunk per pool.
+
+    **Counting.** A refill serves many products, often over several updates, so its reply
+    is not counted in party 0's bytes when it arrives (the request's round and frame
+    are): party 0 counts the reply's words of every correlation as it hands it out
+    (:meth:`_used`). Bytes per update are then what the update's correlations cost, not
+    which refills happened to fall into it (counted on arrival, a 4-update window's
+    figure moved by ±8 MB with the refills' timing).
     """
 
     def __init__(self, rank: int, generator: Stream, prefetch: bool = True) -> None:
@@ -665,6 +680,12 @@ class Pools:
         self.flat: dict[tuple, list[Any]] = {}  # key -> [tensors, position]
         self.mats: dict[tuple, list[Any]] = {}
         self.ahead: dict[tuple, Any] = {}  # key -> the next refill, started
+
+    def _used(self, words: float) -> None:
+        """Count ``words`` of dealer replies as used (party 0's bytes; no round)."""
+        if self.rank == 0:
+            comm = crypten_module().communicator.get()
+            comm.comm_bytes += words * comm.BYTES_PER_ELEMENT
 
     def _next(self, key: tuple, start: Any) -> Any:
         """The next refill of pool ``key``: the prefetched one if started, else ``start()``
@@ -705,12 +726,13 @@ class Pools:
         def refill(m: int) -> Any:
             bits = draw_bits(m, self.gen)
             if self.rank == 0:
-                reply = _Reply("trunc_pairs", (m, nbits))
+                reply = _Reply("trunc_pairs", (m, nbits), pooled=True)
                 return lambda: [bits, unpack_words(reply.result(), m, nbits)]
             t = draw_ring(m, self.gen)
             return lambda: [bits, t]
 
         bit, t = self._take(("trunc", nbits), n, refill)
+        self._used(n * nbits / 64)  # t₀ packed nbits per element
         return bit, t
 
     def carry_pairs(self, n_words: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -722,13 +744,14 @@ class Pools:
         def refill(m: int) -> Any:
             mask = draw_ring(m * rows, self.gen).view(m, rows)
             if self.rank == 0:
-                reply = _Reply("carry_pairs", (m, nbits))
+                reply = _Reply("carry_pairs", (m, nbits), pooled=True)
                 return lambda: [mask, reply.result().view(m, outs)]
             t = draw_ring(m * outs, self.gen).view(m, outs)
             return lambda: [mask, t]
 
         chunk = max(1, CHUNK // (rows + outs))
         mask, t = self._take(("carry", nbits), n_words, refill, chunk)
+        self._used(n_words * outs)
         return mask, t
 
     def mul_triple(self, size: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -738,12 +761,13 @@ class Pools:
         def refill(m: int) -> Any:
             a, b = draw_ring(m, self.gen), draw_ring(m, self.gen)
             if self.rank == 0:
-                reply = _Reply("mul_flat", (m,))
+                reply = _Reply("mul_flat", (m,), pooled=True)
                 return lambda: [a, b, reply.result()]
             c = draw_ring(m, self.gen)
             return lambda: [a, b, c]
 
         a, b, c = self._take(("mul",), size.numel(), refill)
+        self._used(size.numel())
         return a.reshape(size), b.reshape(size), c.reshape(size)
 
     def square(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -752,12 +776,13 @@ class Pools:
         def refill(m: int) -> Any:
             r = draw_ring(m, self.gen)
             if self.rank == 0:
-                reply = _Reply("square_flat", (m,))
+                reply = _Reply("square_flat", (m,), pooled=True)
                 return lambda: [r, reply.result()]
             s = draw_ring(m, self.gen)
             return lambda: [r, s]
 
         r, s = self._take(("square",), n, refill)
+        self._used(n)
         return r, s
 
     def bit_mul(self, n: int) -> tuple[torch.Tensor, ...]:
@@ -768,12 +793,14 @@ class Pools:
         def refill(m: int) -> Any:
             r, a = draw_bits(m, self.gen), draw_ring(m, self.gen)
             if self.rank == 0:
-                reply = _Reply("bit_mul", (m,))
+                reply = _Reply("bit_mul", (m,), pooled=True)
                 return lambda: [r, a, *reply.result()]
             r_a, c = draw_ring(m, self.gen), draw_ring(m, self.gen)
             return lambda: [r, a, r_a, c]
 
-        return tuple(self._take(("bitmul",), n, refill))
+        out = tuple(self._take(("bitmul",), n, refill))
+        self._used(2 * n)
+        return out
 
     def bit_mul_back(self, n: int) -> tuple[torch.Tensor, ...]:
         """This party's ``(r, A, A', rᴬ, c, c')`` of ``n`` :func:`bit_mul_back`
@@ -783,12 +810,14 @@ class Pools:
         def refill(m: int) -> Any:
             r, a, a2 = draw_bits(m, self.gen), draw_ring(m, self.gen), draw_ring(m, self.gen)
             if self.rank == 0:
-                reply = _Reply("bit_mul_back", (m,))
+                reply = _Reply("bit_mul_back", (m,), pooled=True)
                 return lambda: [r, a, a2, *reply.result()]
             r_a, c, c2 = (draw_ring(m, self.gen) for _ in range(3))
             return lambda: [r, a, a2, r_a, c, c2]
 
-        return tuple(self._take(("bitmul_back",), n, refill))
+        out = tuple(self._take(("bitmul_back",), n, refill))
+        self._used(3 * n)
+        return out
 
     def layer_triple(self, size0: Any, size1: Any, flags: int) -> tuple[torch.Tensor, ...]:
         """This party's raw shares ``(A, B, E, c)`` of one :func:`layer_triples` bundle
@@ -805,7 +834,7 @@ class Pools:
             k = MATMUL_BATCH
             masks = _layer_draws(self.gen, k, size0, size1)
             if self.rank == 0:
-                reply = _Reply("layer_many", (k, size0, size1, flags))
+                reply = _Reply("layer_many", (k, size0, size1, flags), pooled=True)
                 return lambda: (*masks, reply.result().view(k, -1))
             c = draw_ring(k * sum(sizes), self.gen).view(k, -1)
             return lambda: (*masks, c)
@@ -816,6 +845,7 @@ class Pools:
             self.mats[key] = entry
         (a, b, e, c), i = entry
         entry[1] = i + 1
+        self._used(sum(sizes))
         p, batch, n_in = size0
         n_out = size1[2]
         shapes = [(p, batch, n_out), (p, n_in, n_out), (p, batch, n_in)]
@@ -839,11 +869,12 @@ class Pools:
         def start() -> Any:
             masks = draw_ring(rows * n, self.gen).view(rows, n)
             if self.rank == 0:
-                reply = _Reply("newton_triples", (n, iters))
+                reply = _Reply("newton_triples", (n, iters), pooled=True)
                 return lambda: (masks, reply.result())
             c = draw_ring(3 * iters * n, self.gen).view(iters, 3, n)
             return lambda: (masks, c)
 
+        self._used(3 * iters * n)
         return self._next(("newton", n, iters), start)
 
     def _matmul_batch(self, size0: torch.Size, size1: torch.Size) -> Any:
@@ -852,7 +883,7 @@ class Pools:
         a = draw_ring_sized((k, *size0), self.gen)
         b = draw_ring_sized((k, *size1), self.gen)
         if self.rank == 0:
-            reply = _Reply("matmul_many", (k, size0, size1))
+            reply = _Reply("matmul_many", (k, size0, size1), pooled=True)
             return lambda: (a, b, reply.result())
         c = draw_ring_sized((k, *_matmul_size(size0, size1)), self.gen)
         return lambda: (a, b, c)
@@ -867,6 +898,7 @@ class Pools:
             self.mats[key] = entry
         (a, b, c), i = entry
         entry[1] = i + 1
+        self._used(c[i].numel())
         return a[i], b[i], c[i]
 
     def drain(self) -> None:
