@@ -394,7 +394,7 @@ def ltz(z: Any, bits: int | None = None) -> Any:
 
     The dealer-assisted carry-tree sign test of :mod:`smpc_gym.secure.compare`. With
     ``bits=None`` it is exact over the **whole ring** (``|z| < 2^47`` at 16 fractional
-    bits): 7 rounds and about a ninth of the bytes of CrypTen's 64-bit comparison
+    bits): 7 rounds and under a seventh of the bytes of CrypTen's 64-bit comparison
     (``MPCTensor._ltz``). With ``bits=k`` it is exact for every raw ``z`` in
     ``[−2^k, 2^k)`` and wrong outside (the caller states why its values are in range):
     the carry tree runs over ``k`` bits instead of 63 (``k = 48``: each party sends 136
