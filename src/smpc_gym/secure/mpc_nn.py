@@ -296,7 +296,7 @@ def _beaver(
     from smpc_gym.secure.trunc import trunc_many
 
     if not ops:
-        return []
+        return [], []
     from crypten.mpc.provider.ttp_provider import TrustedThirdParty
 
     from smpc_gym.secure.dealer import pools
@@ -739,7 +739,7 @@ class _LayerReuse:
     @staticmethod
     def cat(items: Sequence[_LayerReuse]) -> _LayerReuse:
         cols = zip(*(_fields(i) for i in items), strict=True)
-        return _LayerReuse(*(None if t[0] is None else torch.cat(list(t)) for t in cols))
+        return _LayerReuse(*(None if t[0] is None else torch.cat(list(t)) for t in cols))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -1014,7 +1014,7 @@ def _layer_forward(h: Any, w: Any, g: int, flags: int) -> tuple[Any, _LayerReuse
 
     hs, ws = h._tensor.share, w._tensor.share
     a, bm, e, c1, c_w, c_in = pools().layer_triple(hs[:g].size(), ws[:g].size(), flags)
-    triple = (a, bm, c1)
+    triple: tuple[torch.Tensor, ...] = (a, bm, c1)
     if hs.size(0) > g:
         rest = pools().matmul_triple(hs[g:].size(), ws[g:].size())
         triple = tuple(torch.cat([x, y]) for x, y in zip(triple, rest, strict=True))
@@ -1036,7 +1036,8 @@ def _layer_backward(
     from smpc_gym.secure.ring import ring_matmul
     from smpc_gym.secure.trunc import trunc_many
 
-    if (weight_grads and reuse.c_w is None) or (input_grad and reuse.c_in is None):
+    c_w, c_in = reuse.c_w, reuse.c_in
+    if (weight_grads and c_w is None) or (input_grad and c_in is None):
         raise ValueError(
             "backward_stacked asks for a gradient its forward's BackwardPlan left out "
             f"(weight_grads={weight_grads}, input gradient={input_grad})"
@@ -1047,17 +1048,15 @@ def _layer_backward(
     dzs = dz._tensor.share
     (d,) = open_many([dzs - reuse.e])
     raw = []
-    if weight_grads:
+    if c_w is not None and weight_grads:
         # hᵀ @ dz: hᵀ − Aᵀ and dz − E are opened; party 0 carries the public product
         e_plus = reuse.e + d if rank == 0 else reuse.e
         a_t = reuse.a.transpose(1, 2)
-        raw.append(
-            reuse.c_w + ring_matmul(reuse.eps_h.transpose(1, 2), e_plus) + ring_matmul(a_t, d)
-        )
-    if input_grad:
+        raw.append(c_w + ring_matmul(reuse.eps_h.transpose(1, 2), e_plus) + ring_matmul(a_t, d))
+    if c_in is not None and input_grad:
         bt, dt = reuse.b.transpose(1, 2), reuse.delta_w.transpose(1, 2)
         b_plus = bt + dt if rank == 0 else bt
-        raw.append(reuse.c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt))
+        raw.append(c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt))
     scale = int(dz.encoder.scale)
     done = iter(trunc_many([(t, scale) for t in raw]))
     dw = wrap_shares(next(done), dz.encoder) if weight_grads else None
