@@ -18,6 +18,25 @@ from torch import nn
 from smpc_gym.secure.runtime import PartyConfig, launch_local
 
 
+def _autograd_error(nets, x, gout, y, grads, gin, cols) -> float:
+    """The largest error of a secure forward/backward of two sigmoid MLPs (outputs ``y``,
+    parameter gradients ``grads[0]``, input gradient ``gin`` of columns ``cols[p]``)
+    against torch autograd on the plaintext networks."""
+    errs = []
+    for p in range(2):
+        xp = x[p].clone().requires_grad_(True)
+        nets[p].zero_grad()
+        o = torch.sigmoid(nets[p](xp))
+        o.backward(gout[p])
+        errs.append(float((y.get_plain_text()[p] - o.detach()).abs().max()))
+        for k, prm in enumerate(nets[p].parameters()):
+            got = grads[0][k].get_plain_text()[p]
+            got = got.t() if k % 2 == 0 else got.reshape(-1)
+            errs.append(float((got - prm.grad).abs().max()))
+        errs.append(float((gin.get_plain_text()[p] - xp.grad[:, cols[p]]).abs().max()))
+    return max(errs)
+
+
 def _party(ctx):
     from smpc_gym.secure import mpc_nn, optim
 
@@ -50,19 +69,7 @@ def _party(ctx):
     grads, gin = mpc_nn.backward_stacked(
         [mlp], [cache], [c.cryptensor(gout, src=1)], input_cols=slice(0, 6)
     )
-    errs = []
-    for p in range(2):
-        xp = x[p].clone().requires_grad_(True)
-        nets[p].zero_grad()
-        o = torch.sigmoid(nets[p](xp))
-        o.backward(gout[p])
-        errs.append(float((y.get_plain_text()[p] - o.detach()).abs().max()))
-        for k, prm in enumerate(nets[p].parameters()):
-            got = grads[0][k].get_plain_text()[p]
-            got = got.t() if k % 2 == 0 else got.reshape(-1)
-            errs.append(float((got - prm.grad).abs().max()))
-        errs.append(float((gin.get_plain_text()[p] - xp.grad).abs().max()))
-    out["mlp_max_err"] = max(errs)
+    out["mlp_max_err"] = _autograd_error(nets, x, gout, y, grads, gin, [slice(0, 6)] * 2)
     # the same with a BackwardPlan, the networks stacked with two others (say, targets)
     # that are not back-propagated: outputs and gradients as before, fewer bytes
     others = [
@@ -87,19 +94,10 @@ def _party(ctx):
         ctx.reset_comm_stats()
         grads, gin = mpc_nn.backward_stacked([moved], [cache], [gs], input_cols=cols)
         spent[name] = ctx.comm_stats()
-        for p in range(2):
-            xp = x[p].clone().requires_grad_(True)
-            nets[p].zero_grad()
-            o = torch.sigmoid(nets[p](xp))
-            o.backward(gout[p])
-            errs.append(float((y.get_plain_text()[p] - o.detach()).abs().max()))
+        errs.append(_autograd_error(nets, x, gout, y, grads, gin, cols))
+        for p in range(2):  # the stacked networks that were not back-propagated
             o2 = torch.sigmoid(others[p](x2[p])).detach()
             errs.append(float((y2.get_plain_text()[p] - o2).abs().max()))
-            for k, prm in enumerate(nets[p].parameters()):
-                got = grads[0][k].get_plain_text()[p]
-                got = got.t() if k % 2 == 0 else got.reshape(-1)
-                errs.append(float((got - prm.grad).abs().max()))
-            errs.append(float((gin.get_plain_text()[p] - xp.grad[:, cols[p]]).abs().max()))
     out["plan_max_err"] = max(errs)
     out["plan_bytes"] = (spent["fresh"]["bytes"], spent["reused"]["bytes"])
     out["plan_rounds"] = (spent["fresh"]["rounds"], spent["reused"]["rounds"])
