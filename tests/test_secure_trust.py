@@ -105,7 +105,18 @@ def _instrumented_layer(ctx) -> dict:
     }
 
 
-HIDDEN = 4  # w1 below: W and two columns made from it
+HIDDEN = 4  # _planned_secrets: W and two columns made from it
+
+
+def _planned_secrets() -> tuple[torch.Tensor, ...]:
+    """``(X, W1 [IN, HIDDEN], W2 [HIDDEN, OUT], G [1, B, OUT])``: player 1's features and
+    output gradient, player 0's two layers (the first made from ``_secrets``' ``W``)."""
+    x, w = _secrets()
+    g = torch.Generator().manual_seed(12)
+    w2 = torch.rand(HIDDEN, OUT, generator=g) - 0.5
+    grad = torch.rand(1, B, OUT, generator=g) - 0.5
+    w1 = torch.cat([w, w[:, :1] * 0.5, w[:, 1:2] - 0.25], dim=1)
+    return x, w1, w2, grad
 
 
 def _planned_backward(ctx, sabotage: bool) -> dict:
@@ -145,11 +156,7 @@ def _planned_backward(ctx, sabotage: bool) -> dict:
     mpc_nn.open_many, mpc_nn._matmul_triple = open_many, matmul_triple
     dealer.Pools.layer_triple, dealer.Pools.bit_mul_back = layer_triple, bit_mul_back
     try:
-        x, w = _secrets()
-        g = torch.Generator().manual_seed(12)
-        w2 = torch.rand(HIDDEN, OUT, generator=g) - 0.5  # player 0's
-        grad = torch.rand(1, B, OUT, generator=g) - 0.5  # player 1's output gradient
-        w1 = torch.cat([w, w[:, :1] * 0.5, w[:, 1:2] - 0.25], dim=1)  # [IN, HIDDEN]
+        x, w1, w2, grad = _planned_secrets()
 
         def mine(t: torch.Tensor, owner: int) -> object:
             return crypten.cryptensor(t if rank == owner else torch.zeros_like(t), src=owner)
@@ -232,11 +239,8 @@ def planned() -> dict[str, list[dict]]:
 
 
 def test_reused_masks_unmask_nothing_in_the_backward_pass(planned) -> None:
-    x, w = _secrets()
-    g = torch.Generator().manual_seed(12)
-    w2 = torch.rand(HIDDEN, OUT, generator=g) - 0.5
-    grad = torch.rand(1, B, OUT, generator=g) - 0.5
-    w1 = torch.cat([w, w[:, :1] * 0.5, w[:, 1:2] - 0.25], dim=1).requires_grad_(True)
+    x, w1, w2, grad = _planned_secrets()
+    w1.requires_grad_(True)
     w2.requires_grad_(True)
     xr = x[None].clone().requires_grad_(True)
     y = torch.relu(xr @ w1) @ w2

@@ -353,18 +353,25 @@ def bit_mul_back(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
     return torch.stack([r - r_a1, a * r - c1, a2 * r - c1b])
 
 
-def _layer_sizes(size0: Sequence[int], size1: Sequence[int], flags: int) -> list[int]:
-    """Elements of one :func:`layer_triples` bundle's products, in reply order:
-    ``A @ B`` ``[P, batch, out]``, then ``Aᵀ @ E`` ``[P, in, out]`` (flag
-    :data:`LAYER_WEIGHTS`), then ``E @ Bᵀ`` ``[P, batch, in]`` (flag :data:`LAYER_INPUTS`)."""
+def _layer_shapes(
+    size0: Sequence[int], size1: Sequence[int], flags: int
+) -> list[tuple[int, ...] | None]:
+    """The shapes of one :func:`layer_triples` bundle's products, in reply order: ``A @
+    B`` ``[P, batch, out]``, ``Aᵀ @ E`` ``[P, in, out]`` (flag :data:`LAYER_WEIGHTS`),
+    ``E @ Bᵀ`` ``[P, batch, in]`` (flag :data:`LAYER_INPUTS`); None where ``flags``
+    leave one out."""
     p, batch, n_in = (int(d) for d in size0)
     n_out = int(size1[2])
-    sizes = [p * batch * n_out]
-    if flags & LAYER_WEIGHTS:
-        sizes.append(p * n_in * n_out)
-    if flags & LAYER_INPUTS:
-        sizes.append(p * batch * n_in)
-    return sizes
+    return [
+        (p, batch, n_out),
+        (p, n_in, n_out) if flags & LAYER_WEIGHTS else None,
+        (p, batch, n_in) if flags & LAYER_INPUTS else None,
+    ]
+
+
+def _layer_sizes(size0: Sequence[int], size1: Sequence[int], flags: int) -> list[int]:
+    """Elements of the products :func:`_layer_shapes` has, in reply order."""
+    return [math.prod(s) for s in _layer_shapes(size0, size1, flags) if s is not None]
 
 
 def _layer_draws(
@@ -696,6 +703,18 @@ class Pools:
             self.ahead[key] = start()
         return fresh
 
+    def _batched(self, key: tuple, start: Any) -> tuple[Any, int]:
+        """``(batch, i)``: the current refill of the batched pool ``key`` (:data:`MATMUL_BATCH`
+        bundles of one shape, from ``start``) and the index of the next unused bundle in
+        it, which is then taken; a used-up batch is replaced by the next refill."""
+        entry = self.mats.get(key)
+        if entry is None or entry[1] >= MATMUL_BATCH:
+            entry = [self._next(key, start), 0]
+            self.mats[key] = entry
+        batch, i = entry
+        entry[1] = i + 1
+        return batch, i
+
     def _take(self, key: tuple, n: int, refill: Any, chunk: int = CHUNK) -> list[torch.Tensor]:
         entry = self.flat.get(key)
         if entry is not None and entry[1] + n <= entry[0][0].shape[0]:
@@ -839,21 +858,11 @@ class Pools:
             c = draw_ring(k * sum(sizes), self.gen).view(k, -1)
             return lambda: (*masks, c)
 
-        entry = self.mats.get(key)
-        if entry is None or entry[1] >= MATMUL_BATCH:
-            entry = [self._next(key, start), 0]
-            self.mats[key] = entry
-        (a, b, e, c), i = entry
-        entry[1] = i + 1
+        (a, b, e, c), i = self._batched(key, start)
         self._used(sum(sizes))
-        p, batch, n_in = size0
-        n_out = size1[2]
-        shapes = [(p, batch, n_out), (p, n_in, n_out), (p, batch, n_in)]
-        present = [True, bool(flags & LAYER_WEIGHTS), bool(flags & LAYER_INPUTS)]
         parts = iter(c[i].split(sizes))
-        prods = [
-            next(parts).view(sh) if on else None for sh, on in zip(shapes, present, strict=True)
-        ]
+        shapes = _layer_shapes(size0, size1, flags)
+        prods = [None if sh is None else next(parts).view(sh) for sh in shapes]
         return (a[i], b[i], e[i], *prods)
 
     def newton_triples(self, n: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -892,12 +901,7 @@ class Pools:
         """This party's raw shares ``(a, b, c = a @ b)`` of a matmul triple."""
         size0, size1 = torch.Size(size0), torch.Size(size1)
         key = ("matmul", tuple(size0), tuple(size1))
-        entry = self.mats.get(key)
-        if entry is None or entry[1] >= MATMUL_BATCH:
-            entry = [self._next(key, lambda: self._matmul_batch(size0, size1)), 0]
-            self.mats[key] = entry
-        (a, b, c), i = entry
-        entry[1] = i + 1
+        (a, b, c), i = self._batched(key, lambda: self._matmul_batch(size0, size1))
         self._used(c[i].numel())
         return a[i], b[i], c[i]
 

@@ -457,7 +457,7 @@ class _ReluReuse:
     c2: torch.Tensor
 
     def split(self, sizes: Sequence[int]) -> list[_ReluReuse]:
-        parts = [t.split(list(sizes)) for t in (self.e, self.r_a, self.a2, self.c2)]
+        parts = [t.split(list(sizes)) for t in _fields(self)]
         return [_ReluReuse(*p) for p in zip(*parts, strict=True)]
 
     @staticmethod
@@ -481,8 +481,9 @@ def _fields(item: Any) -> tuple[Any, ...]:
 
 def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
     """:func:`relu`, and with ``back > 0`` (the dealer only) the correlations of the first
-    ``back`` elements (flat order) carry a second mask for their bit, returned as a
-    :class:`_ReluReuse` (flat): the backward pass then multiplies the gradient by the bit
+    ``back`` elements (flat order: the first ``back / (B·out)`` stacked networks of ``z
+    [P, B, out]``) carry a second mask for their bit, returned as a :class:`_ReluReuse`
+    shaped like those networks: the backward pass then multiplies the gradient by the bit
     with one opening instead of a Beaver product of the gradient and the 0/1 mask."""
     from smpc_gym.secure.compare import sign_bits
     from smpc_gym.secure.ring import pack_bits, unpack_bits
@@ -522,7 +523,8 @@ def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
     bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
     reuse = None
     if extra is not None:
-        reuse = _ReluReuse(e[:back], r_a[:back], *extra)
+        shape = (-1, *z.size()[1:])
+        reuse = _ReluReuse(*(t.reshape(shape) for t in (e[:back], r_a[:back], *extra)))
     return (
         wrap_shares(h.reshape(z.size()), z.encoder),
         wrap_shares(mask.reshape(z.size()), bits_enc),
@@ -896,12 +898,12 @@ class SharedMLP:
         return outs[0], caches[0]
 
 
-def _columns(t: Any, cols: slice | Sequence[slice]) -> Any:
-    """``t[..., cols]`` for ``t [P, B, n]``; a sequence gives one slice per network."""
+def _columns(t: torch.Tensor, cols: slice | Sequence[slice]) -> torch.Tensor:
+    """``t[..., cols]`` for raw shares ``t [P, B, n]``; a sequence gives one slice per
+    network."""
     if isinstance(cols, slice):
         return t[:, :, cols]
-    per = _split(t, [1] * t.size(0))
-    return _cat([per[p][:, :, c] for p, c in enumerate(cols)])
+    return torch.cat([t[p : p + 1, :, c] for p, c in enumerate(cols)])
 
 
 def _cat(tensors: Sequence[Any], dim: int = 0) -> Any:
@@ -965,8 +967,7 @@ def forward_stacked(
             h, mask, relu_reuse = _relu(z, back)
             cache.masks.append(mask)
             if relu_reuse is not None:
-                shape = (g, *z.size()[1:])
-                cache.relus.append(_ReluReuse(*(t.reshape(shape) for t in _fields(relu_reuse))))
+                cache.relus.append(relu_reuse)
         else:
             with phase("forward.sigmoid"):
                 h = sigmoid(z) if mlps[0].out_act == "sigmoid" else z
@@ -1024,11 +1025,16 @@ def _layer_forward(h: Any, w: Any, g: int, flags: int) -> tuple[Any, _LayerReuse
 
 
 def _layer_backward(
-    reuse: _LayerReuse, dz: Any, weight_grads: bool, input_grad: bool
+    reuse: _LayerReuse,
+    dz: Any,
+    weight_grads: bool,
+    input_grad: bool,
+    cols: slice | Sequence[slice] | None = None,
 ) -> tuple[Any, Any]:
     """``(hᵀ @ dz, dz @ Wᵀ)`` of a layer from its forward's :class:`_LayerReuse` (either is
     None where not asked for), ``h`` and ``W`` as the forward pass had them: opens only
-    ``dz − E``, then one exact truncation for both.
+    ``dz − E``, then one exact truncation for both. ``cols`` keeps only those columns of
+    ``dz @ Wᵀ`` (as :func:`_columns`), before the truncation.
 
     Raises ``ValueError`` if the forward's plan left out a product asked for (both parties
     raise at the same point: the plan is public).
@@ -1056,12 +1062,35 @@ def _layer_backward(
     if c_in is not None and input_grad:
         bt, dt = reuse.b.transpose(1, 2), reuse.delta_w.transpose(1, 2)
         b_plus = bt + dt if rank == 0 else bt
-        raw.append(c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt))
+        dh = c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt)
+        raw.append(dh if cols is None else _columns(dh, cols))
     scale = int(dz.encoder.scale)
     done = iter(trunc_many([(t, scale) for t in raw]))
     dw = wrap_shares(next(done), dz.encoder) if weight_grads else None
-    dh = wrap_shares(next(done), dz.encoder) if input_grad else None
-    return dw, dh
+    dh_out = wrap_shares(next(done), dz.encoder) if input_grad else None
+    return dw, dh_out
+
+
+def _fresh_layer_backward(
+    h: Any, w: Any, dz: Any, weight_grads: bool, input_grad: bool, cols: Any = None
+) -> tuple[Any, Any]:
+    """:func:`_layer_backward` without reused masks: ``hᵀ @ dz`` and ``dz @ Wᵀ`` (only
+    ``W``'s ``cols`` input rows, if given) as fresh Beaver products in one round."""
+    ops = []
+    if weight_grads:
+        ops.append(("matmul", h.transpose(1, 2), dz))
+    if input_grad:
+        if cols is None:
+            wc = w
+        elif isinstance(cols, slice):
+            wc = w[:, cols, :]
+        else:
+            per = _split(w, [1] * w.size(0))
+            wc = _cat([per[p][:, c, :] for p, c in enumerate(cols)])
+        ops.append(("matmul", dz, wc.transpose(1, 2)))
+    res = beaver_many(ops)
+    dw = res.pop(0) if weight_grads else None
+    return dw, (res[0] if input_grad else None)
 
 
 def backward_stacked(
@@ -1100,18 +1129,8 @@ def backward_stacked(
     """
     sizes = [m.n_nets for m in mlps]
     n_layers = len(mlps[0].weights)
-    inputs = [_cat([c.inputs[k] for c in caches]) for k in range(n_layers)]
-    masks = [_cat([c.masks[k] for c in caches]) for k in range(n_layers - 1)]
     # the forward's masks, reused (BackwardPlan) if every cache has them
-    reused = all(len(c.layers) == n_layers for c in caches)
-    layers = (
-        [_LayerReuse.cat([c.layers[k] for c in caches]) for k in range(n_layers)] if reused else []
-    )
-    relus = (
-        [_ReluReuse.cat([c.relus[k] for c in caches]) for k in range(n_layers - 1)]
-        if reused and all(len(c.relus) == n_layers - 1 for c in caches)
-        else []
-    )
+    reused = all(len(c.layers) == n_layers and len(c.relus) == n_layers - 1 for c in caches)
     dz = _cat(list(grad_outs))
     if mlps[0].out_act == "sigmoid":
         s = _cat([c.out for c in caches])
@@ -1121,39 +1140,25 @@ def backward_stacked(
     dbs: list[Any] = [None] * n_layers
     input_grad = None
     for k in reversed(range(n_layers)):
-        if layers:
-            want_in = k > 0 or input_cols is not None
-            dws[k], dh = _layer_backward(layers[k], dz, weight_grads, want_in)
-            if weight_grads:
-                dbs[k] = dz.sum(1, keepdim=True)
-            if k > 0:
-                dz = (
-                    relus[k - 1].times(dh) if relus else beaver_many([("mul", dh, masks[k - 1])])[0]
-                )
-            elif input_cols is not None:
-                input_grad = _columns(dh, input_cols)
-            continue
-        w = _cat([c.weights[k] for c in caches])  # the forward pass's
-        ops = []
+        cols = input_cols if k == 0 else None
+        want_in = k > 0 or input_cols is not None
         if weight_grads:
-            ops.append(("matmul", inputs[k].transpose(1, 2), dz))
             dbs[k] = dz.sum(1, keepdim=True)
+        if reused:
+            layer = _LayerReuse.cat([c.layers[k] for c in caches])
+            dws[k], dh = _layer_backward(layer, dz, weight_grads, want_in, cols)
+        else:
+            h = _cat([c.inputs[k] for c in caches])
+            w = _cat([c.weights[k] for c in caches])  # the forward pass's
+            dws[k], dh = _fresh_layer_backward(h, w, dz, weight_grads, want_in, cols)
         if k > 0:
-            ops.append(("matmul", dz, w.transpose(1, 2)))
-        elif input_cols is not None:
-            if isinstance(input_cols, slice):
-                wc = w[:, input_cols, :]
+            if reused:
+                dz = _ReluReuse.cat([c.relus[k - 1] for c in caches]).times(dh)
             else:
-                per = _split(w, [1] * w.size(0))
-                wc = _cat([per[p][:, cols, :] for p, cols in enumerate(input_cols)])
-            ops.append(("matmul", dz, wc.transpose(1, 2)))
-        res = beaver_many(ops)
-        if weight_grads:
-            dws[k] = res.pop(0)
-        if k > 0:
-            dz = beaver_many([("mul", res[0], masks[k - 1])])[0]
-        elif input_cols is not None:
-            input_grad = res[0]
+                mask = _cat([c.masks[k - 1] for c in caches])
+                dz = beaver_many([("mul", dh, mask)])[0]
+        else:
+            input_grad = dh
     grads = None
     if weight_grads:
         grads = []
