@@ -38,7 +38,7 @@ instead of CrypTen's pickled ``"terminate"``.
 * ``layer_many``: ``k`` matmul triples of a layer's forward product ``h @ W`` together
   with the triples of its backward products ``hᵀ @ dz`` and ``dz @ Wᵀ`` that reuse the
   forward's masks of ``h`` and ``W`` (:func:`layer_triples`);
-* ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(3 − (x·y)·y)/2`` on
+* ``newton_triples``: the triples of ``k`` Newton steps ``y ← y·(A − B·(x·y)·y)/2`` on
   ``n`` elements, with each operand's mask shared by every product of that operand
   (:func:`newton_triples`): ``x`` and each step's ``y`` are then opened once, not
   once per product;
@@ -425,8 +425,8 @@ def newton_triples(gen0: Stream, gen1: Stream, n: int, iters: int) -> torch.Tens
 
     Each generator draws the masks ``M`` ``[1 + 3·iters, n]`` (``A = M[0]`` for ``x``;
     per step ``k``: ``B_k = M[1 + 3k]`` for ``y``, ``C_k`` for ``x·y``, ``D_k`` for
-    ``3 − u``), then party 1's ``c₁``; step ``k``'s products are ``A·B_k``, ``C_k·B_k``
-    and ``B_k·D_k`` (``x·y``, ``(x·y)·y``, ``y·(3 − u)``), the parties' order in
+    ``w = A − B·u``), then party 1's ``c₁``; step ``k``'s products are ``A·B_k``, ``C_k·B_k``
+    and ``B_k·D_k`` (``x·y``, ``(x·y)·y``, ``y·w``), the parties' order in
     :meth:`Pools.newton_triples`.
     """
     n, iters = int(n), int(iters)
