@@ -42,6 +42,9 @@ class Config(maddpg.Config):
             see :mod:`smpc_gym.secure.optim`).
         actor_grad_scale: the same for the actor gradients (which are much smaller).
         adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
+        adam_init_iters: scaled Newton iterations after the range reduction (4: within
+            1e-5 of ``1/√v̂``; 5: 1.4e-10, one more step's bytes and rounds; see
+            :meth:`smpc_gym.secure.optim.SecureAdam.newton_schedule`).
         adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
             (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
         adam_warm_start: with ``optimizer: adam`` after a pre-training by Adam, the secure
@@ -82,6 +85,7 @@ class Config(maddpg.Config):
     critic_grad_scale: float = 2.0**6
     actor_grad_scale: float = 2.0**10
     adam_nr_iters: int = 3
+    adam_init_iters: int = 4
     adam_refresh_every: int = 1
     adam_warm_start: bool = True
     pretrain_steps: int = 0
@@ -118,7 +122,13 @@ class Config(maddpg.Config):
                 f"{self.pretrain_steps}, {self.checkpoint_every}, {self.overflow_redos}"
             )
 
-        for name, low in (("pretrain_select_every", 0), ("pretrain_select_episodes", 1)):
+        for name, low in (
+            ("pretrain_select_every", 0),
+            ("pretrain_select_episodes", 1),
+            ("adam_nr_iters", 1),
+            ("adam_init_iters", 1),
+            ("adam_refresh_every", 0),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: bad value {value!r}; expected an int >= {low}")
