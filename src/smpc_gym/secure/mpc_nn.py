@@ -898,12 +898,18 @@ class SharedMLP:
         return outs[0], caches[0]
 
 
-def _columns(t: torch.Tensor, cols: slice | Sequence[slice]) -> torch.Tensor:
-    """``t[..., cols]`` for raw shares ``t [P, B, n]``; a sequence gives one slice per
-    network."""
+def _columns(t: torch.Tensor, cols: slice | Sequence[slice], dim: int = 2) -> torch.Tensor:
+    """``cols`` of raw shares ``t [P, …]`` along ``dim`` (the columns of ``t [P, B, n]``
+    by default); a sequence gives one slice per network."""
+    index: list[Any] = [slice(None)] * t.dim()
     if isinstance(cols, slice):
-        return t[:, :, cols]
-    return torch.cat([t[p : p + 1, :, c] for p, c in enumerate(cols)])
+        index[dim] = cols
+        return t[tuple(index)]
+    parts = []
+    for p, c in enumerate(cols):
+        index[0], index[dim] = slice(p, p + 1), c
+        parts.append(t[tuple(index)])
+    return torch.cat(parts)
 
 
 def _cat(tensors: Sequence[Any], dim: int = 0) -> Any:
@@ -1080,13 +1086,7 @@ def _fresh_layer_backward(
     if weight_grads:
         ops.append(("matmul", h.transpose(1, 2), dz))
     if input_grad:
-        if cols is None:
-            wc = w
-        elif isinstance(cols, slice):
-            wc = w[:, cols, :]
-        else:
-            per = _split(w, [1] * w.size(0))
-            wc = _cat([per[p][:, c, :] for p, c in enumerate(cols)])
+        wc = w if cols is None else wrap_shares(_columns(w.share, cols, dim=1), w.encoder)
         ops.append(("matmul", dz, wc.transpose(1, 2)))
     res = beaver_many(ops)
     dw = res.pop(0) if weight_grads else None

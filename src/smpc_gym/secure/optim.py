@@ -216,6 +216,9 @@ class SecureAdam:
     #: ``u``'s raw value before it is below ``1.96·2^52`` (``ρ < 1.4``), times ``B·2^7 <
     #: 2^8``, below 2^61
     NEWTON_B_BITS = 7
+    #: plain Newton, ``y ← y·(3 − x·y²)/2``, as a ``(A, B_int)`` step of :meth:`_newton`:
+    #: the guarded warm start's steps (nothing bounds that start from below)
+    PLAIN_NEWTON_STEP = (3.0, 1 << NEWTON_B_BITS)
     #: m̂' is kept as m̂'·2^8: at the floor y is up to 2^8, so m̂'s 2^-16 grid would move
     #: a step by lr/2^8, and its rounding noise lasts ~1/(1 − β₁) steps
     M_SHIFT = 8
@@ -381,7 +384,7 @@ class SecureAdam:
 
     def _newton(self, x: Any, y: Any, steps: Sequence[tuple[float, int]]) -> Any:
         """Newton steps ``y ← y·(A − B·(x·y)·y)/2``, one per ``(A, B_int)`` of ``steps``
-        (:meth:`newton_schedule`; plain Newton is ``(3.0, 2^NEWTON_B_BITS)``), 3 exactly
+        (:meth:`newton_schedule`, or ``PLAIN_NEWTON_STEP``), 3 exactly
         truncated products each.
 
         ``y`` is held as ``y·2^Y_SHIFT``; ``u = B·x·y²`` and ``w = A − u`` at scale
@@ -521,8 +524,8 @@ class SecureAdam:
                 st.y = self._newton(x, self._initial_guess(x), steps)
         else:
             with phase("optimiser.adam_rsqrt_start"):
-                plain = (3.0, 1 << self.NEWTON_B_BITS)  # no bound on the guarded start
-                st.y = self._newton(x, self._guard(x, st.y), [plain] * self.nr_iters)
+                plain = [self.PLAIN_NEWTON_STEP] * self.nr_iters
+                st.y = self._newton(x, self._guard(x, st.y), plain)
         # m·y = m̂'·2^M · 2^(Y − V/2)/√(v̂' + ε'²): undo the shifts in the public lr, and
         # keep P_SHIFT more bits of the step for the parameters' remainder
         (my,) = beaver_many([("mul", st.m, st.y)])
@@ -638,21 +641,19 @@ class SecureSGD:
         self.buf = None if state["buf"] is None else _from_share_like(like)(state["buf"])
 
 
+def _step_image(a: float, b: float, lo: float, hi: float) -> tuple[float, float]:
+    """The image of ``[lo, hi]`` under ``g(ρ) = ρ·(a − b·ρ²)``, which rises up to its peak
+    at ``√(a/3b)`` and then falls."""
+    peak = math.sqrt(a / (3 * b))
+    vals = [r * (a - b * r * r) for r in (lo, hi) + ((peak,) if lo <= peak <= hi else ())]
+    return min(vals), max(vals)
+
+
 @functools.lru_cache(maxsize=16)
 def _newton_schedule(
     lo: float, hi: float, iters: int, b_bits: int, a_bits: int
 ) -> tuple[tuple[tuple[float, int], ...], float]:
     """:meth:`SecureAdam.newton_schedule` for a start ``ρ₀ ∈ [lo, hi]``."""
-
-    def image(a: float, b: float, lo: float, hi: float) -> tuple[float, float]:
-        # g(ρ) = ρ·(a − b·ρ²) rises up to its peak at √(a/3b), then falls
-        def g(r: float) -> float:
-            return r * (a - b * r * r)
-
-        peak = math.sqrt(a / (3 * b))
-        vals = [g(lo), g(hi)] + ([g(peak)] if lo <= peak <= hi else [])
-        return min(vals), max(vals)
-
     steps = []
     for _ in range(iters):
         s = lo * lo + lo * hi + hi * hi
@@ -665,9 +666,9 @@ def _newton_schedule(
         a_lo, a_hi = 0.0, 4 * b * s
         for _ in range(100):
             mid = (a_lo + a_hi) / 2
-            a_lo, a_hi = (a_lo, mid) if sum(image(mid, b, lo, hi)) > 2 else (mid, a_hi)
+            a_lo, a_hi = (a_lo, mid) if sum(_step_image(mid, b, lo, hi)) > 2 else (mid, a_hi)
         a = round(a_lo * 2 ** (a_bits + 1)) / 2 ** (a_bits + 1)  # A = 2a on the 2^-a_bits grid
-        lo, hi = image(a, b, lo, hi)
+        lo, hi = _step_image(a, b, lo, hi)
         steps.append((2 * a, b_int))
     return tuple(steps), max(1 - lo, hi - 1)
 
