@@ -88,6 +88,16 @@ def test_streams_are_aes_256_ctr_under_their_own_key() -> None:
     # the keystream of AES-256 in counter mode from block 0, 8 bytes per ring element
     want = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor().update(bytes(80))
     assert prg.Stream(key).ring(10).numpy().tobytes() == want
+    # draws of any sizes, in any order (the zero plaintext buffer grows and is shared by
+    # every stream of the process), are consecutive pieces of that one keystream
+    sizes = [3, 70_000, 5, 1 << 17, 1]
+    whole = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    want = whole.update(bytes(8 * sum(sizes)))
+    s, other = prg.Stream(key), prg.Stream(bytes(32))
+    got = b"".join(
+        s.ring(n).numpy().tobytes() + other.ring(n + 9)[:0].numpy().tobytes() for n in sizes
+    )
+    assert got == want
     bits = prg.Stream(key).bits(64_000).double()
     assert set(bits.unique().tolist()) == {0.0, 1.0} and abs(float(bits.mean()) - 0.5) < 0.01
     assert len(prg.new_key()) == prg.KEY_BYTES and prg.new_key() != prg.new_key()
