@@ -324,6 +324,11 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
         )
         if o.get("wan_kind") == "measured":
             text += f", {o['wan_s']:.1f} s over a 100 Mbit/s 40 ms WAN"
+        if o.get("updates_s"):  # the timed updates' spread: the machine's noise
+            text += (
+                f" (timed updates {min(o['updates_s']):.2f}–{max(o['updates_s']):.2f} s, "
+                f"after {len(o['warmup_s'])} untimed)"
+            )
         parts.append(text)
     text = (
         "per update: "

@@ -8,6 +8,7 @@ byte and round CrypTen counts during an update must be charged to some phase.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -214,3 +215,11 @@ def test_testbed_connects_its_nodes_and_removes_every_namespace(rtt_ms: float) -
             srv.wait(10)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(n in listed for n in names), listed
+
+
+def test_benchmark_counts_are_checked() -> None:
+    positive = _bench()._positive
+    assert positive("3") == 3
+    for bad in ("0", "-2", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"bad value '{bad}'"):
+            positive(bad)
