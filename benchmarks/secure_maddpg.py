@@ -75,8 +75,13 @@ rounds; the dealer's pooled replies are counted as their correlations are used, 
 a refill arrives: :class:`smpc_gym.secure.dealer.Pools`), plus
 ``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
 (straightforward seconds / ours); each of the three also has ``updates_s`` (every timed
-update's seconds: their spread is the machine's noise) and ``warmup_s`` (the untimed
-ones'). Each ``ours_*`` entry also has ``lan_s`` and
+update's seconds: their spread is the machine's noise), ``warmup_s`` (the untimed
+ones') and ``bytes_dealer``: the part of ``bytes`` that went between party 0 and the
+dealer (request frames, and the correlations' words as they are used:
+:func:`smpc_gym.secure.dealer.dealer_bytes`; 0 under the ``TFP`` opt-out). The rest,
+``bytes − bytes_dealer``, is what the two parties exchanged with each other, the
+*online* traffic of a deployment in which the dealer's correlations are sent ahead of
+time; ``bytes`` is the total, and the figure the targets are read against. Each ``ours_*`` entry also has ``lan_s`` and
 ``wan_s`` (seconds per update on the LAN / WAN link) with ``lan_kind`` / ``wan_kind``:
 ``"measured"`` (emulated in full), ``"measured+predicted_latency"`` (bandwidth emulated,
 the RTT term added by the model) or ``"predicted"`` (model only). With ``--profile``:
@@ -124,7 +129,7 @@ import torch
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
 from smpc_gym.secure.comm import PhaseProfile, phase, profiling
-from smpc_gym.secure.dealer import dealer_usage
+from smpc_gym.secure.dealer import dealer_bytes, dealer_usage
 from smpc_gym.secure.mpc_nn import correlation_source
 from smpc_gym.secure.runtime import (
     DEFAULT_PROVIDER,
@@ -267,6 +272,7 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
     for m in actors + critics + t_actors + t_critics:
         m.train()
     ctx.reset_comm_stats()
+    dealt = dealer_bytes()
     t0 = time.perf_counter()
     for i in range(2):  # critic updates, one player after the other
         with crypten.no_grad():
@@ -289,7 +295,8 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
         for src, dst in zip(actors + critics, t_actors + t_critics, strict=True):
             for p, tp in zip(src.parameters(), dst.parameters(), strict=True):
                 tp.share = (tp.mul(1 - cfg.tau) + p.mul(cfg.tau)).share
-    return time.perf_counter() - t0, ctx.comm_stats()
+    dt = time.perf_counter() - t0
+    return dt, {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
 
 
 #: Usage figures per process in the CPU budget: user seconds, system seconds, minor faults.
@@ -318,15 +325,17 @@ def _timed_update(
     ctx.barrier()
     before = _cpu_now(dealer) if cpu is not None else []
     ctx.reset_comm_stats()
+    dealt = dealer_bytes()
     if prof is None:
         t = time.perf_counter()
         party.update(idx)
-        return time.perf_counter() - t, ctx.comm_stats()
+        dt = time.perf_counter() - t
+        return dt, {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
     with profiling(ctx.comm) as p:
         t = time.perf_counter()
         party.update(idx)
         dt = time.perf_counter() - t
-    stats = ctx.comm_stats()
+    stats = {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
     if cpu is not None:
         ctx.barrier()  # the peer's work of this update is done: the dealer's is asked for
         for i, (a, b) in enumerate(zip(before, _cpu_now(dealer), strict=True)):
@@ -518,6 +527,7 @@ def _party(
             "seconds": sum(x[0] for x in r) / n,
             "bytes": sum(x[1]["bytes"] for x in r) / n,
             "rounds": sum(x[1]["rounds"] for x in r) / n,
+            "bytes_dealer": sum(x[1].get("dealer_bytes", 0) for x in r) / n,
             "updates_s": [x[0] for x in r],
             "warmup_s": warm_s,
         }

@@ -320,8 +320,12 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
             continue
         text = (
             f"{name} {o['seconds']:.2f} s = {o['ratio_to_plain']:.0f}× plaintext, "
-            f"{o['bytes'] / 1e6:.0f} MB, {o['rounds']:.0f} rounds"
+            f"{o['bytes'] / 1e6:.0f} MB"
         )
+        if "bytes_dealer" in o:  # the part the dealer could send ahead of time
+            peer = (o["bytes"] - o["bytes_dealer"]) / 1e6
+            text += f" ({peer:.0f} MB party to party, the rest from the dealer)"
+        text += f", {o['rounds']:.0f} rounds"
         if o.get("wan_kind") == "measured":
             text += f", {o['wan_s']:.1f} s over a 100 Mbit/s 40 ms WAN"
         if o.get("updates_s"):  # the timed updates' spread: the machine's noise
@@ -330,10 +334,14 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
                 f"after {len(o['warmup_s'])} untimed)"
             )
         parts.append(text)
+    sf = r["straightforward"]
+    sf_bytes = f"{sf['bytes'] / 1e6:.0f} MB"
+    if "bytes_dealer" in sf:
+        sf_bytes += f", {(sf['bytes'] - sf['bytes_dealer']) / 1e6:.0f} MB party to party"
     text = (
         "per update: "
         + "; ".join(parts)
-        + f" (straightforward CrypTen {r['straightforward']['ratio_to_plain']:.0f}×)"
+        + f" (straightforward CrypTen {sf['ratio_to_plain']:.0f}×, {sf_bytes})"
     )
     floor = (r.get("profile") or {}).get("floor")
     if floor:  # what the protocol's own work costs, with every wait taken out

@@ -251,12 +251,15 @@ def _equal_steps(ctx):
     g = torch.Generator().manual_seed(5)
     xs = c.cryptensor(torch.randn(64, 10, generator=g), src=0)
     ws = c.cryptensor(torch.randn(10, 20, generator=g), src=1)
+    from smpc_gym.secure.dealer import dealer_bytes
+
     spent = []
     for _ in range(10):  # the matmul pool refills at steps 0 and 8 (8 triples a refill)
         ctx.reset_comm_stats()
+        before = dealer_bytes()
         (y,) = mpc_nn.beaver_many([("matmul", xs, ws)])
         mpc_nn.beaver_many([("mul", y, y)])
-        spent.append(ctx.comm_stats()["bytes"])
+        spent.append((ctx.comm_stats()["bytes"], dealer_bytes() - before))
     return spent
 
 
@@ -265,14 +268,16 @@ def test_dealer_bytes_are_counted_as_the_correlations_are_used() -> None:
     out, so equal steps cost equal bytes whenever the refills fall (counted on arrival,
     steps 0 and 8 would each carry 8 matmul triples' 10,240 words more)."""
     p0, p1 = launch_local(_equal_steps, 2, config=PartyConfig(world_size=2, timeout_s=120))
-    assert len(set(p1)) == 1, p1  # party to party: the same every step
+    assert len(set(p1)) == 1 and p1[0][1] == 0, p1  # party to party: the same every step
     # party 0 adds the dealer's words of what the step used: the matmul triple's c₀ and
     # the product's (64·20 words each) and two truncations' t₀ (64·20 at 16 bits each);
     # a step that sends a refill request also counts its frame (32 words)
     used = 8 * (2 * 64 * 20 + 2 * 64 * 20 * 16 // 64)
-    for b0 in p0:
-        extra = b0 - p1[0] - used
+    for b0, dealt in p0:
+        extra = b0 - p1[0][0] - used
         assert extra % (8 * 32) == 0 and 0 <= extra <= 8 * 32 * 3, (p0, p1)
+        # dealer_bytes() is exactly that extra: the rest of party 0's count is its peer's
+        assert dealt == b0 - p1[0][0], (p0, p1)
 
 
 def _idle_then_multiply(ctx):

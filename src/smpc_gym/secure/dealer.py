@@ -87,6 +87,7 @@ __all__ = [
     "bit_mul_back",
     "broadcast",
     "carry_pairs",
+    "dealer_bytes",
     "dealer_cpu_seconds",
     "dealer_usage",
     "decode",
@@ -584,9 +585,24 @@ class _Reply:
             for w in self._works:
                 w.wait()
             self._works = []
-            self._comm._log_communication(FRAME + (0 if self.pooled else self.reply.numel()))
+            words = FRAME + (0 if self.pooled else self.reply.numel())
+            self._comm._log_communication(words)
+            _DEALER_BYTES["party0"] += words * self._comm.BYTES_PER_ELEMENT
             self._comm._log_communication_time(time.perf_counter() - t0)
         return self.reply
+
+
+#: What party 0's CrypTen byte counter has charged to the dealer link so far.
+_DEALER_BYTES = {"party0": 0.0}
+
+
+def dealer_bytes() -> float:
+    """Party 0: the bytes of its CrypTen counter (``comm_bytes``) that were dealer traffic,
+    so far: every request frame and unpooled reply as it completes, and pooled replies'
+    words as their correlations are handed out (:class:`Pools`). Only party 0 talks to
+    the dealer: the rest of its count, and all of party 1's, is party-to-party traffic.
+    0 without a dealer (the ``TFP`` opt-out). Never reset; take differences."""
+    return _DEALER_BYTES["party0"]
 
 
 def dealer_usage() -> tuple[float, float, int]:
@@ -693,6 +709,7 @@ class Pools:
         if self.rank == 0:
             comm = crypten_module().communicator.get()
             comm.comm_bytes += words * comm.BYTES_PER_ELEMENT
+            _DEALER_BYTES["party0"] += words * comm.BYTES_PER_ELEMENT
 
     def _next(self, key: tuple, start: Any) -> Any:
         """The next refill of pool ``key``: the prefetched one if started, else ``start()``
