@@ -30,12 +30,12 @@ on a shared machine hits all of them alike; the ratios are the figures to compar
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size
 of the dealer's pools and the products' buffers, and every first touch of a page is a
-minor page fault (system time: ~15 µs each on the 2-core VM the records come from).
-Counted per update (``secure_update`` wrapped with ``getrusage``, 20 SGD updates): 70k–90k
+minor page fault, charged to system time. Counted per update (``secure_update`` wrapped
+with ``getrusage``, 20 SGD updates, on the 2-core VM the records come from): 70k–90k
 faults in the first, 3k–9k in each of the next two, a few hundred on average after
-that, with system time falling from 0.15–0.3 s per party to ~0.01 s. Timing from the
-second update on, as this benchmark did before, charged the third's transient to a
-3-update mean. A training run pays it once in hundreds of updates; the untimed updates'
+that; each party's system time was 0.15–0.3 s in each of the first three updates and
+~0.01 s later. Timing from the second update on, as this benchmark did before, put that
+transient into a 3-update mean. A training run pays it once in hundreds of updates; the untimed updates'
 seconds are reported (``warmup_s``), next to every timed one's (``updates_s``).
 
 ``--profile`` also charges every timed update of ours to its phases (input sharing,
