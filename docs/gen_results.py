@@ -324,15 +324,12 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
         )
         if "bytes_dealer" in o:  # the part the dealer could send ahead of time
             peer = (o["bytes"] - o["bytes_dealer"]) / 1e6
-            text += f" ({peer:.0f} MB party to party, the rest from the dealer)"
+            text += f" ({peer:.0f} MB party to party)"
         text += f", {o['rounds']:.0f} rounds"
         if o.get("wan_kind") == "measured":
             text += f", {o['wan_s']:.1f} s over a 100 Mbit/s 40 ms WAN"
         if o.get("updates_s"):  # the timed updates' spread: the machine's noise
-            text += (
-                f" (timed updates {min(o['updates_s']):.2f}–{max(o['updates_s']):.2f} s, "
-                f"after {len(o['warmup_s'])} untimed)"
-            )
+            text += f" (updates {min(o['updates_s']):.2f}–{max(o['updates_s']):.2f} s)"
         parts.append(text)
     sf = r["straightforward"]
     sf_bytes = f"{sf['bytes'] / 1e6:.0f} MB"
