@@ -211,6 +211,19 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
     row = next(ln for ln in table.splitlines() if "secure MADDPG update cost" in ln)
     assert "(docs/results/secure-maddpg.md)" in row
     assert "SGD 0.50 s = 125× plaintext, 97 MB, 98 rounds" in row
-    assert "(straightforward CrypTen 400×)" in row and "Adam" not in row  # none recorded
+    assert "(straightforward CrypTen 400×, 200 MB)" in row and "Adam" not in row  # none recorded
+    # a record with the dealer's share of the bytes and every update's seconds shows the
+    # party-to-party bytes and the timed updates' spread
+    record["result"]["ours_sgd"].update(
+        bytes_dealer=3.2e7, updates_s=[0.45, 0.61, 0.44], warmup_s=[1.2, 0.5, 0.5]
+    )
+    record["result"]["straightforward"]["bytes_dealer"] = 5e7
+    (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
+    row = next(
+        ln for ln in gen.headline_table(tmp_path).splitlines() if "secure MADDPG update cost" in ln
+    )
+    assert "SGD 0.50 s = 125× plaintext, 97 MB (65 MB party to party), 98 rounds" in row
+    assert "(updates 0.44–0.61 s)" in row
+    assert "(straightforward CrypTen 400×, 200 MB, 150 MB party to party)" in row
     row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
     assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
