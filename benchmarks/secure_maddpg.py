@@ -35,8 +35,9 @@ with ``getrusage``, 20 SGD updates, on the 2-core VM the records come from): 70k
 faults in the first, 3k–9k in each of the next two, a few hundred on average after
 that; each party's system time was 0.15–0.3 s in each of the first three updates and
 ~0.01 s later. Timing from the second update on, as this benchmark did before, put that
-transient into a 3-update mean. A training run pays it once in hundreds of updates; the untimed updates'
-seconds are reported (``warmup_s``), next to every timed one's (``updates_s``).
+transient into a 3-update mean. A training run pays it once in hundreds of updates; the
+untimed updates' seconds are reported (``warmup_s``), next to every timed one's
+(``updates_s``).
 
 ``--profile`` also charges every timed update of ours to its phases (input sharing,
 forward, the forward's ReLU comparisons and sigmoid, backward, optimiser and — for Adam —
@@ -69,8 +70,8 @@ block after each round of secure updates so that the baseline meets the same loa
 what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
 seconds per update: their spread is the baseline's noise), and for ``ours_sgd``,
 ``ours_adam`` (those asked for with ``--optimizer``) and ``straightforward``:
-``seconds``, ``ratio_to_plain``, ``bytes`` and ``rounds`` (the mean per timed update, party 0's
-CrypTen counters: bytes it sent+received as CrypTen counts them, communication
+``seconds``, ``ratio_to_plain``, ``bytes`` and ``rounds`` (the mean per timed update,
+party 0's CrypTen counters: bytes it sent+received as CrypTen counts them, communication
 rounds; the dealer's pooled replies are counted as their correlations are used, not when
 a refill arrives: :class:`smpc_gym.secure.dealer.Pools`), plus
 ``speedup_sgd_vs_straightforward`` / ``speedup_adam_vs_straightforward``
@@ -81,12 +82,13 @@ dealer (request frames, and the correlations' words as they are used:
 :func:`smpc_gym.secure.dealer.dealer_bytes`; 0 under the ``TFP`` opt-out). The rest,
 ``bytes − bytes_dealer``, is what the two parties exchanged with each other, the
 *online* traffic of a deployment in which the dealer's correlations are sent ahead of
-time; ``bytes`` is the total, and the figure the targets are read against. Each ``ours_*`` entry also has ``lan_s`` and
-``wan_s`` (seconds per update on the LAN / WAN link) with ``lan_kind`` / ``wan_kind``:
-``"measured"`` (emulated in full), ``"measured+predicted_latency"`` (bandwidth emulated,
-the RTT term added by the model) or ``"predicted"`` (model only). With ``--profile``:
-``profile`` = ``{"ours_<opt>": {"update_s", "phases": {name: {"calls", "wall_s",
-"comm_s", "local_s", "bytes", "rounds"}} (per update), "unattributed_s", "act":
+time; ``bytes`` is the total, and the figure the targets are read against. Each
+``ours_*`` entry also has ``lan_s`` and ``wan_s`` (seconds per update on the LAN / WAN
+link) with ``lan_kind`` / ``wan_kind``: ``"measured"`` (emulated in full),
+``"measured+predicted_latency"`` (bandwidth emulated, the RTT term added by the model)
+or ``"predicted"`` (model only). With ``--profile``: ``profile`` = ``{"ours_<opt>":
+{"update_s", "phases": {name: {"calls", "wall_s", "comm_s", "local_s", "bytes",
+"rounds"}} (per update), "unattributed_s", "act":
 {"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"}, "plain_act_s", "floor"}``,
 where ``cpu`` is the CPU one update uses, per process (``party0_user_s``,
 ``party0_sys_s``, ``party1_…``, ``dealer_…``: the dealer's, asked from it around each
@@ -295,8 +297,13 @@ def _straightforward(ctx, cfg: sm.Config, batch_cols, high):
         for src, dst in zip(actors + critics, t_actors + t_critics, strict=True):
             for p, tp in zip(src.parameters(), dst.parameters(), strict=True):
                 tp.share = (tp.mul(1 - cfg.tau) + p.mul(cfg.tau)).share
-    dt = time.perf_counter() - t0
-    return dt, {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
+    return time.perf_counter() - t0, _comm_stats(ctx, dealt)
+
+
+def _comm_stats(ctx, dealt: float) -> dict:
+    """Party 0's counters since the last reset, with ``dealer_bytes``: the part of its
+    bytes that was dealer traffic since :func:`dealer_bytes` read ``dealt``."""
+    return {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
 
 
 #: Usage figures per process in the CPU budget: user seconds, system seconds, minor faults.
@@ -329,13 +336,12 @@ def _timed_update(
     if prof is None:
         t = time.perf_counter()
         party.update(idx)
-        dt = time.perf_counter() - t
-        return dt, {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
+        return time.perf_counter() - t, _comm_stats(ctx, dealt)
     with profiling(ctx.comm) as p:
         t = time.perf_counter()
         party.update(idx)
         dt = time.perf_counter() - t
-    stats = {**ctx.comm_stats(), "dealer_bytes": dealer_bytes() - dealt}
+    stats = _comm_stats(ctx, dealt)
     if cpu is not None:
         ctx.barrier()  # the peer's work of this update is done: the dealer's is asked for
         for i, (a, b) in enumerate(zip(before, _cpu_now(dealer), strict=True)):
@@ -527,7 +533,7 @@ def _party(
             "seconds": sum(x[0] for x in r) / n,
             "bytes": sum(x[1]["bytes"] for x in r) / n,
             "rounds": sum(x[1]["rounds"] for x in r) / n,
-            "bytes_dealer": sum(x[1].get("dealer_bytes", 0) for x in r) / n,
+            "bytes_dealer": sum(x[1]["dealer_bytes"] for x in r) / n,
             "updates_s": [x[0] for x in r],
             "warmup_s": warm_s,
         }
@@ -694,7 +700,7 @@ def main() -> None:
         "--warmup",
         type=_positive,
         default=WARMUP,
-        help=f"untimed updates of ours before the timed ones (default {WARMUP}: see the module doc)",
+        help=f"untimed updates of ours before the timed ones (default {WARMUP}; module doc)",
     )
     p.add_argument(
         "--optimizer",
