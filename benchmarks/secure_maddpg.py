@@ -64,7 +64,8 @@ charged one full RTT: an upper bound, since the two parties' sends overlap). Wit
 ``--network``, ``lan_s``/``wan_s`` are the model's prediction from the loopback run.
 
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
-it ran with), ``config`` (the arguments), ``plain_s``
+it ran with), ``ring_backend`` (the exact ring-product kernel the parties picked,
+:func:`smpc_gym.secure.ring.ring_backend`), ``config`` (the arguments), ``plain_s``
 (plaintext EDE seconds per update: at least ``PLAIN_UPDATES`` of them, timed in one
 block after each round of secure updates so that the baseline meets the same load as
 what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
@@ -133,6 +134,7 @@ from smpc_gym.agents import secure_maddpg as sm
 from smpc_gym.secure.comm import PhaseProfile, phase, profiling
 from smpc_gym.secure.dealer import dealer_bytes, dealer_usage
 from smpc_gym.secure.mpc_nn import correlation_source
+from smpc_gym.secure.ring import ring_backend
 from smpc_gym.secure.runtime import (
     DEFAULT_PROVIDER,
     PROVIDERS,
@@ -541,6 +543,7 @@ def _party(
     blocks = timer.blocks if timer is not None else None
     return {
         **{k: summary(v, warm[k]) for k, v in rows.items()},
+        "ring_backend": ring_backend(),
         "plain_s": plain,
         "plain_blocks_s": blocks,
         "profile": prof_out,
@@ -743,6 +746,7 @@ def main() -> None:
     config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
     out = {
         "provider": args.provider,
+        "ring_backend": res["ring_backend"],
         "config": config,
         "plain_s": plain,
         "plain_blocks_s": res["plain_blocks_s"],
@@ -789,7 +793,7 @@ def main() -> None:
         f"secure MADDPG update, actor 10-{args.hidden}-{args.hidden}-2, critic "
         f"14-{args.hidden}-{args.hidden}-1, batch {args.batch}, 2 parties, 1 thread each, "
         f"{args.updates} timed updates per version (interleaved) after {args.warmup} untimed "
-        f"ones of ours, provider {args.provider}"
+        f"ones of ours, provider {args.provider}, ring products on {out['ring_backend']}"
     )
     print(f"{'version':<24}{'s/update':>10}{'x plain':>10}{'MB':>9}{'rounds':>8}{'speed-up':>10}")
     print(f"{'plaintext EDE':<24}{plain:>10.4f}{1.0:>10.1f}{0:>9.1f}{0:>8d}")

@@ -198,27 +198,61 @@ def test_secure_optimisers_track_torch(result) -> None:
         ((16, 16), (3, 16, 16)),
     ],
 )
-def test_ring_matmul_is_exact_mod_2_64(xshape, yshape) -> None:
-    """The float64-limb matmul equals the int64 matmul bit for bit on full-range words."""
-    from smpc_gym.secure.ring import MAX_K, ring_matmul
+def test_ring_matmul_kernels_agree_bit_for_bit(xshape, yshape) -> None:
+    """The float64-limb matmul, torch's int64 matmul and ``ring_matmul`` (whichever of the
+    two this process picked) give the same words on full-range inputs."""
+    from smpc_gym.secure.ring import MAX_K, limb_matmul, ring_matmul
 
     assert MAX_K == 256
     g = torch.Generator().manual_seed(sum(xshape) + sum(yshape))
     lo, hi = -(2**63), 2**63 - 1
     x = torch.randint(lo, hi, xshape, generator=g, dtype=torch.int64)
     y = torch.randint(lo, hi, yshape, generator=g, dtype=torch.int64)
-    assert torch.equal(ring_matmul(x, y), torch.matmul(x, y))
+    want = torch.matmul(x, y)
+    assert torch.equal(limb_matmul(x, y), want)
+    assert torch.equal(ring_matmul(x, y), want)
     # extreme words: every limb at its maximum (-1) and the sign bit alone (-2^63)
     for v in (-1, -(2**63), 2**63 - 1):
         xe, ye = torch.full(xshape, v, dtype=torch.int64), torch.full(yshape, -1, dtype=torch.int64)
-        assert torch.equal(ring_matmul(xe, ye), torch.matmul(xe, ye))
+        assert torch.equal(limb_matmul(xe, ye), torch.matmul(xe, ye))
 
 
-def test_ring_matmul_rejects_non_int64() -> None:
-    from smpc_gym.secure.ring import ring_matmul
+@pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (17, 130, 16), (20, 300, 2)])
+def test_both_ring_kernels_equal_python_integers_mod_2_64(m, k, n) -> None:
+    """Each kernel against products of Python integers reduced mod 2^64 (the reference the
+    bit-for-bit comparison above leans on): full-range words, sums that wrap many times."""
+    from smpc_gym.secure.ring import limb_matmul
 
-    with pytest.raises(ValueError, match="int64"):
-        ring_matmul(torch.ones(2, 2), torch.ones(2, 2))
+    g = torch.Generator().manual_seed(m * k * n)
+    x = torch.empty(m, k, dtype=torch.int64).random_(-(2**63), None, generator=g)
+    y = torch.empty(k, n, dtype=torch.int64).random_(-(2**63), None, generator=g)
+    xl, yl = x.tolist(), y.tolist()
+    want = [
+        [
+            (s + 2**63) % 2**64 - 2**63
+            for s in [sum(xl[i][t] * yl[t][j] for t in range(k)) for j in range(n)]
+        ]
+        for i in range(m)
+    ]
+    assert torch.matmul(x, y).tolist() == want
+    assert limb_matmul(x, y).tolist() == want
+
+
+def test_ring_backend_is_one_of_the_two_exact_kernels() -> None:
+    from smpc_gym.secure.ring import ring_backend
+
+    assert ring_backend() in ("int64", "limbs")
+    assert ring_backend() == ring_backend()  # chosen once per process
+
+
+def test_ring_matmul_rejects_non_int64_and_vectors() -> None:
+    from smpc_gym.secure.ring import limb_matmul, ring_matmul
+
+    for fn in (ring_matmul, limb_matmul):
+        with pytest.raises(ValueError, match="int64"):
+            fn(torch.ones(2, 2), torch.ones(2, 2))
+        with pytest.raises(ValueError, match=">= 2 dims"):
+            fn(torch.ones(2, dtype=torch.int64), torch.ones(2, 2, dtype=torch.int64))
 
 
 def test_fast_dispatch_swaps_only_the_debug_check_and_copies_and_restores_them() -> None:

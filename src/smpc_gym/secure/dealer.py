@@ -21,7 +21,7 @@ instead of CrypTen's pickled ``"terminate"``.
 **Requests** (what the dealer returns to party 0):
 
 * CrypTen's: ``additive`` (Beaver triple ``c₀`` for ``mul`` or ``matmul``; matmuls
-  through the exact float64-limb product :func:`smpc_gym.secure.ring.ring_matmul`),
+  through the exact ring product :func:`smpc_gym.secure.ring.ring_matmul`),
   ``square``, ``binary``, ``wraps``, ``B2A``;
 * ``trunc_pairs`` (exact truncation, :mod:`smpc_gym.secure.trunc`): ``t₀ = u·v − t₁
   mod 2^k`` packed ``k`` bits per element;

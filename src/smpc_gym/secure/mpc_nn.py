@@ -190,8 +190,8 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
 
     With the ``TFP`` provider this does what CrypTen's ``TrustedFirstParty`` does (party 0
     draws ``a``, ``b`` from its local generator, computes ``c`` and shares all three
-    with ``src=0``, no communication), except that ``c`` is computed with the float64
-    limb matmul (:func:`smpc_gym.secure.ring.ring_matmul`, exact) and only by party 0
+    with ``src=0``, no communication), except that ``c`` is computed with
+    :func:`smpc_gym.secure.ring.ring_matmul` (exact) and only by party 0
     (CrypTen computes it in every party and discards it in all but party 0).
 
     With the ``TTP`` provider (the dealer) the triple comes from the dealer's pooled
@@ -267,7 +267,7 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
     ``z = c + ε op (b + δ) + a op δ`` locally — two local products instead of CrypTen's
     three, the public ``ε op δ`` folded into party 0's ``b + δ`` — and truncates locally
     (2-party truncation). Matmuls use :func:`smpc_gym.secure.ring.ring_matmul` (exact
-    ring products through float64 BLAS). Same result as CrypTen's ``x.mul(y)`` /
+    ring products on the faster of two kernels). Same result as CrypTen's ``x.mul(y)`` /
     ``x.matmul(y)``, one round instead of ``len(ops)``, plus **one** round of exact
     truncation (:func:`smpc_gym.secure.trunc.trunc_many`) for all fixed-point products
     together: correct whenever every product's raw value is below 2^62, i.e. ``|x·y| <
