@@ -5,12 +5,12 @@
   (``python -m smpc_gym.envs.supply_chain.remote serve`` with a 0600 key file) started as
   their own processes, exactly as docs/security/transport.md describes, and complete a
   short run;
-Both are ``slow`` (each spawns several processes and runs CrypTen for a minute or more on
-a busy machine): ``pytest -m slow tests/test_secure_maddpg_launch.py``.
-
 * a party killed mid-training makes the other side fail within the configured timeout
   with a message naming the dead party; ``--resume`` (the runner's resume) then continues
   from the last per-party share checkpoint to the end.
+
+Both run in the default suite (each spawns several processes and runs CrypTen for 10–20 s
+on an idle machine, minutes on a busy one).
 """
 
 from __future__ import annotations
@@ -105,7 +105,14 @@ def test_two_separately_started_processes_tcp(tmp_path: Path) -> None:
     ]
     try:
         outs = [p.communicate(timeout=300) for p in procs]
-        helper_errs = [h.communicate(timeout=60)[1] for h in helpers]
+        try:
+            helper_errs = [h.communicate(timeout=60)[1] for h in helpers]
+        except subprocess.TimeoutExpired as exc:  # say why: the parties' own ends first
+            ends = "\n".join(
+                f"party {r} exit {p.returncode}: {err[-1500:]}"
+                for r, (p, (_out, err)) in enumerate(zip(procs, outs, strict=True))
+            )
+            raise AssertionError(f"{exc}\n{ends}") from exc
     finally:
         for p in [*procs, *helpers]:
             if p.poll() is None:
