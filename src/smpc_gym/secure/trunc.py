@@ -207,12 +207,14 @@ def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
     theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
     e, g = (mine, theirs) if rank == 0 else (theirs, mine)
     # (1 − 2e)(1 − 2g) = ±1 by e ⊕ g; party 0's eg + g(1 − 2e)u = g·(e ⊕ u), party 1's
-    # e(1 − 2g)v = ±(e ∧ v) by g (all bits: a few cheap ops instead of products)
-    signed_t = torch.where((e ^ g).bool(), -t, t)
+    # e(1 − 2g)v = ±(e ∧ v) by g (all bits: a few cheap ops instead of products). A
+    # negation by a 0/1 bit s is (x ⊕ −s) + s (two's complement), ~3× faster than
+    # torch.where on these sizes, and the same words.
+    flip = e ^ g
+    signed_t = (t ^ -flip) + flip
     if rank == 0:
         return (g & (e ^ bit)) + signed_t
-    ev = e & bit
-    return torch.where(g.bool(), -ev, ev) + signed_t
+    return ((e & bit) ^ -g) + g + signed_t
 
 
 def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
