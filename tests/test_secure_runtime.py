@@ -6,6 +6,7 @@ Every test here starts real party processes (spawn + torch.distributed/gloo + Cr
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -161,14 +162,18 @@ def test_a_hung_party_makes_the_other_time_out() -> None:
 def _ttp_product(ctx):
     a = ctx.crypten.cryptensor(_secret(0) if ctx.rank == 0 else torch.zeros(SIZE), src=0)
     b = ctx.crypten.cryptensor(_secret(1) if ctx.rank == 1 else torch.zeros(SIZE), src=1)
-    return ctx.crypten.cfg.mpc.provider, (a * b).get_plain_text()
+    from smpc_gym.secure import runtime
+
+    return ctx.crypten.cfg.mpc.provider, (a * b).get_plain_text(), runtime._MALLOC["tuned"]
 
 
 def test_ttp_provider_multiplies_with_a_dealer_process() -> None:
+    """Also: on glibc every party keeps freed memory for reuse (``keep_freed_memory``)."""
     out = launch_local(_ttp_product, 2, config=PartyConfig(2, provider="TTP", timeout_s=30))
-    for provider, prod in out:
+    for provider, prod, tuned in out:
         assert provider == "TTP"
         torch.testing.assert_close(prod, _secret(0) * _secret(1), atol=0.05, rtol=1e-3)
+        assert tuned == (platform.libc_ver()[0] == "glibc")
 
 
 _SEPARATE = textwrap.dedent(

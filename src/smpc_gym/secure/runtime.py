@@ -94,6 +94,7 @@ __all__ = [
     "ProviderError",
     "check_agreement",
     "free_port",
+    "keep_freed_memory",
     "launch_local",
     "resolve_provider",
     "run_party",
@@ -431,6 +432,41 @@ def _set_dist_env(config: PartyConfig, rank: int) -> None:
             os.environ["GLOO_SOCKET_IFNAME"] = lo
 
 
+#: glibc ``mallopt`` parameters (``<malloc.h>``) and the values set by
+#: :func:`keep_freed_memory`.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest allowed
+_TRIM_THRESHOLD_BYTES = 1 << 30
+
+_MALLOC = {"tuned": False}
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed memory in this process's heap instead of handing it back to the system
+    (glibc only; elsewhere a no-op). Returns whether it was set.
+
+    A secure update allocates and frees many multi-megabyte tensors (pool chunks of
+    2^19 words, gathered bit rows, opened vectors). glibc serves allocations above its
+    ``mmap`` threshold with fresh mappings and trims the heap's top when it is freed, so
+    every such tensor's pages are zeroed by the kernel on first touch again. With the
+    threshold at glibc's maximum (32 MB) and trimming only above 1 GB, they are reused:
+    a process keeps its peak heap (a few hundred MB for the paper networks).
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES) == 1
+        ok = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES) == 1 and ok
+    except (OSError, AttributeError):
+        return False
+    _MALLOC["tuned"] = ok
+    return ok
+
+
 def _init_crypten(config: PartyConfig, rank: int) -> ModuleType:
     """Set CrypTen's env vars and config, then ``crypten.init()`` with our timeouts."""
     import torch
@@ -455,6 +491,7 @@ def _init_crypten(config: PartyConfig, rank: int) -> ModuleType:
             # the two parties' exchanges on one direct TCP connection, not through gloo
             host, _ = _parse_tcp(rendezvous)
             connect(rank, host, config.timeout_s, crypten.communicator.get().main_group)
+    keep_freed_memory()
     return crypten
 
 
@@ -588,6 +625,7 @@ def run_ttp_dealer(config: PartyConfig) -> None:
         crypten.cfg.mpc.provider = "TTP"
         from smpc_gym.secure.dealer import serve
 
+        keep_freed_memory()
         # The dealer waits for requests for as long as the parties run (they may go
         # minutes without one: pre-training, full pools); a dead party closes its
         # connection, which ends the wait, and the parties keep their own timeout.
