@@ -80,7 +80,7 @@ def ring_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     _check_ring_operands(x, y)
     if ring_backend() == "int64":
         return torch.matmul(x, y)
-    return limb_matmul(x, y)
+    return _limb_product(x, y)
 
 
 @functools.cache
@@ -130,11 +130,16 @@ def limb_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     of ``y``) use the int64 matmul, which is faster there than splitting into limbs.
     """
     _check_ring_operands(x, y)
+    return _limb_product(x, y)
+
+
+def _limb_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`limb_matmul` on operands already checked."""
     k = x.shape[-1]
     if k > MAX_K:  # split the contraction: a sum of ring products is a ring product
-        out = limb_matmul(x[..., :MAX_K], y[..., :MAX_K, :])
+        out = _limb_product(x[..., :MAX_K], y[..., :MAX_K, :])
         for j in range(MAX_K, k, MAX_K):
-            out = out + limb_matmul(x[..., j : j + MAX_K], y[..., j : j + MAX_K, :])
+            out = out + _limb_product(x[..., j : j + MAX_K], y[..., j : j + MAX_K, :])
         return out
     if x.shape[-2] < MIN_FLOAT_DIM or y.shape[-1] < MIN_FLOAT_DIM:
         return torch.matmul(x, y)
