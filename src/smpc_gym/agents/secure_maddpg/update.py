@@ -198,12 +198,19 @@ def share_batch(
     return {"obs": s, "next_obs": s2, "action": a, "reward": r, "done": d}
 
 
-def _soft_update(target: Any, online: Any, tau: float) -> None:
+def _soft_update(pairs: Sequence[tuple[Any, Any]], tau: float) -> None:
+    """``θ' ← θ' + τ·(θ − θ')`` for every ``(target, online)`` network pair, in one
+    truncation round for all of them: the value of ``(1 − τ)·θ' + τ·θ`` with one
+    stochastic rounding per parameter instead of two, and one round instead of two per pair."""
     from smpc_gym.secure.optim import flatten_cat, mul_public, unflatten_like
 
-    tp, op = target.parameters(), online.parameters()
-    new = mul_public(flatten_cat(tp), 1.0 - tau) + mul_public(flatten_cat(op), tau)
-    target.set_parameters(unflatten_like(new, tp))
+    tps = [t.parameters() for t, _ in pairs]
+    target = flatten_cat([p for tp in tps for p in tp])
+    online = flatten_cat([p for _, net in pairs for p in net.parameters()])
+    new = unflatten_like(target + mul_public(online - target, tau), [p for tp in tps for p in tp])
+    for (net, _), tp in zip(pairs, tps, strict=True):
+        net.set_parameters(new[: len(tp)])
+        new = new[len(tp) :]
 
 
 def secure_update(
@@ -303,6 +310,7 @@ def secure_update(
 
     # D. targets
     with phase("targets"):
-        _soft_update(nets.target_actors, nets.actors, cfg.tau)
-        _soft_update(nets.target_critics, nets.critics, cfg.tau)
+        _soft_update(
+            [(nets.target_actors, nets.actors), (nets.target_critics, nets.critics)], cfg.tau
+        )
     return out
