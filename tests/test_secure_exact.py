@@ -162,12 +162,15 @@ def _party(ctx, full: bool):
     y0 = y0 / 2**adam.Y_SHIFT
     prod = y0 * xs.double().sqrt()
     out["guess_range"] = (float(prod.min()), float(prod.max()))
-    # ... and exactly the one-level reference's bucket at every threshold's edges: the
-    # guess after passing the first p thresholds is base + Σ_{i<p} coef[i] (raw)
+    # ... and the one-level reference's bucket at every threshold's edges: the guess after
+    # passing the first p thresholds is base + Σ_{i<p} coef[i] (raw). Exactly that bucket
+    # unless x is within 2^-START_FUZZ_BITS below a threshold (the truncated comparisons'
+    # fuzz), where it may be the next one; twice that far from every threshold, exactly.
+    fuzz = 2.0**-adam.START_FUZZ_BITS
     edges = [2.0**-8] + [
-        2.0 ** (adam.THRESHOLD_LOG2 * j) + d * 2.0**-16
+        2.0 ** (adam.THRESHOLD_LOG2 * j) * (1 + f) + d * 2.0**-16
         for j in adam.THRESHOLD_EXPONENTS
-        for d in (-1, 0, 1)
+        for f, d in ((0, -1), (0, 0), (0, 1), (-fuzz / 2, 0), (-2 * fuzz, 0), (2 * fuzz, 0))
     ]
     xe = c.cryptensor(torch.tensor(edges + [2.0**39], dtype=torch.float64), src=0)
     raw_x = xe._tensor.reveal()
@@ -177,6 +180,8 @@ def _party(ctx, full: bool):
         [int(2.0 ** (adam.THRESHOLD_LOG2 * j) * scale) for j in adam.THRESHOLD_EXPONENTS]
     )
     passed = (raw_x.reshape(-1, 1) >= thr.reshape(1, -1)).sum(1)
+    # the most the fuzz may pass: every threshold below x·(1 + 2^-START_FUZZ_BITS)
+    up = (raw_x.double().reshape(-1, 1) * (1 + fuzz) > thr.double().reshape(1, -1)).sum(1)
     half = adam.THRESHOLD_LOG2 / 2
     coef = torch.tensor(
         [
@@ -189,9 +194,17 @@ def _party(ctx, full: bool):
             for j in adam.THRESHOLD_EXPONENTS
         ]
     )
-    want = torch.cat([torch.zeros(1, dtype=torch.long), coef.cumsum(0)])[passed]
+    cum = torch.cat([torch.zeros(1, dtype=torch.long), coef.cumsum(0)])
+    got = raw_y - raw_y[0]
+    p = torch.arange(len(cum)).reshape(1, -1)
+    fits = (got.reshape(-1, 1) == cum.reshape(1, -1)) & (p >= passed.reshape(-1, 1))
+    fits &= p <= up.reshape(-1, 1)
     out["guess_buckets"] = sorted(set(passed.tolist()))
-    out["guess_bad"] = int(((raw_y - raw_y[0]) != want).sum())
+    out["guess_bad"] = int((~fits.any(1)).sum())
+    far = up == passed  # no threshold within the fuzz above x: exactly the reference
+    out["guess_far"] = int(far.sum())
+    out["guess_far_bad"] = int((got[far] != cum[passed[far]]).sum())
+    out["guess_fuzzy"] = int((got != cum[passed]).sum())
     # sharing rounds to the nearest grid point (CrypTen's encoder alone truncates toward 0)
     u = 2.0**-16
     off_grid = torch.tensor([0.7 * u, -0.7 * u, 0.3 * u, -0.3 * u, 3.0 + 0.6 * u, -3.0 - 0.6 * u])
@@ -303,10 +316,13 @@ def test_adam_initial_guess_over_its_range(ttp) -> None:
 
 
 def test_adam_initial_guess_is_the_one_level_bucket_at_every_edge(ttp) -> None:
-    # the two-level range reduction picks exactly the bucket of a comparison against all
-    # 11 thresholds, just below, at and just above each one
+    # the two-level range reduction picks the bucket of a comparison against all 11
+    # thresholds, just below, at and just above each one, or (within 2^-10 below a
+    # threshold, the truncated comparisons' fuzz) the next one; exactly the reference's
+    # bucket for every x further than that from every threshold
     assert ttp["guess_buckets"] == list(range(12))
     assert ttp["guess_bad"] == 0
+    assert ttp["guess_far"] >= 2 * 11 and ttp["guess_far_bad"] == 0
 
 
 def test_inputs_are_shared_rounded_to_the_nearest_grid_point(ttp) -> None:

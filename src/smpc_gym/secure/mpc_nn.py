@@ -63,6 +63,7 @@ __all__ = [
     "correlation_source",
     "fast_dispatch",
     "forward_stacked",
+    "inject_bits",
     "ltz",
     "open_many",
     "relu",
@@ -486,8 +487,6 @@ def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
     shaped like those networks: the backward pass then multiplies the gradient by the bit
     with one opening instead of a Beaver product of the gradient and the 0/1 mask."""
     from smpc_gym.secure.compare import sign_bits
-    from smpc_gym.secure.ring import pack_bits, unpack_bits
-    from smpc_gym.secure.trunc import _exchange
 
     crypten = _crypten()
     n = int(z.nelement())
@@ -512,14 +511,8 @@ def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
     with phase("forward.relu_compare"):
         s = sign_bits(zs, rank, ACT_BITS)  # XOR share of [z < 0]
     b = s ^ 1 if rank == 0 else s  # [z ≥ 0]: party 0 flips its XOR share
-    r, a, r_a, c = corr
-    mine = torch.cat([zs - a, pack_bits(b ^ r)])
-    theirs = _exchange(mine, rank)
-    z_a = mine[:n] + theirs[:n]  # z − A
-    e = unpack_bits(mine[n:] ^ theirs[n:], n)  # b ⊕ r
-    flip = 1 - 2 * e
-    h = e * zs + flip * (z_a * r_a + c)
-    mask = flip * r_a + (e if rank == 0 else 0)
+    h, e = inject_bits(zs, b, rank, corr)
+    mask = (1 - 2 * e) * corr[2] + (e if rank == 0 else 0)  # b = e + (1 − 2e)·r
     bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
     reuse = None
     if extra is not None:
@@ -530,6 +523,38 @@ def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
         wrap_shares(mask.reshape(z.size()), bits_enc),
         reuse,
     )
+
+
+def inject_bits(
+    values: torch.Tensor,
+    bits: torch.Tensor,
+    rank: int,
+    corr: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This party's raw share of ``v·b`` for flat raw shares ``values`` of ``v`` and XOR
+    shares ``bits`` (flat int64 0/1) of ``b``, and the opened ``e = b ⊕ r``: the bit
+    injection of :func:`relu`, with one correlation ``corr = (r, A, rᴬ, A·r)`` per
+    element (by default drawn here: :meth:`smpc_gym.secure.dealer.Pools.bit_mul` or
+    party 0 under ``TFP``).
+
+    One exchange: ``v − A`` and ``e`` are opened; then ``b = e + (1 − 2e)·r`` and
+    ``v·b = e·v + (1 − 2e)·((v − A)·rᴬ + A·r)`` are local. Exact for every ring value
+    ``v`` (no truncation). Reveals ``v − A`` (uniform) and ``e`` (``b`` masked by a
+    uniform bit neither party knows)."""
+    from smpc_gym.secure.ring import pack_bits, unpack_bits
+    from smpc_gym.secure.trunc import _exchange
+
+    n = int(values.numel())
+    if corr is None:
+        corr = _bit_mul_correlations(n)
+        if corr is None:
+            raise ValueError("bit injection needs two parties and the TTP or TFP provider")
+    r, a, r_a, c = corr
+    mine = torch.cat([values - a, pack_bits(bits ^ r)])
+    theirs = _exchange(mine, rank)
+    v_a = mine[:n] + theirs[:n]  # v − A
+    e = unpack_bits(mine[n:] ^ theirs[n:], n)  # b ⊕ r
+    return e * values + (1 - 2 * e) * (v_a * r_a + c), e
 
 
 def correlation_source() -> str | None:

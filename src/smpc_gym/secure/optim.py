@@ -35,13 +35,15 @@ not work. Instead:
 * by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
   at every step: where ``x`` lies among the public thresholds ``16^j``
   (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
-  ``[0.35, 1.4)`` of the answer; ``init_iters`` (4) scaled Newton steps then reach
-  ``1e-5`` relative error (:meth:`SecureAdam.newton_schedule`: the bound is computed, 9.7e-6
+  ``[0.35, 1.4)`` of the answer (``[0.3498, 1.4007)``: a comparison may answer either way
+  within 2^-10 of its threshold); ``init_iters`` (4) scaled Newton steps then reach
+  ``1e-5`` relative error (:meth:`SecureAdam.newton_schedule`: the bound is computed, 9.8e-6
   for 4 steps, 1.4e-10 for 5). Robust for any ``x`` in ``[2^-8, 2^39)`` (the ε floor below keeps
-  ``x ≥ 2^-8``); costs 5 comparisons per coordinate (exact for ``x < 2^41``:
-  ``COMPARE_BITS``) in two levels (which
-  group of four thresholds, then which threshold within it; the same ``J`` as comparing
-  against all 11: see ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
+  ``x ≥ 2^-8``); costs 5 comparisons per coordinate (in range for ``x < 2^41``:
+  ``COMPARE_BITS``) in two levels (which group of four thresholds, over 43 bits, then which
+  threshold within it, over 25 bits on ``x`` in the group's units; the same ``J`` as
+  comparing against all 11 except within 2^-10 below a threshold: see
+  ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
   ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays
   on the grid.
 * faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
@@ -190,11 +192,17 @@ class SecureAdam:
     THRESHOLD_EXPONENTS = tuple(range(-1, 10))  # ... for j = -1 … 9 (x in [2^-8, 2^40))
     GUESS_C = 0.35  # y₀ = GUESS_C·2^(−2J) for x in [16^J, 16^(J+1)): y₀·√x in [0.35, 1.4)
     GUESS_GROUP = 4  # J's 12 buckets in 3 groups of 4: 2 + 3 comparisons, two levels
-    #: the range reduction's comparisons ``x − 16^j`` are exact for ``|x − 16^j| < 2^57`` raw
-    #: (:func:`smpc_gym.secure.mpc_nn.ltz` with ``bits``): x < 2^41 at 16 fractional bits,
-    #: four times the documented range x < 2^39; 164 bits sent per party and comparison
-    #: instead of 182
+    #: the range reduction holds for ``x < 2^57`` raw (x < 2^41 at 16 fractional bits,
+    #: four times the documented range x < 2^39): its comparisons run over this many bits
+    #: less the truncation of their operands (:meth:`_initial_guess`: 43 bits for the
+    #: group, 25 within it; each party sends 122 and 69 bits per comparison, where the
+    #: untruncated 57 took 164)
     COMPARE_BITS = 57
+    #: the range reduction compares ``x`` truncated to units of at most 2^-10 of each
+    #: threshold (:meth:`_initial_guess`), over fewer bits than ``COMPARE_BITS``; a
+    #: comparison may then answer either way within 2^-10 (relative) of its threshold, which
+    #: widens the start's interval by ``√(1 ± 2^-10)`` (:meth:`newton_schedule` allows for it)
+    START_FUZZ_BITS = 10
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
     #: point allows), so x = (v̂' + ε'²)·2^16 >= 2^-8: a second moment at the floor spans
     #: 2^8 grid units (it was one unit when v̂' was kept as v̂'·2^8)
@@ -274,7 +282,8 @@ class SecureAdam:
 
         A step ``y ← y·(A − B·x·y²)/2`` maps ``ρ = y·√x`` to ``g(ρ) = ρ·(a − b·ρ²)`` with
         ``a = A/2``, ``b = B/2``; plain Newton (``A = 3``, ``B = 1``) is the best step near
-        ``ρ = 1`` but from the start's ``ρ₀ ∈ [0.35, 1.4)`` (:meth:`_initial_guess`) it needs
+        ``ρ = 1`` but from the start's ``ρ₀ ∈ [0.35, 1.4)`` (:meth:`_initial_guess`; widened
+        by ``√(1 ± 2^-START_FUZZ_BITS)`` for its comparisons' fuzz) it needs
         6 steps to reach 1e-6. Here each step takes the ``a``, ``b`` that map the interval
         ``[lo, hi]`` known to hold ``ρ`` closest to 1 (equal error at ``lo``, ``hi`` and
         the peak ``√(a/3b)``: ``b = 2/((2/3)·S·√(S/3) + lo·hi·(lo + hi))`` with ``S = lo² +
@@ -286,72 +295,97 @@ class SecureAdam:
         Returns:
             ``((A, B_int), …)`` per step, ``B = B_int/2^NEWTON_B_BITS`` and ``A`` a multiple
             of 2^-(16 + W_SHIFT); and ``max |ρ − 1|`` after the last step: the relative
-            error of ``y`` before fixed-point rounding (9.7e-6 after 4 steps, 1.4e-10 after 5).
+            error of ``y`` before fixed-point rounding (9.8e-6 after 4 steps, 1.4e-10 after 5).
         """
         if iters < 1:
             raise ValueError(f"iters must be >= 1, got {iters}")
+        fuzz = 2.0**-cls.START_FUZZ_BITS
         return _newton_schedule(
-            cls.GUESS_C,
-            cls.GUESS_C * 2.0 ** (cls.THRESHOLD_LOG2 / 2),
+            cls.GUESS_C * math.sqrt(1 - fuzz),
+            cls.GUESS_C * 2.0 ** (cls.THRESHOLD_LOG2 / 2) * math.sqrt(1 + fuzz),
             iters,
             cls.NEWTON_B_BITS,
             16 + cls.W_SHIFT,
         )
 
     def _initial_guess(self, x: Any) -> Any:
-        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it, for any ``x ∈ [2^-8, 2^40)`` (Newton
-        from it is exact for ``x < 2^39``: see ``Y_SHIFT``).
+        """``y₀ ≈ 1/√x`` within ``[0.35, 1.4)`` of it (widened by ``START_FUZZ_BITS``:
+        ``[0.3498, 1.4007)``), for any ``x ∈ [2^-8, 2^40)`` (Newton from it is exact for
+        ``x < 2^39``: see ``Y_SHIFT``).
 
-        ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (4) scaled Newton steps
-        bring any start in ``[0.35, 1.4)`` within 1e-5 of it (:meth:`newton_schedule`). ``J`` is
-        ``J₀ + #{j : x ≥ 16^j}`` over the thresholds ``j = −1 … 9`` (``J₀ = −2``), found in
-        two levels of batched sign tests (:func:`smpc_gym.secure.mpc_nn.ltz` over
-        ``COMPARE_BITS``, exact for ``x < 2^41``) instead of one test per threshold:
+        ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``; ``init_iters`` (4) scaled Newton
+        steps bring any start in that interval within 1e-5 of ``1/√x``
+        (:meth:`newton_schedule`). ``J`` is ``J₀ + #{j : x ≥ 16^j}`` over the thresholds
+        ``j = −1 … 9`` (``J₀ = −2``), found in two levels of batched sign tests
+        (:func:`smpc_gym.secure.compare.sign_bits`), each over as few bits as the level's
+        range needs:
 
-        1. the group: ``[x ≥ 16^2]``, ``[x ≥ 16^6]`` (2 comparisons) say which of three
-           groups of four consecutive thresholds ``x`` falls in (``q`` = how many pass);
-        2. within it, the group's first three thresholds ``16^(4q−1+i)`` (3 comparisons),
-           chosen by ``q``: each is a public constant plus the level-1 bits times public
-           integers, computed locally.
+        1. **The group.** ``c_k = [x ≥ 16^2]``, ``[x ≥ 16^6]`` (2 comparisons) say which of
+           three groups of four consecutive buckets ``x`` falls in (``q = c₁ + c₂``). Each
+           compares ``x`` truncated to ``2^-START_FUZZ_BITS`` of its threshold (one
+           truncation round for all, :func:`smpc_gym.secure.trunc.trunc_many`), so over
+           ``COMPARE_BITS − 14 = 43`` bits instead of 57.
+        2. **Within the group.** ``x`` in its group's units, ``x_q = x·2^(−16q)``, is
+           ``x₀ + c₁·(x₁ − x₀) + c₂·(x₂ − x₁)`` (the truncations ``x₁``, ``x₂`` come from
+           the same round; the products are bit injections of the XOR-shared ``c_k``,
+           :func:`smpc_gym.secure.mpc_nn.inject_bits`, one round). In those units every
+           group's three inner thresholds are group 0's, ``16^-1, 16^0, 16^1``, and
+           ``x_q < 2^25`` raw, so the 3 comparisons run over 25 bits.
 
-        The 12 buckets then select ``y₀`` by one Beaver round of the two level-1 bits with
-        the three groups' candidates (bits times shares, no truncation). 5 comparisons
-        instead of 11, 15 rounds instead of 7; ``y₀`` is the same function of ``x`` as a
-        one-level comparison against all 11 thresholds gives (the tests check it against
-        that plaintext reference, boundaries included).
+        ``y₀`` is then each group's candidate (the level-2 bits times public constants,
+        local) picked by the ``c_k`` (bit injections again, one round): 15 rounds, as many as
+        with untruncated comparisons, and about a fifth fewer bytes.
+
+        **Fuzz.** A truncation rounds stochastically, so a comparison may answer either
+        way for ``x`` less than ``2^-START_FUZZ_BITS`` (relative) below its threshold (group 0's
+        inner thresholds are compared exactly, the others within ``2^-12``); ``y₀`` is then
+        the neighbouring bucket's, whose ``y₀·√x`` is off the interval's end by that
+        factor's square root at most. :meth:`newton_schedule` starts from that widened
+        interval (9.8e-6 after 4 steps instead of 9.7e-6). Away from the thresholds,
+        ``y₀`` is exactly the one-level reference's (the tests check both).
         """
-        from smpc_gym.secure.mpc_nn import beaver_many, ltz, wrap_shares
+        from smpc_gym.secure.compare import sign_bits
+        from smpc_gym.secure.mpc_nn import inject_bits, ltz, wrap_shares
 
         crypten = crypten_module()
         exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
         size, groups = self.GUESS_GROUP, (len(exps) + 1) // self.GUESS_GROUP
         assert size * groups == len(exps) + 1, "the buckets must split into whole groups"
-        n = int(x.nelement())
-        scale = int(x.encoder.scale)
+        assert list(exps) == list(range(exps[0], exps[0] + len(exps))), "consecutive j"
+        xs = x.share.reshape(-1)
+        n = int(xs.numel())
+        log_scale = int(x.encoder.scale).bit_length() - 1
         rank = crypten.communicator.get().get_rank()
-        # the thresholds 16^j as raw integers at x's scale (exact: powers of two)
-        thr = [int(2.0 ** (ell * j) * scale) for j in exps]
-        # level 1: c_k = [x >= 16^j] at the last threshold of group k - 1
-        lvl1 = torch.tensor([[float(2.0 ** (ell * exps[size * k - 1]))] for k in range(1, groups)])
-        bits = self.COMPARE_BITS
-        c = 1 - ltz(crypten.stack([x] * (groups - 1)) - lvl1.expand(groups - 1, n), bits)
-        # level 2: the group's first size - 1 thresholds, thr[size·q + i] with q = Σ c_k,
-        # as thr[i] + Σ_k c_k·(thr[size·k + i] − thr[size·(k − 1) + i]) (local)
-        rows = []
-        for i in range(size - 1):
-            share = sum(
-                c.share[k - 1] * (thr[size * k + i] - thr[size * (k - 1) + i])
-                for k in range(1, groups)
-            )
-            rows.append(share + (thr[i] if rank == 0 else 0))
-        chosen = wrap_shares(torch.stack(rows), x.encoder)
-        d = 1 - ltz(crypten.stack([x] * (size - 1)) - chosen, bits)  # cumulative: d_0 >= d_1 …
+        fuzz = self.START_FUZZ_BITS
+        # level 1's thresholds 16^j (j = exps[size·k − 1]) are 2^t raw; x is compared in
+        # units of 2^(t − fuzz); group q's units are 2^(ell·size·q) raw
+        lvl1_shift = [log_scale + ell * exps[size * k - 1] - fuzz for k in range(1, groups)]
+        group_shift = [ell * size * q for q in range(1, groups)]
+        cut = trunc_many([(xs, 1 << f) for f in lvl1_shift + group_shift])
+        lvl1, scaled = cut[: groups - 1], [xs, *cut[groups - 1 :]]
+        one = (1 << fuzz) if rank == 0 else 0
+        c = sign_bits(torch.cat([v - one for v in lvl1]), rank, self.COMPARE_BITS - min(lvl1_shift))
+        if rank == 0:
+            c = c ^ 1  # XOR shares of c_k = [x ≥ 16^j], k = 1 … groups − 1 (flat, k-major)
+        steps, _ = inject_bits(
+            torch.cat([scaled[k] - scaled[k - 1] for k in range(1, groups)]), c, rank
+        )
+        x_q = scaled[0] + steps.view(groups - 1, n).sum(0)  # x·2^(−16q) raw
+        # level 2: group 0's first size − 1 thresholds, every group's in its units
+        thr = [1 << (log_scale + ell * exps[i]) for i in range(size - 1)]
+        low = torch.stack([x_q - (t if rank == 0 else 0) for t in thr])
+        bits2 = self.COMPARE_BITS - group_shift[-1]
+        d = 1 - ltz(wrap_shares(low, x.encoder), bits2)  # cumulative: d_0 >= d_1 …
         # passing threshold j moves the guess from c0·2^(-(j-1)·ell/2) to c0·2^(-j·ell/2):
         # coef[j] raw, at y's scale (y₀·2^Y_SHIFT, see Y_SHIFT); the guess after passing
         # the first p thresholds is base + Σ_{i<p} coef[i]
         half = ell / 2
         coef = [
-            round(c0 * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half)) * scale * 2**self.Y_SHIFT)
+            round(
+                c0
+                * (2.0 ** (-j * half) - 2.0 ** (-(j - 1) * half))
+                * 2.0 ** (log_scale + self.Y_SHIFT)
+            )
             for j in exps
         ]
         # group q's candidate (without base):
@@ -360,13 +394,11 @@ class SecureAdam:
         for q in range(groups):
             share = sum(d.share[i] * coef[size * q + i] for i in range(size - 1))
             cand.append(share + (sum(coef[: size * q]) if rank == 0 else 0))
-        # y₀ = cand_0 + Σ_k c_k·(cand_k − cand_(k−1)): one Beaver round, bits times shares
-        diffs = [wrap_shares(cand[k] - cand[k - 1], x.encoder) for k in range(1, groups)]
-        picked = beaver_many([("mul", c[k - 1], diffs[k - 1]) for k in range(1, groups)])
-        y = wrap_shares(cand[0], x.encoder)
-        for p in picked:
-            y = y + p
-        return y + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
+        # y₀ = cand_0 + Σ_k c_k·(cand_k − cand_(k−1)): bit injections, one round
+        diffs = torch.cat([cand[k] - cand[k - 1] for k in range(1, groups)])
+        picked, _ = inject_bits(diffs, c, rank)
+        y = wrap_shares(cand[0] + picked.view(groups - 1, n).sum(0), x.encoder)
+        return y.reshape(x.size()) + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
 
     def _guard(self, x: Any, y: Any) -> Any:
         """Shrink ``y`` 8× where ``x·y² > 2.5`` (Newton would diverge from it).
