@@ -760,7 +760,7 @@ class Pools:
         """``(bit, t)`` of ``n`` truncation pairs (``t₀ + t₁ = u·v mod 2^nbits``)."""
 
         def refill(m: int) -> Any:
-            bits = draw_bits(m, self.gen)
+            bits = draw_bits(m, self.gen, torch.uint8)
             if self.rank == 0:
                 reply = _Reply("trunc_pairs", (m, nbits), pooled=True)
                 return lambda: [bits, unpack_words(reply.result(), m, nbits)]

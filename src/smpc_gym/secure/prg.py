@@ -84,8 +84,8 @@ class Stream:
         self._enc.update_into(_zeros(8 * n), out.numpy().view(np.uint8))
         return out[:n]
 
-    def bits(self, n: int) -> torch.Tensor:
-        """The next ``n`` uniform bits (int64 0/1), 64 per ring element drawn."""
+    def bits(self, n: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+        """The next ``n`` uniform bits (0/1 of ``dtype``), 64 per ring element drawn."""
         from smpc_gym.secure.ring import unpack_bits
 
-        return unpack_bits(self.ring((int(n) + 63) // 64), int(n))
+        return unpack_bits(self.ring((int(n) + 63) // 64), int(n), dtype)

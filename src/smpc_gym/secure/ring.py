@@ -153,13 +153,14 @@ def _limb_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- random words, bit packing
-def draw_bits(n: int, generator: Any) -> torch.Tensor:
-    """``n`` uniform bits (int64 0/1) from ``generator`` (the same call in every process
-    that shares the generator gives the same bits): a ``torch.Generator`` (CrypTen's, for
-    the ``TFP`` opt-out) or the dealer's AES stream (:class:`smpc_gym.secure.prg.Stream`)."""
+def draw_bits(n: int, generator: Any, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """``n`` uniform bits (0/1 of ``dtype``: int64, or uint8 for bit arithmetic without
+    the widening) from ``generator`` (the same call in every process that shares the
+    generator gives the same bits, whatever ``dtype``): a ``torch.Generator`` (CrypTen's,
+    for the ``TFP`` opt-out) or the dealer's AES stream (:class:`smpc_gym.secure.prg.Stream`)."""
     if not isinstance(generator, torch.Generator):  # a Stream
-        return generator.bits(n)
-    return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64)
+        return generator.bits(n, dtype)
+    return torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64).to(dtype)
 
 
 def draw_ring(n: int, generator: Any) -> torch.Tensor:
@@ -186,10 +187,11 @@ def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out.view(np.int64))
 
 
-def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
-    """Inverse of :func:`pack_bits`: the first ``n`` bits as an int64 0/1 vector."""
+def unpack_bits(words: torch.Tensor, n: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: the first ``n`` bits as a 0/1 vector of ``dtype``
+    (int64, or uint8 without the widening)."""
     raw = words.reshape(-1).contiguous().numpy().view(np.uint8)
-    return torch.from_numpy(np.unpackbits(raw, count=int(n), bitorder="little")).to(torch.int64)
+    return torch.from_numpy(np.unpackbits(raw, count=int(n), bitorder="little")).to(dtype)
 
 
 _DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}

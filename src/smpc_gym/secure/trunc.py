@@ -136,7 +136,8 @@ def local_trunc(share: torch.Tensor, d: int | torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- randomness
 def _correlated(n: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """This party's ``(bit, t)`` of ``n`` pairs with ``t₀ + t₁ = u·v (mod 2^nbits)``."""
+    """This party's ``(bit, t)`` of ``n`` pairs with ``t₀ + t₁ = u·v (mod 2^nbits)``
+    (``bit`` uint8 0/1, ``t`` int64)."""
     crypten = crypten_module()
     from crypten.mpc.provider.tfp_provider import TrustedFirstParty
     from crypten.mpc.provider.ttp_provider import TrustedThirdParty
@@ -148,14 +149,15 @@ def _correlated(n: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.Tens
         return pools().trunc_pairs(n, nbits)
     if isinstance(provider, TrustedFirstParty):
         # party 0's "next" generator is party 1's "prev" generator (CrypTen's PRZS seeds)
+        byte = torch.uint8
         if rank == 0:
-            u = draw_bits(n, crypten.generators["local"][torch.device("cpu")])
+            u = draw_bits(n, crypten.generators["local"][torch.device("cpu")], byte)
             shared = crypten.generators["next"][torch.device("cpu")]
-            v = draw_bits(n, shared)
+            v = draw_bits(n, shared, byte)
             t1 = draw_ring(n, shared)
-            return u, u * v - t1
+            return u, (u & v) - t1
         shared = crypten.generators["prev"][torch.device("cpu")]
-        v = draw_bits(n, shared)
+        v = draw_bits(n, shared, byte)
         return v, draw_ring(n, shared)
     raise ValueError(
         f"exact truncation needs the TTP or TFP provider, got {type(provider).__name__}"
@@ -193,7 +195,8 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
 # ----------------------------------------------------------------------------- protocol
 def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
     """This party's additive share (mod ``2^nbits``) of ``a₀·a₁``, elementwise, where
-    ``a`` is this party's *private* 0/1 vector (int64): one round, one bit each way.
+    ``a`` is this party's *private* 0/1 vector (bool or any integer dtype): one round, one bit
+    each way. Returns int64.
 
     With a correlated pair (``u``, ``t₀``) / (``v``, ``t₁``), ``t₀ + t₁ = u·v``: party 0
     sends ``e = a₀ ⊕ u``, party 1 sends ``g = a₁ ⊕ v``, and since ``a₀ = e + u(1 − 2e)``,
@@ -202,19 +205,20 @@ def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
     receiver does not know.
     """
     n = int(a.numel())
-    bit, t = _correlated(n, nbits, rank)
-    mine = a ^ bit
-    theirs = unpack_bits(_exchange(pack_bits(mine), rank), n)
+    bit, t = _correlated(n, nbits, rank)  # bit: uint8
+    mine = a.to(torch.uint8) ^ bit
+    theirs = unpack_bits(_exchange(pack_bits(mine), rank), n, torch.uint8)
     e, g = (mine, theirs) if rank == 0 else (theirs, mine)
-    # (1 − 2e)(1 − 2g) = ±1 by e ⊕ g; party 0's eg + g(1 − 2e)u = g·(e ⊕ u), party 1's
-    # e(1 − 2g)v = ±(e ∧ v) by g (all bits: a few cheap ops instead of products). A
-    # negation by a 0/1 bit s is (x ⊕ −s) + s (two's complement), ~3× faster than
-    # torch.where on these sizes, and the same words.
-    flip = e ^ g
-    signed_t = (t ^ -flip) + flip
+    # (1 − 2e)(1 − 2g) = 1 − 2(e ⊕ g) = ±1; party 0's eg + g(1 − 2e)u = g·(e ⊕ u), party
+    # 1's e(1 − 2g)v = ±(e ∧ v) by g. The bits stay uint8 (int8 for the signs) and only
+    # the two products with int64 words widen them: ~30% less time than the same
+    # arithmetic on int64 bits, and the same words.
+    sign = (e ^ g).to(torch.int8).mul_(-2).add_(1)
     if rank == 0:
-        return (g & (e ^ bit)) + signed_t
-    return ((e & bit) ^ -g) + g + signed_t
+        small = (g & (e ^ bit)).to(torch.int64)
+    else:
+        small = (e & bit).to(torch.int8).mul_(g.to(torch.int8).mul_(-2).add_(1)).to(torch.int64)
+    return small.add_(t * sign)
 
 
 def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
@@ -270,7 +274,7 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         STATS["would_wrap"] += int(((local - want).abs() > 4).sum())
     if rank == 0:
         flat = flat + MAX_ABS_RAW  # x' = x + 2^62 has top bit 0
-    a = (flat < 0).to(torch.int64)  # msb of this party's share read as unsigned
+    a = (flat < 0).view(torch.uint8)  # msb of this party's share read as unsigned
     # additive share of w = a₀ OR a₁ = a₀ + a₁ − a₀a₁ (mod 2^nbits; only mod 2^f is used)
     w = a - private_product(a, _bits_for(max(fs)), rank)
     STATS["exact"] += n
