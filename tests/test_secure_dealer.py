@@ -113,16 +113,16 @@ def test_pooled_correlations_hold_for_the_parties_draws() -> None:
         return prg.Stream(bytes(32)), prg.Stream(bytes(range(32)))
 
     # the carry tree: per output, t₀ ⊕ t₁ is the XOR of u_i ∧ v_j over its terms, with
-    # each party's rows drawn word by word as the pools draw them
-    for nbits in (1, 2, 3, 48, 57):
+    # each party's rows drawn row by row as the pools draw them
+    for nbits in (1, 2, 3, 25, 43, 48, 57):
         rows, outs = carry.carry_size(nbits)
         g0, g1 = gens()
-        t0 = dealer.carry_pairs(g0, g1, 7, nbits).view(7, outs)
+        t0 = dealer.carry_pairs(g0, g1, 7, nbits).view(outs, 7).t()
         p0, p1 = gens()
-        u = ring.draw_ring(7 * rows, p0).view(7, rows)
+        u = ring.draw_ring(7 * rows, p0).view(rows, 7).t()
         v, t1 = (
-            ring.draw_ring(7 * rows, p1).view(7, rows),
-            ring.draw_ring(7 * outs, p1).view(7, outs),
+            ring.draw_ring(7 * rows, p1).view(rows, 7).t(),
+            ring.draw_ring(7 * outs, p1).view(outs, 7).t(),
         )
         r0 = o0 = 0
         for n_rows, terms in carry.carry_layout(nbits):
@@ -328,3 +328,30 @@ def test_prefetched_pools_stay_aligned_with_the_dealer(prefetch: bool) -> None:
         _mixed_sizes, 2, (prefetch,), config=PartyConfig(world_size=2, timeout_s=120)
     )
     assert res[0] < 1e-3 and res[1] < 1e-3, res
+
+
+def test_pools_hand_out_consecutive_columns_across_refills() -> None:
+    """Party 1's carry-tree pool (no dealer traffic: it draws everything from its stream)
+    hands out the refills' columns in order, a request that outgrows what is left of a
+    refill continuing in the next, exactly as the dealer draws them (:func:`carry_pairs`)."""
+    from smpc_gym.secure import carry, dealer, prg, ring
+
+    nbits = 3
+    rows, outs = carry.carry_size(nbits)
+    chunk = max(1, dealer.CHUNK // (rows + outs))
+    pools = dealer.Pools(1, prg.Stream(bytes(range(32))), prefetch=False)
+    sizes = [chunk // 2, chunk // 2 + 5, 7, chunk + 3]  # the 2nd and 4th span refills
+    got = [pools.carry_pairs(n, nbits) for n in sizes]
+    # the refills, drawn when a request does not fit what is left: max(request, chunk)
+    # words (the 1st, 2nd and 4th requests)
+    ref, masks, ts = prg.Stream(bytes(range(32))), [], []
+    for m in (chunk, chunk, chunk + 3):
+        masks.append(ring.draw_ring(m * rows, ref).view(rows, m))
+        ts.append(ring.draw_ring(m * outs, ref).view(outs, m))
+    mask, t = torch.cat(masks, 1), torch.cat(ts, 1)
+    start = 0
+    for n, (gm, gt) in zip(sizes, got, strict=True):
+        assert gm.shape == (rows, n) and gt.shape == (outs, n)
+        assert torch.equal(gm, mask[:, start : start + n]), n
+        assert torch.equal(gt, t[:, start : start + n]), n
+        start += n

@@ -103,7 +103,7 @@ def carry_pairs(words: int, nbits: int, rank: int) -> tuple[torch.Tensor, torch.
         from smpc_gym.secure.dealer import pools
 
         mask, t = pools().carry_pairs(words, nbits)
-        return mask.t().contiguous(), t.t().contiguous()
+        return mask.contiguous(), t.contiguous()  # column slices of row-major pools
     if isinstance(provider, TrustedFirstParty):
 
         def draw(n: int, gen: torch.Generator) -> torch.Tensor:

@@ -304,16 +304,17 @@ def trunc_pairs(gen0: Stream, gen1: Stream, n: int, nbits: int) -> torch.Tensor:
 
 
 def carry_pairs(gen0: Stream, gen1: Stream, n_words: int, nbits: int) -> torch.Tensor:
-    """Party 0's ``t₀`` words ``[n_words, outputs]`` (flat) for the carry tree over
+    """Party 0's ``t₀`` words ``[outputs, n_words]`` (flat) for the carry tree over
     ``nbits`` bits of ``64·n_words`` elements (:func:`smpc_gym.secure.carry.carry_t0`):
-    ``u`` ``[n_words, rows]`` from ``gen0``, then ``v`` (the same) and ``t₁``
-    ``[n_words, outputs]`` from ``gen1``, word by word (the pools' order)."""
+    ``u`` ``[rows, n_words]`` from ``gen0``, then ``v`` (the same) and ``t₁``
+    ``[outputs, n_words]`` from ``gen1``, row by row (the pools' order and layout: the
+    tree's rows are contiguous, so neither side transposes)."""
     m = int(n_words)
     rows, outs = carry_size(int(nbits))
-    u = draw_ring(m * rows, gen0).view(m, rows)
-    v = draw_ring(m * rows, gen1).view(m, rows)
-    t1 = draw_ring(m * outs, gen1).view(m, outs)
-    return carry_t0(u.t(), v.t(), t1.t(), int(nbits)).t().reshape(-1)
+    u = draw_ring(m * rows, gen0).view(rows, m)
+    v = draw_ring(m * rows, gen1).view(rows, m)
+    t1 = draw_ring(m * outs, gen1).view(outs, m)
+    return carry_t0(u, v, t1, int(nbits)).reshape(-1)
 
 
 def square_flat(gen0: Stream, gen1: Stream, n: int) -> torch.Tensor:
@@ -732,29 +733,37 @@ class Pools:
         entry[1] = i + 1
         return batch, i
 
-    def _take(self, key: tuple, n: int, refill: Any, chunk: int = CHUNK) -> list[torch.Tensor]:
+    def _take(
+        self, key: tuple, n: int, refill: Any, chunk: int = CHUNK, dim: int = 0
+    ) -> list[torch.Tensor]:
+        """The next ``n`` elements of pool ``key`` (along ``dim`` of each of its tensors),
+        refilled by ``refill(m)``."""
         entry = self.flat.get(key)
-        if entry is not None and entry[1] + n <= entry[0][0].shape[0]:
+        if entry is not None and entry[1] + n <= entry[0][0].shape[dim]:
             parts, pos = entry
             entry[1] = pos + n
-            return [p[pos : pos + n] for p in parts]
+            return [p.narrow(dim, pos, n) for p in parts]
         # what is left of the old chunk is used first, then the prefetched refill, then
         # (if a request outgrows both) refills made now; only the n elements handed out
         # are copied, never a whole chunk
-        have = 0 if entry is None else entry[0][0].shape[0] - entry[1]
-        pieces = [[p[entry[1] :] for p in entry[0]]] if entry is not None and have else []
+        have = 0 if entry is None else entry[0][0].shape[dim] - entry[1]
+        pieces = (
+            [[p.narrow(dim, entry[1], have) for p in entry[0]]]
+            if entry is not None and have
+            else []
+        )
         while True:
             fresh = self._next(key, lambda: refill(max(n, chunk)))
             need = n - have
-            if fresh[0].shape[0] >= need:
-                pieces.append([f[:need] for f in fresh])
+            if fresh[0].shape[dim] >= need:
+                pieces.append([f.narrow(dim, 0, need) for f in fresh])
                 self.flat[key] = [fresh, need]
                 break
             pieces.append(fresh)
-            have += fresh[0].shape[0]
+            have += fresh[0].shape[dim]
         if len(pieces) == 1:
             return pieces[0]
-        return [torch.cat(cols) for cols in zip(*pieces, strict=True)]
+        return [torch.cat(cols, dim) for cols in zip(*pieces, strict=True)]
 
     def trunc_pairs(self, n: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bit, t)`` of ``n`` truncation pairs (``t₀ + t₁ = u·v mod 2^nbits``)."""
@@ -772,21 +781,22 @@ class Pools:
         return bit, t
 
     def carry_pairs(self, n_words: int, nbits: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mask [n_words, rows], t [n_words, outputs])``: this party's carry-tree
-        correlation over ``nbits`` bits of ``64·n_words`` elements, word by word (a
-        refill holds about :data:`CHUNK` words in all)."""
+        """``(mask [rows, n_words], t [outputs, n_words])``: this party's carry-tree
+        correlation over ``nbits`` bits of ``64·n_words`` elements (a refill holds about
+        :data:`CHUNK` words in all, row by row; what is handed out are views of its
+        columns)."""
         rows, outs = carry_size(nbits)
 
         def refill(m: int) -> Any:
-            mask = draw_ring(m * rows, self.gen).view(m, rows)
+            mask = draw_ring(m * rows, self.gen).view(rows, m)
             if self.rank == 0:
                 reply = _Reply("carry_pairs", (m, nbits), pooled=True)
-                return lambda: [mask, reply.result().view(m, outs)]
-            t = draw_ring(m * outs, self.gen).view(m, outs)
+                return lambda: [mask, reply.result().view(outs, m)]
+            t = draw_ring(m * outs, self.gen).view(outs, m)
             return lambda: [mask, t]
 
         chunk = max(1, CHUNK // (rows + outs))
-        mask, t = self._take(("carry", nbits), n_words, refill, chunk)
+        mask, t = self._take(("carry", nbits), n_words, refill, chunk, dim=1)
         self._used(n_words * outs)
         return mask, t
 
