@@ -125,7 +125,7 @@ def test_pooled_correlations_hold_for_the_parties_draws() -> None:
             ring.draw_ring(7 * outs, p1).view(outs, 7).t(),
         )
         r0 = o0 = 0
-        for n_rows, terms in carry.carry_layout(nbits):
+        for n_rows, terms, _ in carry.carry_layout(nbits):
             for o, pairs in enumerate(terms.tolist()):
                 want = torch.zeros(7, dtype=torch.int64)
                 for i, j in pairs:
@@ -355,3 +355,19 @@ def test_pools_hand_out_consecutive_columns_across_refills() -> None:
         assert torch.equal(gm, mask[:, start : start + n]), n
         assert torch.equal(gt, t[:, start : start + n]), n
         start += n
+
+
+def test_xor_terms_is_the_xor_of_each_outputs_terms_at_every_width() -> None:
+    from smpc_gym.secure import carry
+
+    g = torch.Generator().manual_seed(3)
+    for nbits in range(1, carry.LOW_BITS + 1):
+        for rnd in carry.carry_layout(nbits):
+            left = torch.randint(-(2**62), 2**62, (rnd.rows, 3), generator=g)
+            right = torch.randint(-(2**62), 2**62, (rnd.rows, 3), generator=g)
+            want = torch.zeros(rnd.terms.shape[0], 3, dtype=torch.int64)
+            for o, pairs in enumerate(rnd.terms.tolist()):
+                for i, j in pairs:
+                    if (i, j) != (rnd.rows, rnd.rows):  # padding
+                        want[o] ^= left[i] & right[j]
+            assert torch.equal(carry.xor_terms(left, right, rnd), want), nbits

@@ -67,7 +67,14 @@ from __future__ import annotations
 import torch
 
 from smpc_gym.secure._crypten import crypten_module
-from smpc_gym.secure.carry import LOW_BITS, carry_layout, carry_size, carry_t0, xor_terms
+from smpc_gym.secure.carry import (
+    LOW_BITS,
+    CarryRound,
+    carry_layout,
+    carry_size,
+    carry_t0,
+    xor_terms,
+)
 from smpc_gym.secure.ring import draw_ring, unpack_bits
 from smpc_gym.secure.trunc import _exchange, private_product
 
@@ -125,7 +132,7 @@ def and_round(
     rank: int,
     mask: torch.Tensor,
     t: torch.Tensor,
-    terms: torch.Tensor,
+    rnd: CarryRound,
 ) -> torch.Tensor:
     """XOR shares of one round's outputs (each a XOR of cross ANDs,
     :func:`~smpc_gym.secure.carry.carry_layout`) in one exchange.
@@ -135,11 +142,12 @@ def and_round(
     sends its rows once, masked (``e = p ⊕ u``, ``f = q ⊕ v``), however many ANDs read
     them; then ``p ∧ q = (p ∧ f) ⊕ (e ∧ v) ⊕ (u ∧ v)``, the first term party 0's, the
     second party 1's, and the third, summed over an output's terms, is ``t₀ ⊕ t₁``.
+    ``rnd``: the round (:func:`~smpc_gym.secure.carry.carry_layout`).
     """
     got = _exchange((mine ^ mask).reshape(-1), rank).reshape(mine.shape)
-    if rank == 0:
-        return xor_terms(mine, got, terms) ^ t
-    return xor_terms(got, mask, terms) ^ t
+    out = xor_terms(mine, got, rnd) if rank == 0 else xor_terms(got, mask, rnd)
+    out ^= t  # a fresh tensor
+    return out
 
 
 def rows_of(words: torch.Tensor, nbits: int) -> torch.Tensor:
@@ -193,12 +201,13 @@ def carry_shares(low: torch.Tensor, rank: int, nbits: int = LOW_BITS) -> torch.T
 
     def run(mine: torch.Tensor, step: int) -> torch.Tensor:
         nonlocal r0, o0
-        n_rows, terms = layout[step]
+        rnd = layout[step]
+        n_rows, terms = rnd.rows, rnd.terms
         assert mine.shape[0] == n_rows, (step, mine.shape, n_rows)
         outs = int(terms.shape[0])
         mask, t = mask_all[r0 : r0 + n_rows], t_all[o0 : o0 + outs]
         r0, o0 = r0 + n_rows, o0 + outs
-        return and_round(mine, rank, mask, t, terms)
+        return and_round(mine, rank, mask, t, rnd)
 
     k = nbits // 2
     lo, hi = rows[0 : 2 * k : 2], rows[1 : 2 * k : 2]  # each pair's low and high bit
