@@ -65,7 +65,8 @@ charged one full RTT: an upper bound, since the two parties' sends overlap). Wit
 
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
 it ran with), ``ring_backend`` (the exact ring-product kernel the parties picked,
-:func:`smpc_gym.secure.ring.ring_backend`), ``config`` (the arguments), ``plain_s``
+:func:`smpc_gym.secure.ring.ring_backend`: one name if both picked it, else each party's),
+``config`` (the arguments), ``plain_s``
 (plaintext EDE seconds per update: at least ``PLAIN_UPDATES`` of them, timed in one
 block after each round of secure updates so that the baseline meets the same load as
 what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
@@ -550,6 +551,13 @@ def _party(
     }
 
 
+def _backends(picks: list[str]) -> str:
+    """The parties' ring-product kernels: ``"int64"`` if both picked it, else each one's."""
+    if len(set(picks)) == 1:
+        return picks[0]
+    return ", ".join(f"party {i}: {p}" for i, p in enumerate(picks))
+
+
 # ----------------------------------------------------------------------------- network
 
 
@@ -746,7 +754,7 @@ def main() -> None:
     config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
     out = {
         "provider": args.provider,
-        "ring_backend": res["ring_backend"],
+        "ring_backend": _backends([r["ring_backend"] for r in both]),
         "config": config,
         "plain_s": plain,
         "plain_blocks_s": res["plain_blocks_s"],
