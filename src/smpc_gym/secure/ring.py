@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,10 @@ def ring_backend() -> str:
         torch.empty(2, 128, 128, dtype=torch.int64).random_(-(2**63), None, generator=g)
         for _ in range(2)
     )
-    kernels = {"int64": torch.matmul, "limbs": limb_matmul}
+    kernels: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+        "int64": torch.matmul,
+        "limbs": limb_matmul,
+    }
     best = dict.fromkeys(kernels, float("inf"))
     for fn in kernels.values():
         fn(x, y)
