@@ -187,7 +187,7 @@ def wrap_shares(share: torch.Tensor, encoder: Any) -> Any:
 
 
 def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: int) -> tuple:
-    """A Beaver matmul triple ``(a, b, c = a @ b)`` as arithmetic shares.
+    """This party's raw shares of a Beaver matmul triple ``(a, b, c = a @ b)``.
 
     With the ``TFP`` provider this does what CrypTen's ``TrustedFirstParty`` does (party 0
     draws ``a``, ``b`` from its local generator, computes ``c`` and shares all three
@@ -215,17 +215,17 @@ def _matmul_triple(provider: Any, size0: torch.Size, size1: torch.Size, rank: in
     ):
         from smpc_gym.secure.dealer import pools
 
-        raw = pools().matmul_triple(size0, size1)
-        return tuple(ArithmeticSharedTensor.from_shares(t, precision=0) for t in raw)
+        return tuple(pools().matmul_triple(size0, size1))
     if not isinstance(provider, TrustedFirstParty):
-        return provider.generate_additive_triple(size0, size1, "matmul")
+        return tuple(t.share for t in provider.generate_additive_triple(size0, size1, "matmul"))
     if rank == 0:
         a = generate_random_ring_element(size0)
         b = generate_random_ring_element(size1)
         c = ring_matmul(a, b)
-        return tuple(ArithmeticSharedTensor(t, precision=0, src=0) for t in (a, b, c))
+        return tuple(ArithmeticSharedTensor(t, precision=0, src=0).share for t in (a, b, c))
     return tuple(
-        ArithmeticSharedTensor(None, size=sz, precision=0, src=0) for sz in (size0, size1, out_size)
+        ArithmeticSharedTensor(None, size=sz, precision=0, src=0).share
+        for sz in (size0, size1, out_size)
     )
 
 
@@ -290,9 +290,6 @@ def _beaver(
     ``(a, b, c)`` for ``ops[k]`` or None (taken from the provider as usual). Returns the
     products and the opened ``[x₀ − a₀, y₀ − b₀, x₁ − a₁, …]``."""
     crypten = _crypten()
-    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
-    from crypten.mpc.primitives.beaver import IgnoreEncodings
-
     from smpc_gym.secure.ring import ring_matmul
     from smpc_gym.secure.trunc import trunc_many
 
@@ -315,25 +312,23 @@ def _beaver(
             raise ValueError(f"beaver_many supports 'mul' and 'matmul', got {op!r}")
         xs, ys = x._tensor, y._tensor
         if mine is not None:
-            a, b, c = (ArithmeticSharedTensor.from_shares(t, precision=0) for t in mine)
+            a, b, c = mine
         elif op == "matmul":
             a, b, c = _matmul_triple(provider, xs.size(), ys.size(), rank)
         elif pooled and xs.size() == ys.size():
-            raw = pools().mul_triple(xs.size())
-            a, b, c = (ArithmeticSharedTensor.from_shares(t, precision=0) for t in raw)
+            a, b, c = pools().mul_triple(xs.size())
         else:
-            a, b, c = provider.generate_additive_triple(xs.size(), ys.size(), op)
+            a, b, c = (t.share for t in provider.generate_additive_triple(xs.size(), ys.size(), op))
         triples.append((a, b, c))
-        with IgnoreEncodings([a, b, xs, ys]):
-            masked += [xs - a, ys - b]
-    opened = open_many([m.share for m in masked])
+        masked += [xs.share - a, ys.share - b]  # raw shares: no encoding involved
+    opened = open_many(masked)
     shares, encoders, cuts = [], [], []
     for k, (op, x, y, *_) in enumerate(ops):
         a, b, c = triples[k]
         eps, delta = opened[2 * k], opened[2 * k + 1]
         fn = ring_matmul if op == "matmul" else torch.mul
-        b_plus = b.share + delta if rank == 0 else b.share  # party 0 carries ε op δ
-        shares.append(c.share + fn(eps, b_plus) + fn(a.share, delta))
+        b_plus = b + delta if rank == 0 else b  # party 0 carries ε op δ
+        shares.append(c + fn(eps, b_plus) + fn(a, delta))
         sx, sy = x._tensor.encoder.scale, y._tensor.encoder.scale
         if sx > 1 and sy > 1:
             encoders.append(x._tensor.encoder)
@@ -938,18 +933,22 @@ def _columns(t: torch.Tensor, cols: slice | Sequence[slice], dim: int = 2) -> to
 
 
 def _cat(tensors: Sequence[Any], dim: int = 0) -> Any:
-    return tensors[0] if len(tensors) == 1 else _crypten().cat(list(tensors), dim=dim)
+    """``crypten.cat`` of arithmetic shares, done on the raw shares (the same words,
+    without CrypTen's per-call dispatch) when they share one fixed-point scale."""
+    if len(tensors) == 1:
+        return tensors[0]
+    enc = tensors[0]._tensor.encoder
+    if any(t._tensor.encoder.scale != enc.scale for t in tensors):
+        return _crypten().cat(list(tensors), dim=dim)
+    return wrap_shares(torch.cat([t._tensor.share for t in tensors], dim), enc)
 
 
 def _split(t: Any, sizes: Sequence[int], dim: int = 0) -> list[Any]:
+    """``t`` cut into ``sizes`` along ``dim`` (views of the raw share, local)."""
     if len(sizes) == 1:
         return [t]
-    out, start = [], 0
-    for s in sizes:
-        idx = [slice(None)] * dim + [slice(start, start + s)]
-        out.append(t[tuple(idx)])
-        start += s
-    return out
+    enc = t._tensor.encoder
+    return [wrap_shares(p, enc) for p in t._tensor.share.split(list(sizes), dim)]
 
 
 def forward_stacked(
