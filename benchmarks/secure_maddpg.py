@@ -25,7 +25,12 @@ extra exchange per triple batch, counted in party 0's bytes and rounds) or
 ``tfp_player0_sees_all`` (party 0 makes them locally and could read every opened value).
 
 The versions are timed interleaved (one update of each per round), so a change of load
-on a shared machine hits all of them alike; the ratios are the figures to compare.
+on a shared machine hits all of them alike; the ratios are the figures to compare. The
+optimisers of ours take turns at going first in a round: the first secure update after
+the round's plaintext block and straightforward update is slower for the same work (its
+forward pass 57 against 42 ms in two runs with a fixed order, SGD always first; with
+turns the two optimisers' forward passes took 42–57 ms alike), and a fixed order charged
+that to one optimiser only.
 
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size
@@ -504,8 +509,10 @@ def _party(
     # block per round (party 0 only; the others wait for its next secure update)
     timer = _PlainTimer(cfg, data) if do_plain and ctx.rank == 0 else None
     block = -(-PLAIN_UPDATES // n_updates)
-    for _ in range(n_updates):
-        for opt, party in parties.items():
+    order = list(parties)
+    for i in range(n_updates):
+        for opt in order[i % len(order) :] + order[: i % len(order)]:  # take turns first
+            party = parties[opt]
             rows[f"ours_{opt}"].append(
                 _timed_update(ctx, party, profs[opt], cpus[opt] if profile else None)
             )
