@@ -74,8 +74,8 @@ def _instrumented_layer(ctx) -> dict:
     orig_additive = provider.generate_additive_triple
 
     def matmul_triple(*a, **kw):
-        out = orig_triple(*a, **kw)
-        held.extend(t.share.detach().clone() for t in out)
+        out = orig_triple(*a, **kw)  # this party's raw shares
+        held.extend(t.detach().clone() for t in out)
         return out
 
     def additive(*a, **kw):
@@ -137,8 +137,8 @@ def _planned_backward(ctx, sabotage: bool) -> dict:
         return out
 
     def matmul_triple(*a, **kw):
-        out = orig_triple(*a, **kw)
-        held.extend(t.share.detach().clone() for t in out)
+        out = orig_triple(*a, **kw)  # this party's raw shares
+        held.extend(t.detach().clone() for t in out)
         return out
 
     def layer_triple(self, *a):
