@@ -36,7 +36,7 @@ not work. Instead:
   at every step: where ``x`` lies among the public thresholds ``16^j``
   (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
   ``[0.35, 1.4)`` of the answer (``[0.3498, 1.4007)``: a comparison may answer either way
-  within 2^-10 of its threshold); ``init_iters`` (4) scaled Newton steps then reach
+  less than 2^-10 below its threshold); ``init_iters`` (4) scaled Newton steps then reach
   ``1e-5`` relative error (:meth:`SecureAdam.newton_schedule`: the bound is computed, 9.8e-6
   for 4 steps, 1.4e-10 for 5). Robust for any ``x`` in ``[2^-8, 2^39)`` (the ε floor below keeps
   ``x ≥ 2^-8``); costs 5 comparisons per coordinate (in range for ``x < 2^41``:
@@ -200,7 +200,7 @@ class SecureAdam:
     COMPARE_BITS = 57
     #: the range reduction compares ``x`` truncated to units of at most 2^-10 of each
     #: threshold (:meth:`_initial_guess`), over fewer bits than ``COMPARE_BITS``; a
-    #: comparison may then answer either way within 2^-10 (relative) of its threshold, which
+    #: comparison may then answer either way less than 2^-10 (relative) below its threshold, which
     #: widens the start's interval by ``√(1 ± 2^-10)`` (:meth:`newton_schedule` allows for it)
     START_FUZZ_BITS = 10
     #: v̂' is kept as v̂'·2^16 and ε is floored at ε' = 2^-12 (as torch-like as fixed
