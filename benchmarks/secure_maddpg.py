@@ -26,11 +26,11 @@ extra exchange per triple batch, counted in party 0's bytes and rounds) or
 
 The versions are timed interleaved (one update of each per round), so a change of load
 on a shared machine hits all of them alike; the ratios are the figures to compare. The
-optimisers of ours take turns at going first in a round: the first secure update after
-the round's plaintext block and straightforward update is slower for the same work (its
-forward pass 57 against 42 ms in two runs with a fixed order, SGD always first; with
-turns the two optimisers' forward passes took 42–57 ms alike), and a fixed order charged
-that to one optimiser only.
+optimisers of ours take turns at going first in a round: the update that goes first is
+slower for the same work (its forward pass 57 against 42 ms in two runs with a fixed
+order, SGD always first; with turns the two optimisers' forward passes took 42–57 ms
+alike; the cause is not known, and it stays without the plaintext blocks or without the
+straightforward updates), and a fixed order charged that to one optimiser only.
 
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size
