@@ -506,8 +506,9 @@ def _relu(z: Any, back: int) -> tuple[Any, Any, _ReluReuse | None]:
     with phase("forward.relu_compare"):
         s = sign_bits(zs, rank, ACT_BITS)  # XOR share of [z < 0]
     b = s ^ 1 if rank == 0 else s  # [z ≥ 0]: party 0 flips its XOR share
+    r_a = corr[2]  # this party's arithmetic share of the mask bit r
     h, e = inject_bits(zs, b, rank, corr)
-    mask = (1 - 2 * e) * corr[2] + (e if rank == 0 else 0)  # b = e + (1 − 2e)·r
+    mask = (1 - 2 * e) * r_a + (e if rank == 0 else 0)  # b = e + (1 − 2e)·r
     bits_enc = crypten.encoder.FixedPointEncoder(precision_bits=0)
     reuse = None
     if extra is not None:

@@ -205,9 +205,10 @@ def _soft_update(pairs: Sequence[tuple[Any, Any]], tau: float) -> None:
     from smpc_gym.secure.optim import flatten_cat, mul_public, unflatten_like
 
     tps = [t.parameters() for t, _ in pairs]
-    target = flatten_cat([p for tp in tps for p in tp])
+    like = [p for tp in tps for p in tp]
+    target = flatten_cat(like)
     online = flatten_cat([p for _, net in pairs for p in net.parameters()])
-    new = unflatten_like(target + mul_public(online - target, tau), [p for tp in tps for p in tp])
+    new = unflatten_like(target + mul_public(online - target, tau), like)
     for (net, _), tp in zip(pairs, tps, strict=True):
         net.set_parameters(new[: len(tp)])
         new = new[len(tp) :]
