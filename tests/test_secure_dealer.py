@@ -30,6 +30,8 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         ("B2A", [torch.Size([5])], (5,)),
         ("trunc_pairs", [100, 16], (25,)),
         ("trunc_pairs", [100, 64], (100,)),
+        ("trunc_pairs", [100, 40], (63,)),  # 4,000 bits: 62.5 words
+        ("trunc_pairs", [100, 8], (13,)),
         ("carry_pairs", [17, 48], (17 * 88,)),
         ("carry_pairs", [5, 63], (5 * 119,)),
         ("mul_flat", [1000], (1000,)),
@@ -73,6 +75,9 @@ def test_requests_round_trip_and_unknown_ones_are_refused() -> None:
         dealer.decode(dealer.encode("layer_many", [8, (2, 3, 4), (2, 5, 6), 3]))
     with pytest.raises(ValueError, match="unknown flags 4"):
         dealer.decode(dealer.encode("layer_many", [8, (2, 3, 4), (2, 4, 6), 4]))
+    for nbits in (0, 12, 72):
+        with pytest.raises(ValueError, match=f"nbits = {nbits}; expected one of"):
+            dealer.decode(dealer.encode("trunc_pairs", [100, nbits]))
     with pytest.raises(ValueError, match="unknown dealer request code 99"):
         dealer.decode(torch.tensor([99] + [0] * (dealer.FRAME - 1)))
 

@@ -50,6 +50,16 @@ def _party(ctx, full: bool):
         out[f"exact_{f}"] = (int(d.min()), int(d.max()))
         loc = ArithmeticSharedTensor.from_shares(trunc.local_trunc(s.share, 1 << f), precision=0)
         out[f"local_bad_{f}"] = int(((loc.get_plain_text() - want).abs() > 1).sum())
+    # one batch of mixed divisors: each item's pairs at its own width (8 to 64 bits), the
+    # bits of all in one exchange; every item exact
+    fs = (3, 8, 9, 16, 17, 25, 35, 40, 47, 56, 61)
+    done = trunc.trunc_many([(s.share, 1 << f) for f in fs])
+    out["mixed_bad"] = []
+    for f, r in zip(fs, done, strict=True):
+        got = ArithmeticSharedTensor.from_shares(r, precision=0).get_plain_text()
+        d = got - torch.div(x, 1 << f, rounding_mode="floor")
+        if int(d.min()) < 0 or int(d.max()) > 1:
+            out["mixed_bad"].append(f)
     # unbiased: 3.25 units after truncation by 2^16, 4000 times with fresh shares
     v = torch.full((4000,), 13 << 14)
     (r,) = trunc.trunc_many([(ArithmeticSharedTensor(v, precision=0, src=1).share, 1 << 16)])
@@ -248,6 +258,11 @@ def test_truncation_is_exact_over_the_whole_range(ttp, tfp, f) -> None:
         assert res[f"local_bad_{f}"] > res["n"] // 20
 
 
+def test_truncation_of_mixed_divisors_in_one_batch_is_exact(ttp, tfp) -> None:
+    for res in (ttp, tfp):
+        assert res["mixed_bad"] == []
+
+
 def test_truncation_rounds_without_bias(ttp, tfp) -> None:
     for res in (ttp, tfp):
         assert abs(res["mean_13_over_4"] - 3.25) < 0.05
@@ -356,19 +371,22 @@ def test_pack_helpers_round_trip() -> None:
         assert int(ring.unpack_bits(want, 131).sum()) == 1 and ring.unpack_bits(want, 131)[i] == 1
     assert ring.unpack_bits(words, 131).dtype == torch.int64
     vals = ring.draw_ring(37, g)
-    for nbits in (16, 32, 64):
-        back = ring.unpack_words(ring.pack_words(vals, nbits), 37, nbits)
+    for nbits in ring.PACK_WIDTHS:
+        packed = ring.pack_words(vals, nbits)
+        assert packed.numel() == ring.packed_words(37, nbits) == -(-37 * nbits // 64)
+        back = ring.unpack_words(packed, 37, nbits)
         mask = (1 << nbits) - 1 if nbits < 64 else -1
-        assert torch.equal(back & mask, vals & mask)
-    with pytest.raises(ValueError, match="nbits"):
-        ring.pack_words(vals, 8)
+        assert torch.equal(back & mask, vals & mask), nbits
+    for bad in (0, 12, 65):
+        with pytest.raises(ValueError, match="nbits"):
+            ring.pack_words(vals, bad)
 
 
 def test_dealer_pairs_satisfy_the_correlation() -> None:
     """What the dealer sends party 0 plus what party 1 draws is u·v mod 2^k."""
     from smpc_gym.secure import dealer, ring
 
-    for nbits in (16, 32, 64):
+    for nbits in ring.PACK_WIDTHS:
         g0, g1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
         t0 = ring.unpack_words(dealer.trunc_pairs(g0, g1, 1000, nbits), 1000, nbits)
         p0, p1 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)

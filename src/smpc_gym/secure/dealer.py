@@ -73,7 +73,15 @@ import torch
 from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.carry import carry_size, carry_t0
 from smpc_gym.secure.prg import KEY_BYTES, Stream, new_key
-from smpc_gym.secure.ring import draw_bits, draw_ring, pack_words, ring_matmul, unpack_words
+from smpc_gym.secure.ring import (
+    PACK_WIDTHS,
+    draw_bits,
+    draw_ring,
+    pack_words,
+    packed_words,
+    ring_matmul,
+    unpack_words,
+)
 
 __all__ = [
     "CHUNK",
@@ -221,6 +229,10 @@ def decode(frame: torch.Tensor) -> tuple[str, list[Any]]:
             raise ValueError(f"dealer request 'layer_many': unknown flags {flags}")
         return func, [k, s0, s1, flags]
     if func == "trunc_pairs":
+        if w[2] not in PACK_WIDTHS:
+            raise ValueError(
+                f"dealer request 'trunc_pairs': nbits = {w[2]}; expected one of {PACK_WIDTHS}"
+            )
         return func, w[1:3]
     if func in ("mul_flat", "bit_mul", "bit_mul_back", "square_flat"):
         return func, w[1:2]
@@ -270,8 +282,7 @@ def result_size(func: str, args: Sequence[Any]) -> torch.Size:
     if func in ("square", "wraps", "B2A"):
         return torch.Size(args[0])
     if func == "trunc_pairs":
-        n, nbits = int(args[0]), int(args[1])
-        return torch.Size((n if nbits == 64 else math.ceil(n / (64 // nbits)),))
+        return torch.Size((packed_words(int(args[0]), int(args[1])),))
     if func in ("mul_flat", "square_flat"):
         return torch.Size((int(args[0]),))
     if func == "carry_pairs":

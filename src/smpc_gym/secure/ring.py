@@ -54,7 +54,9 @@ __all__ = [
     "draw_ring",
     "limb_matmul",
     "pack_bits",
+    "PACK_WIDTHS",
     "pack_words",
+    "packed_words",
     "BACKEND_TRIALS",
     "ring_backend",
     "ring_matmul",
@@ -207,21 +209,32 @@ def unpack_bits(words: torch.Tensor, n: int, dtype: torch.dtype = torch.int64) -
     return torch.from_numpy(np.unpackbits(raw, count=int(n), bitorder="little")).to(dtype)
 
 
-_DTYPES = {16: torch.int16, 32: torch.int32, 64: torch.int64}
+_DTYPES = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}
+#: The widths :func:`pack_words` packs to: whole bytes.
+PACK_WIDTHS = (8, 16, 24, 32, 40, 48, 56, 64)
+
+
+def packed_words(n: int, nbits: int) -> int:
+    """How many int64 words :func:`pack_words` makes of ``n`` values at ``nbits`` bits."""
+    return -(-int(n) * int(nbits) // 64)
 
 
 def pack_words(values: torch.Tensor, nbits: int) -> torch.Tensor:
-    """int64 vector → its values mod 2^nbits (``nbits`` in 16, 32, 64) packed into int64
-    words (``64 / nbits`` per word), for sending."""
-    if nbits not in _DTYPES:
-        raise ValueError(f"nbits must be 16, 32 or 64, got {nbits}")
+    """int64 vector → its values mod 2^nbits packed densely into int64 words
+    (``nbits`` in :data:`PACK_WIDTHS`: ``nbits / 8`` bytes per value, the low bytes of
+    each, in the machine's byte order), for sending."""
+    if nbits not in PACK_WIDTHS:
+        raise ValueError(f"nbits must be one of {PACK_WIDTHS}, got {nbits}")
     if nbits == 64:
         return values.contiguous()
-    half = 1 << (nbits - 1)
-    low = ((values & ((1 << nbits) - 1)) ^ half) - half  # signed, in the small range
-    small = low.to(_DTYPES[nbits])
-    per = 64 // nbits
-    pad = (-small.numel()) % per
+    if nbits in _DTYPES:
+        half = 1 << (nbits - 1)
+        low = ((values & ((1 << nbits) - 1)) ^ half) - half  # signed, in the small range
+        small = low.to(_DTYPES[nbits]).view(torch.uint8)
+    else:  # the value's low bytes (byte order: the machine's, as the views above)
+        raw = values.contiguous().view(torch.uint8).view(-1, 8)
+        small = raw[:, _low_bytes(nbits // 8)].reshape(-1)
+    pad = (-small.numel()) % 8
     if pad:
         small = torch.cat([small, small.new_zeros(pad)])
     return small.view(torch.int64).clone()
@@ -231,4 +244,14 @@ def unpack_words(words: torch.Tensor, n: int, nbits: int) -> torch.Tensor:
     """Inverse of :func:`pack_words`: ``n`` int64 values congruent mod 2^nbits."""
     if nbits == 64:
         return words[:n]
-    return words.contiguous().view(_DTYPES[nbits])[:n].to(torch.int64)
+    if nbits in _DTYPES:
+        return words.contiguous().view(_DTYPES[nbits])[:n].to(torch.int64)
+    width = nbits // 8
+    out = torch.zeros(n, 8, dtype=torch.uint8)
+    out[:, _low_bytes(width)] = words.contiguous().view(torch.uint8)[: n * width].view(n, width)
+    return out.view(torch.int64).reshape(n)
+
+
+def _low_bytes(width: int) -> slice:
+    """Where an int64's ``width`` low bytes sit in its 8 bytes in memory."""
+    return slice(0, width) if sys.byteorder == "little" else slice(8 - width, 8)

@@ -22,8 +22,8 @@ replaces it with a protocol that is correct for every ``|x| < 2^62`` (raw ring u
    sends ``e = a₀ ⊕ u``, party 1 sends ``g = a₁ ⊕ v`` (one bit each, bit-packed, one
    round); with ``a₀ = e + u(1 − 2e)`` and ``a₁ = g + v(1 − 2g)`` each party computes its
    additive share of ``a₀·a₁`` locally. Only ``w mod 2^f`` matters (it is multiplied by
-   ``2^(64−f)``), so ``k = 16`` bits suffice for ``f ≤ 16`` (``k = 32`` for ``f ≤ 32``,
-   else ``64``).
+   ``2^(64−f)``), so ``k = f`` bits suffice; the pairs are dealt at ``f`` rounded up to
+   whole bytes (``k = 8·⌈f/8⌉``), each truncation of a batch at its own width.
 
 Cost: one round and ``⌈N/64⌉`` words each way for ``N`` truncations done together
 (:func:`trunc_many` batches any number of tensors into that one round). What is
@@ -119,7 +119,9 @@ def get_mode() -> str:
 
 # ----------------------------------------------------------------------------- helpers
 def _bits_for(f: int) -> int:
-    return 16 if f <= 16 else 32 if f <= 32 else 64
+    """The width of a truncation pair's ``t`` for a truncation by ``2^f``: ``f`` rounded
+    up to whole bytes (only ``w mod 2^f`` is used)."""
+    return 8 * -(-f // 8)
 
 
 def _log2_exact(d: int) -> int | None:
@@ -204,8 +206,13 @@ def private_product(a: torch.Tensor, nbits: int, rank: int) -> torch.Tensor:
     party computes its terms locally. Each sent bit is masked by a uniform bit the
     receiver does not know.
     """
+    bit, t = _correlated(int(a.numel()), nbits, rank)  # bit: uint8
+    return _product(a, bit, t, rank)
+
+
+def _product(a: torch.Tensor, bit: torch.Tensor, t: torch.Tensor, rank: int) -> torch.Tensor:
+    """:func:`private_product` with the correlated pairs ``(bit, t)`` given."""
     n = int(a.numel())
-    bit, t = _correlated(n, nbits, rank)  # bit: uint8
     mine = a.to(torch.uint8) ^ bit
     theirs = unpack_bits(_exchange(pack_bits(mine), rank), n, torch.uint8)
     e, g = (mine, theirs) if rank == 0 else (theirs, mine)
@@ -275,8 +282,19 @@ def trunc_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     if rank == 0:
         flat = flat + MAX_ABS_RAW  # x' = x + 2^62 has top bit 0
     a = (flat < 0).view(torch.uint8)  # msb of this party's share read as unsigned
-    # additive share of w = a₀ OR a₁ = a₀ + a₁ − a₀a₁ (mod 2^nbits; only mod 2^f is used)
-    w = a - private_product(a, _bits_for(max(fs)), rank)
+    # additive share of w = a₀ OR a₁ = a₀ + a₁ − a₀a₁ (mod 2^nbits; only mod 2^f is used):
+    # each item's pairs at its own width (consecutive items of one width in one draw), the
+    # masked bits of all in one exchange
+    runs: list[list[int]] = []  # [elements, width]
+    for (share, _), f in zip(items, fs, strict=True):
+        k = _bits_for(f)
+        if runs and runs[-1][1] == k:
+            runs[-1][0] += int(share.numel())
+        else:
+            runs.append([int(share.numel()), k])
+    pairs = [_correlated(m, k, rank) for m, k in runs if m]
+    bit, t = pairs[0] if len(pairs) == 1 else (torch.cat(p) for p in zip(*pairs, strict=True))
+    w = a - _product(a, bit, t, rank)
     STATS["exact"] += n
     STATS["rounds"] += 1
     res, start = [], 0
