@@ -63,6 +63,7 @@ __all__ = [
     "correlation_source",
     "fast_dispatch",
     "forward_stacked",
+    "inject_again",
     "inject_bits",
     "ltz",
     "open_many",
@@ -462,12 +463,10 @@ class _ReluReuse:
         return _ReluReuse(*(torch.cat(list(t)) for t in cols))
 
     def times(self, g: Any) -> Any:
-        """``g·b`` for a fixed-point share ``g [n_nets, B, out]``: one opening of ``g − A'``
-        (uniform), then local: ``e·g + (1 − 2e)·((g − A')·rᴬ + A'r)``, no truncation."""
-        gs = g._tensor.share
-        (d,) = open_many([gs - self.a2])
-        out = self.e * gs + (1 - 2 * self.e) * (d * self.r_a + self.c2)
-        return wrap_shares(out, g.encoder)
+        """``g·b`` for a fixed-point share ``g [n_nets, B, out]`` (:func:`inject_again`)."""
+        return wrap_shares(
+            inject_again(g._tensor.share, self.e, self.r_a, self.a2, self.c2), g.encoder
+        )
 
 
 def _fields(item: Any) -> tuple[Any, ...]:
@@ -551,6 +550,22 @@ def inject_bits(
     v_a = mine[:n] + theirs[:n]  # v − A
     e = unpack_bits(mine[n:] ^ theirs[n:], n)  # b ⊕ r
     return e * values + (1 - 2 * e) * (v_a * r_a + c), e
+
+
+def inject_again(
+    values: torch.Tensor, e: torch.Tensor, r_a: torch.Tensor, a2: torch.Tensor, c2: torch.Tensor
+) -> torch.Tensor:
+    """This party's raw share of ``v·b`` for a bit ``b = e ⊕ r`` that an earlier
+    :func:`inject_bits` opened as ``e``, with a second mask ``A'`` for the same ``r``
+    (this party's shares ``rᴬ``, ``A'``, ``A'·r``:
+    :meth:`smpc_gym.secure.dealer.Pools.bit_mul_back`).
+
+    One opening of ``v − A'`` (uniform: ``A'`` hides only this value), then local:
+    ``e·v + (1 − 2e)·((v − A')·rᴬ + A'·r)``; no truncation, exact for every ring value.
+    ``e`` is not sent again, so the bit costs nothing more to the parties, and the dealer
+    sends ``rᴬ`` once for both products."""
+    (d,) = open_many([values - a2])
+    return e * values + (1 - 2 * e) * (d * r_a + c2)
 
 
 def correlation_source() -> str | None:

@@ -333,8 +333,10 @@ class SecureAdam:
            ``x_q < 2^25`` raw, so the 3 comparisons run over 25 bits.
 
         ``y₀`` is then each group's candidate (the level-2 bits times public constants,
-        local) picked by the ``c_k`` (bit injections again, one round): 15 rounds, as many as
-        with untruncated comparisons, and about a fifth fewer bytes.
+        local) picked by the ``c_k`` (bit injections again, one round; with a dealer the
+        ``c_k``'s masked bits from level 1's injection are reused, :func:`~smpc_gym.secure.mpc_nn.inject_again`,
+        so only the candidates are opened): 15 rounds, as many as with untruncated
+        comparisons, and about a fifth fewer bytes.
 
         **Fuzz.** A truncation rounds stochastically, so a comparison may answer either
         way for ``x`` less than ``2^-START_FUZZ_BITS`` (relative) below its threshold (group 0's
@@ -345,7 +347,13 @@ class SecureAdam:
         ``y₀`` is exactly the one-level reference's (the tests check both).
         """
         from smpc_gym.secure.compare import sign_bits
-        from smpc_gym.secure.mpc_nn import inject_bits, ltz, wrap_shares
+        from smpc_gym.secure.mpc_nn import (
+            correlation_source,
+            inject_again,
+            inject_bits,
+            ltz,
+            wrap_shares,
+        )
 
         crypten = crypten_module()
         exps, ell, c0 = self.THRESHOLD_EXPONENTS, self.THRESHOLD_LOG2, self.GUESS_C
@@ -367,8 +375,16 @@ class SecureAdam:
         c = sign_bits(torch.cat([v - one for v in lvl1]), rank, self.COMPARE_BITS - min(lvl1_shift))
         if rank == 0:
             c = c ^ 1  # XOR shares of c_k = [x ≥ 16^j], k = 1 … groups − 1 (flat, k-major)
-        steps, _ = inject_bits(
-            torch.cat([scaled[k] - scaled[k - 1] for k in range(1, groups)]), c, rank
+        # the c_k are injected twice (here and into the candidates below): with a dealer,
+        # both from one bit_mul_back correlation, so e = c ⊕ r is opened once and rᴬ dealt once
+        first = again = None
+        if correlation_source() == "TTP":
+            from smpc_gym.secure.dealer import pools
+
+            r, a, a2, r_a, rc, rc2 = pools().bit_mul_back(int(c.numel()))
+            first, again = (r, a, r_a, rc), (r_a, a2, rc2)
+        steps, e = inject_bits(
+            torch.cat([scaled[k] - scaled[k - 1] for k in range(1, groups)]), c, rank, first
         )
         x_q = scaled[0] + steps.view(groups - 1, n).sum(0)  # x·2^(−16q) raw
         # level 2: group 0's first size − 1 thresholds, every group's in its units
@@ -396,7 +412,7 @@ class SecureAdam:
             cand.append(share + (sum(coef[: size * q]) if rank == 0 else 0))
         # y₀ = cand_0 + Σ_k c_k·(cand_k − cand_(k−1)): bit injections, one round
         diffs = torch.cat([cand[k] - cand[k - 1] for k in range(1, groups)])
-        picked, _ = inject_bits(diffs, c, rank)
+        picked = inject_again(diffs, e, *again) if again else inject_bits(diffs, c, rank)[0]
         y = wrap_shares(cand[0] + picked.view(groups - 1, n).sum(0), x.encoder)
         return y.reshape(x.size()) + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
 
