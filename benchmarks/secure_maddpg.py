@@ -71,7 +71,8 @@ charged one full RTT: an upper bound, since the two parties' sends overlap). Wit
 ``--json`` prints one JSON object with the keys ``provider`` (the canonical provider name
 it ran with), ``ring_backend`` (the exact ring-product kernel the parties picked,
 :func:`smpc_gym.secure.ring.ring_backend`: one name if both picked it, else each party's),
-``config`` (the arguments), ``plain_s``
+``config`` (the arguments), ``targets`` (per target of :data:`TARGETS` this run
+measured: ``{"limit", "measured", "met"}``), ``plain_s``
 (plaintext EDE seconds per update: at least ``PLAIN_UPDATES`` of them, timed in one
 block after each round of secure updates so that the baseline meets the same load as
 what it divides, each block after one untimed update), ``plain_blocks_s`` (each block's
@@ -95,8 +96,14 @@ link) with ``lan_kind`` / ``wan_kind``: ``"measured"`` (emulated in full),
 ``"measured+predicted_latency"`` (bandwidth emulated, the RTT term added by the model)
 or ``"predicted"`` (model only). With ``--profile``: ``profile`` = ``{"ours_<opt>":
 {"update_s", "phases": {name: {"calls", "wall_s", "comm_s", "local_s", "bytes",
-"rounds"}} (per update), "unattributed_s", "act":
-{"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"}, "plain_act_s", "floor"}``,
+"bytes_dealer", "rounds"}} (per update; ``bytes_dealer`` the phase's dealer traffic),
+"unattributed_s", "act": {"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"},
+"plain_act_s", "floor"}``, and for Adam ``bytes_budget``: per update ``networks``,
+``start``, ``newton``, ``optimiser_rest`` (the bytes of the networks' passes, of the
+start value and the Newton steps of ``1/√v̂``, of the rest of the optimiser), each with
+its ``…_dealer`` part, ``newton_steps``, and ``newton_bound`` /
+``newton_bound_one_step_fewer`` (the Newton error bound of these steps and of one fewer:
+the price of a step less);
 where ``cpu`` is the CPU one update uses, per process (``party0_user_s``,
 ``party0_sys_s``, ``party1_…``, ``dealer_…``: the dealer's, asked from it around each
 update; None without a dealer), ``page_faults`` (``party0``, ``party1``, ``dealer``:
@@ -152,6 +159,14 @@ from smpc_gym.secure.runtime import (
 )
 
 SEED = 0
+#: The targets the benchmark reports against (``targets`` in the JSON): an update's time
+#: over the plaintext update's, per optimiser, and an Adam update's bytes (``bytes``: party
+#: 0's count, dealer traffic included).
+TARGETS = {
+    "sgd_ratio": ("ours_sgd", "ratio_to_plain", 30.0),
+    "adam_ratio": ("ours_adam", "ratio_to_plain", 60.0),
+    "adam_bytes": ("ours_adam", "bytes", 75e6),
+}
 #: emulated links: name -> (rate in Mbit/s or None, RTT in ms, RTT emulated?)
 LINKS = {"local": (None, 0.0, True), "lan": (1000.0, 0.5, False), "wan": (100.0, 40.0, True)}
 NET_TIMEOUT_S = 1200  # bound on one emulated-link run (all parties)
@@ -355,12 +370,7 @@ def _timed_update(
         for i, (a, b) in enumerate(zip(before, _cpu_now(dealer), strict=True)):
             cpu[i] += b - a
     for name, st in p.phases.items():  # accumulate into the caller's profile
-        acc = prof.phases.setdefault(name, type(st)())
-        acc.calls += st.calls
-        acc.wall_s += st.wall_s
-        acc.comm_s += st.comm_s
-        acc.bytes += st.bytes
-        acc.rounds += st.rounds
+        prof.phases.setdefault(name, type(st)()).add(st)
     return dt, stats
 
 
@@ -800,6 +810,11 @@ def main() -> None:
                     v["bytes"] for k, v in phases.items() if not k.startswith("optimiser")
                 ),
             }
+    out["targets"] = _targets(out)
+    if "profile" in out and "ours_adam" in out["profile"]:
+        out["profile"]["ours_adam"]["bytes_budget"] = _bytes_budget(
+            out["profile"]["ours_adam"]["phases"], cfg.adam_init_iters
+        )
     _network(args, out, optimizers)
     if args.json:
         print(json.dumps(out, sort_keys=True))
@@ -836,6 +851,91 @@ def main() -> None:
         _print_network(out, optimizers)
     if "profile" in out:
         _print_profile(out, plain, optimizers)
+    _print_targets(out)
+
+
+def _targets(out: dict) -> dict:
+    """Each of :data:`TARGETS` this run measured: ``{"limit", "measured", "met"}``."""
+    found = {}
+    for name, (version, key, limit) in TARGETS.items():
+        if version in out:
+            measured = out[version][key]
+            found[name] = {"limit": limit, "measured": measured, "met": measured <= limit}
+    return found
+
+
+def _bytes_budget(phases: dict, newton_steps: int) -> dict:
+    """Where an Adam update's bytes go, from its profile's phases (per update, dealer part
+    beside each): the networks' passes (every phase outside the optimiser), the start
+    value of ``1/√v̂`` (its range reduction), the Newton steps, and the rest of the
+    optimiser; with the Newton error bound of these steps and of one step fewer
+    (:meth:`smpc_gym.secure.optim.SecureAdam.newton_schedule`), the price of a step less."""
+    from smpc_gym.secure.optim import SecureAdam
+
+    groups = {
+        "networks": [k for k in phases if not k.startswith("optimiser")],
+        "start": ["optimiser.adam_rsqrt_start"],
+        "newton": ["optimiser.adam_newton"],
+        "optimiser_rest": ["optimiser"],
+    }
+    budget: dict = {}
+    for name, keys in groups.items():
+        budget[name] = sum(phases[k]["bytes"] for k in keys if k in phases)
+        budget[f"{name}_dealer"] = sum(phases[k]["bytes_dealer"] for k in keys if k in phases)
+    budget["newton_steps"] = newton_steps
+    budget["newton_bound"] = SecureAdam.newton_schedule(newton_steps)[1]
+    if newton_steps > 1:
+        budget["newton_bound_one_step_fewer"] = SecureAdam.newton_schedule(newton_steps - 1)[1]
+    return budget
+
+
+def _print_targets(out: dict) -> None:
+    names = {
+        "sgd_ratio": "SGD update, x plaintext",
+        "adam_ratio": "Adam update, x plaintext",
+        "adam_bytes": "Adam update, MB",
+    }
+    print("\nagainst the targets (this run)")
+    for name, t in out["targets"].items():
+        mb = name.endswith("bytes")
+        unit = 1e6 if mb else 1.0
+        gap = (
+            "met"
+            if t["met"]
+            else f"not met: {(t['measured'] - t['limit']) / unit:.1f} {'MB ' if mb else ''}over"
+        )
+        print(
+            f"  {names[name]:<26}{t['measured'] / unit:>8.1f}  (limit {t['limit'] / unit:g})  {gap}"
+        )
+    budget = out.get("profile", {}).get("ours_adam", {}).get("bytes_budget")
+    if budget is None:
+        return
+    steps = budget["newton_steps"]
+    print("where an Adam update's bytes go (MB; dealer part in brackets)")
+    rows = {
+        "networks": "networks' passes",
+        "start": "1/sqrt(v) start value",
+        "newton": f"1/sqrt(v) Newton, {steps} steps",
+        "optimiser_rest": "rest of the optimiser",
+    }
+    for key, label in rows.items():
+        print(f"  {label:<30}{budget[key] / 1e6:>7.1f}  ({budget[key + '_dealer'] / 1e6:.1f})")
+    t = out["targets"].get("adam_bytes")
+    if t is not None and not t["met"]:
+        room = t["limit"] - budget["networks"]
+        per_step = budget["newton"] / steps
+        fewer = budget.get("newton_bound_one_step_fewer")
+        print(
+            f"  the limit leaves {room / 1e6:.1f} MB for the optimiser after the networks' "
+            f"passes; its Newton steps alone take {budget['newton'] / 1e6:.1f} "
+            f"({per_step / 1e6:.1f} MB each), and the start value "
+            f"{budget['start'] / 1e6:.1f}"
+        )
+        if fewer is not None:
+            print(
+                f"  one step fewer: relative error bound {fewer:.1e} instead of "
+                f"{budget['newton_bound']:.1e} (SecureAdam.newton_schedule)"
+            )
 
 
 def _print_network(out: dict, optimizers) -> None:
@@ -862,12 +962,15 @@ def _print_profile(out: dict, plain: float, optimizers) -> None:
             f"\nprofile, ours ({o}): {pr['update_s']:.3f} s per update "
             f"(plaintext update {plain:.4f} s, {pr['update_s'] / plain:.0f}x)"
         )
-        print(f"{'phase':<30}{'wall s':>8}{'comm s':>8}{'local s':>9}{'MB':>8}{'rounds':>8}")
+        print(
+            f"{'phase':<30}{'wall s':>8}{'comm s':>8}{'local s':>9}{'MB':>8}"
+            f"{'dealer':>8}{'rounds':>8}"
+        )
         rows = sorted(pr["phases"].items(), key=lambda kv: -kv[1]["wall_s"])
         for name, r in rows:
             print(
                 f"{name:<30}{r['wall_s']:>8.3f}{r['comm_s']:>8.3f}{r['local_s']:>9.3f}"
-                f"{r['bytes'] / 1e6:>8.1f}{r['rounds']:>8.1f}"
+                f"{r['bytes'] / 1e6:>8.1f}{r['bytes_dealer'] / 1e6:>8.1f}{r['rounds']:>8.1f}"
             )
         print(f"{'(outside every phase)':<30}{pr['unattributed_s']:>8.3f}")
         a = pr["act"]

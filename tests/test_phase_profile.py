@@ -63,6 +63,25 @@ def test_nested_phases_are_charged_exclusively_and_add_up() -> None:
     assert d["local_s"] == pytest.approx(d["wall_s"] - d["comm_s"])
 
 
+def test_dealer_bytes_are_charged_to_the_phase_that_used_them() -> None:
+    from smpc_gym.secure.comm import charge_dealer, dealer_bytes
+
+    comm = _FakeComm()
+    start = dealer_bytes()
+    with profiling(comm) as prof, phase("outer"):
+        comm.send(100, 0.0)  # party to party
+        comm.send(24, 0.0)  # and a dealer reply, counted in the same counter
+        charge_dealer(24)
+        with phase("outer.inner"):
+            comm.send(16, 0.0)
+            charge_dealer(16)
+    p = prof.phases
+    assert (p["outer"].bytes, p["outer"].bytes_dealer) == (124, 24)
+    assert (p["outer.inner"].bytes, p["outer.inner"].bytes_dealer) == (16, 16)
+    assert prof.total().bytes_dealer == 40 == dealer_bytes() - start
+    assert prof.as_dict()["outer"]["bytes_dealer"] == 24
+
+
 def test_phase_outside_profiling_records_nothing() -> None:
     comm = _FakeComm()
     with phase("forward"):
@@ -91,6 +110,7 @@ def _profiled_updates(ctx) -> dict:
     """One profiled update per optimiser (tiny networks): phases and the party's totals."""
     from smpc_gym.agents import maddpg
     from smpc_gym.agents import secure_maddpg as sm
+    from smpc_gym.secure.comm import dealer_bytes
 
     torch.set_num_threads(1)
     high = maddpg.action_caps({})
@@ -108,9 +128,14 @@ def _profiled_updates(ctx) -> dict:
             torch.zeros(n, 1),
         )
         ctx.reset_comm_stats()
+        dealt = dealer_bytes()
         with profiling(ctx.comm) as prof:
             party.update(torch.arange(8))
-        out[optimizer] = {"phases": prof.as_dict(), "total": ctx.comm_stats()}
+        out[optimizer] = {
+            "phases": prof.as_dict(),
+            "total": ctx.comm_stats(),
+            "dealt": dealer_bytes() - dealt,
+        }
     return out
 
 
@@ -129,6 +154,10 @@ def test_every_byte_and_round_of_a_secure_update_is_charged_to_a_phase() -> None
             assert expected <= set(ph), (where, sorted(ph))
             charged = {k: sum(p[k] for p in ph.values()) for k in ("bytes", "rounds")}
             assert charged == r["total"], where
+            # the dealer's part too: only party 0 talks to the dealer
+            dealer_part = sum(p["bytes_dealer"] for p in ph.values())
+            assert dealer_part == r["dealt"], where
+            assert (dealer_part > 0) == (rank == 0), where
             assert r["total"]["rounds"] > 0
             assert ph["forward.relu_compare"]["rounds"] > 0 and ph["backward"]["bytes"] > 0
 
@@ -148,6 +177,30 @@ def test_network_model_matches_a_hand_worked_case() -> None:
     # 1 s compute, 100 rounds at 40 ms, 100 MB sent+received (50 MB each way) at 100 Mbit/s
     assert predict(1.0, 100e6, 100, 100.0, 40.0) == pytest.approx(1.0 + 4.0 + 4.0)
     assert predict(2.0, 5e6, 10, None, 0.0) == 2.0  # no limit, no delay: compute only
+
+
+def test_targets_and_the_adam_byte_budget_are_read_from_the_run() -> None:
+    bench = _bench()
+    out = {
+        "ours_sgd": {"ratio_to_plain": 29.0, "bytes": 5e7},
+        "ours_adam": {"ratio_to_plain": 61.0, "bytes": 80e6},
+    }
+    t = bench._targets(out)
+    assert t["sgd_ratio"] == {"limit": 30.0, "measured": 29.0, "met": True}
+    assert t["adam_ratio"]["met"] is False and t["adam_bytes"]["met"] is False
+    assert set(bench._targets({"ours_sgd": out["ours_sgd"]})) == {"sgd_ratio"}
+    phases = {
+        "forward": {"bytes": 30.0, "bytes_dealer": 10.0},
+        "backward": {"bytes": 5.0, "bytes_dealer": 1.0},
+        "optimiser": {"bytes": 4.0, "bytes_dealer": 2.0},
+        "optimiser.adam_rsqrt_start": {"bytes": 20.0, "bytes_dealer": 8.0},
+        "optimiser.adam_newton": {"bytes": 21.0, "bytes_dealer": 9.0},
+    }
+    b = bench._bytes_budget(phases, 4)
+    assert (b["networks"], b["networks_dealer"]) == (35.0, 11.0)
+    assert (b["start"], b["newton"], b["optimiser_rest"]) == (20.0, 21.0, 4.0)
+    assert b["networks"] + b["start"] + b["newton"] + b["optimiser_rest"] == 80.0
+    assert b["newton_bound"] < 1e-5 < b["newton_bound_one_step_fewer"]
 
 
 def test_cpu_budget_adds_the_processes_and_bounds_the_wall_time() -> None:

@@ -10,7 +10,11 @@ element, each party its own counter; see :meth:`PartyContext.comm_stats`). This 
   calls (``/proc/self/io``), a measured cross-check of the counted figures on Linux;
 * :func:`phase` / :func:`profiling` — a per-phase profiler: wall time, the time spent
   inside CrypTen's communication calls (its own ``comm_time`` counter: sending, and
-  waiting for the peer's data), bytes and rounds, accumulated per named phase.
+  waiting for the peer's data), bytes (and the part of them that was dealer traffic)
+  and rounds, accumulated per named phase;
+* :func:`charge_dealer` / :func:`dealer_bytes` — the running count of party 0's bytes
+  that went to or came from the dealer (the dealer module charges it; only party 0
+  talks to the dealer).
 
 The profiler reveals nothing to anyone: each party measures its own clock and its own
 counters, and the figures stay in that party's process unless the caller prints them.
@@ -20,22 +24,55 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-if TYPE_CHECKING:
-    from smpc_gym.secure.runtime import PartyContext
+
+class PartyContext(Protocol):
+    """What the gathers below read of a party's context
+    (:class:`smpc_gym.secure.runtime.PartyContext`, which this module does not import:
+    the runtime imports the dealer, and the dealer this module's byte counter)."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def comm(self) -> Any: ...
+
+    def comm_stats(self) -> dict[str, int]: ...
 
 __all__ = [
     "PhaseProfile",
     "PhaseStats",
+    "charge_dealer",
+    "dealer_bytes",
     "gather_comm_stats",
     "gather_tensors",
     "io_bytes",
     "phase",
     "profiling",
 ]
+
+
+#: What party 0's CrypTen byte counter has charged to the dealer link so far.
+_DEALER_BYTES = {"party0": 0.0}
+
+
+def charge_dealer(nbytes: float) -> None:
+    """Record that ``nbytes`` of party 0's CrypTen byte count were dealer traffic (the
+    dealer module calls this wherever it adds dealer words to that count)."""
+    _DEALER_BYTES["party0"] += nbytes
+
+
+def dealer_bytes() -> float:
+    """Party 0: the bytes of its CrypTen counter (``comm_bytes``) that were dealer traffic,
+    so far: every request frame and unpooled reply as it completes, and pooled replies'
+    words as their correlations are handed out (:class:`smpc_gym.secure.dealer.Pools`).
+    Only party 0 talks to the dealer: the rest of its count, and all of party 1's, is
+    party-to-party traffic. 0 without a dealer (the ``TFP`` opt-out). Never reset; take
+    differences."""
+    return _DEALER_BYTES["party0"]
 
 
 def gather_tensors(ctx: PartyContext, tensor: torch.Tensor, dst: int) -> list[torch.Tensor] | None:
@@ -105,6 +142,9 @@ class PhaseStats:
             counter: the time a send/receive/all-reduce took, which includes waiting for
             the peer to reach it — on a loaded machine, for the peer to be scheduled).
         bytes: CrypTen's byte counter (sent + received by this party, 8 per element).
+        bytes_dealer: the part of ``bytes`` that was dealer traffic (:func:`dealer_bytes`;
+            party 0 only, 0 in party 1 and without a dealer); ``bytes − bytes_dealer``
+            went between the parties.
         rounds: CrypTen's round counter (one per communication call).
     """
 
@@ -113,20 +153,31 @@ class PhaseStats:
     comm_s: float = 0.0
     bytes: int = 0
     rounds: int = 0
+    bytes_dealer: float = 0.0
 
     @property
     def local_s(self) -> float:
         """Seconds outside communication calls: local compute plus Python/CrypTen overhead."""
         return self.wall_s - self.comm_s
 
+    def add(self, other: PhaseStats) -> None:
+        """Add ``other``'s totals to this one's (e.g. one update's phase into a run's)."""
+        self.calls += other.calls
+        self.wall_s += other.wall_s
+        self.comm_s += other.comm_s
+        self.bytes += other.bytes
+        self.rounds += other.rounds
+        self.bytes_dealer += other.bytes_dealer
+
     def as_dict(self) -> dict[str, float]:
-        """``{"calls", "wall_s", "comm_s", "local_s", "bytes", "rounds"}``."""
+        """``{"calls", "wall_s", "comm_s", "local_s", "bytes", "bytes_dealer", "rounds"}``."""
         return {
             "calls": self.calls,
             "wall_s": self.wall_s,
             "comm_s": self.comm_s,
             "local_s": self.local_s,
             "bytes": self.bytes,
+            "bytes_dealer": self.bytes_dealer,
             "rounds": self.rounds,
         }
 
@@ -142,50 +193,42 @@ class PhaseProfile:
     def __init__(self, comm: Any) -> None:
         self.comm = comm
         self.phases: dict[str, PhaseStats] = {}
-        # open phases: [name, t0, bytes0, rounds0, comm_s0, child wall, comm, bytes, rounds]
+        # open phases: [name, (t, bytes, rounds, comm_s, dealer bytes) at entry, the same
+        # totals of the phases nested in it so far]
         self._stack: list[list[Any]] = []
 
-    def _counters(self) -> tuple[float, int, int, float]:
+    def _counters(self) -> tuple[float, int, int, float, float]:
         c = self.comm
         return (
             time.perf_counter(),
             int(c.comm_bytes),
             int(c.comm_rounds),
             float(c.comm_time),
+            _DEALER_BYTES["party0"],
         )
 
     def enter(self, name: str) -> None:
         """Open phase ``name`` (use :func:`phase` rather than calling this directly)."""
-        t, b, r, c = self._counters()
-        self._stack.append([name, t, b, r, c, 0.0, 0.0, 0, 0])
+        self._stack.append([name, self._counters(), [0.0, 0, 0, 0.0, 0.0]])
 
     def exit(self) -> None:
         """Close the innermost open phase and charge it its exclusive figures."""
-        name, t0, b0, r0, c0, cw, cc, cb, cr = self._stack.pop()
-        t, b, r, c = self._counters()
-        wall, comm_s, nbytes, rounds = t - t0, c - c0, b - b0, r - r0
-        st = self.phases.setdefault(name, PhaseStats())
-        st.calls += 1
-        st.wall_s += wall - cw
-        st.comm_s += comm_s - cc
-        st.bytes += nbytes - cb
-        st.rounds += rounds - cr
+        name, start, child = self._stack.pop()
+        inclusive = [b - a for a, b in zip(start, self._counters(), strict=True)]
+        wall, nbytes, rounds, comm_s, dealt = (v - c for v, c in zip(inclusive, child, strict=True))
+        self.phases.setdefault(name, PhaseStats()).add(
+            PhaseStats(1, wall, comm_s, nbytes, rounds, dealt)
+        )
         if self._stack:  # the parent excludes this phase's inclusive figures
-            parent = self._stack[-1]
-            parent[5] += wall
-            parent[6] += comm_s
-            parent[7] += nbytes
-            parent[8] += rounds
+            parent = self._stack[-1][2]
+            for i, v in enumerate(inclusive):
+                parent[i] += v
 
     def total(self) -> PhaseStats:
         """The sum over all phases."""
         out = PhaseStats()
         for st in self.phases.values():
-            out.calls += st.calls
-            out.wall_s += st.wall_s
-            out.comm_s += st.comm_s
-            out.bytes += st.bytes
-            out.rounds += st.rounds
+            out.add(st)
         return out
 
     def as_dict(self) -> dict[str, dict[str, float]]:

@@ -72,6 +72,7 @@ import torch
 
 from smpc_gym.secure._crypten import crypten_module
 from smpc_gym.secure.carry import carry_size, carry_t0
+from smpc_gym.secure.comm import charge_dealer, dealer_bytes
 from smpc_gym.secure.prg import KEY_BYTES, Stream, new_key
 from smpc_gym.secure.ring import (
     PACK_WIDTHS,
@@ -599,22 +600,9 @@ class _Reply:
             self._works = []
             words = FRAME + (0 if self.pooled else self.reply.numel())
             self._comm._log_communication(words)
-            _DEALER_BYTES["party0"] += words * self._comm.BYTES_PER_ELEMENT
+            charge_dealer(words * self._comm.BYTES_PER_ELEMENT)
             self._comm._log_communication_time(time.perf_counter() - t0)
         return self.reply
-
-
-#: What party 0's CrypTen byte counter has charged to the dealer link so far.
-_DEALER_BYTES = {"party0": 0.0}
-
-
-def dealer_bytes() -> float:
-    """Party 0: the bytes of its CrypTen counter (``comm_bytes``) that were dealer traffic,
-    so far: every request frame and unpooled reply as it completes, and pooled replies'
-    words as their correlations are handed out (:class:`Pools`). Only party 0 talks to
-    the dealer: the rest of its count, and all of party 1's, is party-to-party traffic.
-    0 without a dealer (the ``TFP`` opt-out). Never reset; take differences."""
-    return _DEALER_BYTES["party0"]
 
 
 def dealer_usage() -> tuple[float, float, int]:
@@ -721,7 +709,7 @@ class Pools:
         if self.rank == 0:
             comm = crypten_module().communicator.get()
             comm.comm_bytes += words * comm.BYTES_PER_ELEMENT
-            _DEALER_BYTES["party0"] += words * comm.BYTES_PER_ELEMENT
+            charge_dealer(words * comm.BYTES_PER_ELEMENT)
 
     def _next(self, key: tuple, start: Any) -> Any:
         """The next refill of pool ``key``: the prefetched one if started, else ``start()``
