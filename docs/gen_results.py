@@ -348,22 +348,24 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
             if f"ours_{opt}" in floor
         )
         text += f"; the parties' local work alone: {local}"
-        budget = (r.get("profile") or {}).get("ours_adam", {}).get("bytes_budget")
-        if budget:  # where Adam's bytes go: what the bytes target is up against
-            text += (
-                f"; of Adam's bytes, the network passes {budget['networks'] / 1e6:.0f} MB, "
-                f"1/√v̂ {budget['start'] / 1e6:.0f} MB for the start value and "
-                f"{budget['newton'] / 1e6:.0f} MB for {budget['newton_steps']} Newton steps, "
-                f"the rest of the optimiser {budget['optimiser_rest'] / 1e6:.0f} MB"
-            )
-        elif "ours_adam" in floor:
-            nets = floor["ours_adam"]["bytes_outside_optimiser"] / 1e6
-            text += f"; Adam's network passes alone send {nets:.0f} MB"
+    budget = (r.get("profile") or {}).get("ours_adam", {}).get("bytes_budget")
+    if budget:  # where Adam's bytes go: what the bytes target is up against
+        text += (
+            f"; of Adam's bytes, the network passes {budget['networks'] / 1e6:.0f} MB, "
+            f"1/√v̂ {budget['start'] / 1e6:.0f} MB for the start value and "
+            f"{budget['newton'] / 1e6:.0f} MB for {budget['newton_steps']} Newton steps, "
+            f"the rest of the optimiser {budget['optimiser_rest'] / 1e6:.0f} MB"
+        )
+    elif floor and "ours_adam" in floor:
+        nets = floor["ours_adam"]["bytes_outside_optimiser"] / 1e6
+        text += f"; Adam's network passes alone send {nets:.0f} MB"
     targets = r.get("targets")
     if targets:  # the benchmark's own verdict on each target it measured
         names = {"sgd_ratio": "SGD ≤ {:g}×", "adam_ratio": "Adam ≤ {:g}×"}
         verdicts = []
-        for name, t in targets.items():
+        order = ["sgd_ratio", "adam_ratio", "adam_bytes"]
+        for name in sorted(targets, key=lambda k: (order.index(k) if k in order else 3, k)):
+            t = targets[name]
             label = (
                 f"Adam ≤ {t['limit'] / 1e6:g} MB"
                 if name == "adam_bytes"

@@ -225,5 +225,29 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
     assert "SGD 0.50 s = 125× plaintext, 97 MB (65 MB party to party), 98 rounds" in row
     assert "(updates 0.44–0.61 s)" in row
     assert "(straightforward CrypTen 400×, 200 MB, 150 MB party to party)" in row
+    assert "targets" not in row  # an older record without them
+    # the benchmark's verdicts (in the order, whatever the JSON's key order) and
+    # Adam's byte budget
+    record["result"]["targets"] = {
+        "adam_bytes": {"limit": 75e6, "measured": 9e7, "met": False},
+        "sgd_ratio": {"limit": 30.0, "measured": 125.0, "met": False},
+    }
+    record["result"]["profile"] = {
+        "ours_adam": {
+            "bytes_budget": {
+                "networks": 4.9e7,
+                "start": 2.2e7,
+                "newton": 2.6e7,
+                "newton_steps": 4,
+                "optimiser_rest": 6e6,
+            }
+        }
+    }
+    (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
+    row = next(
+        ln for ln in gen.headline_table(tmp_path).splitlines() if "secure MADDPG update cost" in ln
+    )
+    assert "targets: SGD ≤ 30× not met, Adam ≤ 75 MB not met" in row
+    assert "the network passes 49 MB, 1/√v̂ 22 MB for the start value and 26 MB for 4" in row
     row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
     assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
