@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import torch
 
 
-class PartyContext(Protocol):
+class _Context(Protocol):
     """What the gathers below read of a party's context
     (:class:`smpc_gym.secure.runtime.PartyContext`, which this module does not import:
     the runtime imports the dealer, and the dealer this module's byte counter)."""
@@ -41,6 +41,7 @@ class PartyContext(Protocol):
     def comm(self) -> Any: ...
 
     def comm_stats(self) -> dict[str, int]: ...
+
 
 __all__ = [
     "PhaseProfile",
@@ -75,7 +76,7 @@ def dealer_bytes() -> float:
     return _DEALER_BYTES["party0"]
 
 
-def gather_tensors(ctx: PartyContext, tensor: torch.Tensor, dst: int) -> list[torch.Tensor] | None:
+def gather_tensors(ctx: _Context, tensor: torch.Tensor, dst: int) -> list[torch.Tensor] | None:
     """Gather every party's ``tensor`` (same shape and dtype everywhere) on ``dst``.
 
     Returns the list in rank order on ``dst`` and ``None`` elsewhere. Counted in CrypTen's
@@ -96,7 +97,7 @@ def gather_tensors(ctx: PartyContext, tensor: torch.Tensor, dst: int) -> list[to
     return None
 
 
-def gather_comm_stats(ctx: PartyContext, dst: int = 0) -> list[dict[str, int]] | None:
+def gather_comm_stats(ctx: _Context, dst: int = 0) -> list[dict[str, int]] | None:
     """Collective: every party's ``{"bytes", "rounds"}`` (rank order) on ``dst``, else None.
 
     The gather itself is not counted (it happens after the counters are read).
