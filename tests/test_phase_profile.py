@@ -174,8 +174,9 @@ def _bench() -> ModuleType:
 
 def test_network_model_matches_a_hand_worked_case() -> None:
     predict = _bench().predict_seconds
-    # 1 s compute, 100 rounds at 40 ms, 100 MB sent+received (50 MB each way) at 100 Mbit/s
-    assert predict(1.0, 100e6, 100, 100.0, 40.0) == pytest.approx(1.0 + 4.0 + 4.0)
+    # 1 s compute, 100 exchanges at 40 ms RTT (20 ms one way each), 100 MB sent+received
+    # between the parties (50 MB each way) at 100 Mbit/s
+    assert predict(1.0, 100e6, 100, 100.0, 40.0) == pytest.approx(1.0 + 2.0 + 4.0)
     assert predict(2.0, 5e6, 10, None, 0.0) == 2.0  # no limit, no delay: compute only
 
 
