@@ -328,6 +328,9 @@ def _h_secure_maddpg(d: dict[str, Any]) -> str:
         text += f", {o['rounds']:.0f} rounds"
         if o.get("wan_kind") == "measured":
             text += f", {o['wan_s']:.1f} s over a 100 Mbit/s 40 ms WAN"
+            wan = (r.get("network") or {}).get(f"ours_{opt}", {}).get("wan")
+            if wan:  # the network model's prediction for the same link
+                text += f" (model {wan['predicted_s']:.1f} s)"
         if o.get("updates_s"):  # the timed updates' spread: the machine's noise
             text += f" (updates {min(o['updates_s']):.2f}–{max(o['updates_s']):.2f} s)"
         parts.append(text)

@@ -248,6 +248,7 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
         ln for ln in gen.headline_table(tmp_path).splitlines() if "secure MADDPG update cost" in ln
     )
     assert "targets: SGD ≤ 30× not met, Adam ≤ 75 MB not met" in row
+    assert "WAN" not in row  # no emulated-link run in this record
     assert "the network passes 49 MB, 1/√v̂ 22 MB for the start value and 26 MB for 4" in row
     row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
     assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
