@@ -917,7 +917,8 @@ def _print_targets(out: dict) -> None:
         "adam_bytes": "Adam update, MB",
     }
     print("\nagainst the targets (this run)")
-    for name, t in out["targets"].items():
+    for name in [k for k in TARGETS if k in out["targets"]]:  # in TARGETS' order
+        t = out["targets"][name]
         mb = name.endswith("bytes")
         unit = 1e6 if mb else 1.0
         gap = (
