@@ -26,11 +26,17 @@ extra exchange per triple batch, counted in party 0's bytes and rounds) or
 
 The versions are timed interleaved (one update of each per round), so a change of load
 on a shared machine hits all of them alike; the ratios are the figures to compare. The
-optimisers of ours take turns at going first in a round: the update that goes first is
-slower for the same work (its forward pass 57 against 42 ms in two runs with a fixed
-order, SGD always first; with turns the two optimisers' forward passes took 42–57 ms
-alike; the cause is not known, and it stays without the plaintext blocks or without the
-straightforward updates), and a fixed order charged that to one optimiser only.
+optimisers of ours take turns at going first in a round, because an update is slower
+for the same work right after an *Adam* update of ours: in four runs of a copy without
+the plaintext blocks and the straightforward updates (8 rounds each), SGD after Adam
+took 0.124–0.158 s on average against 0.112–0.127 s after SGD (the first round's SGD
+update, which follows Adam's warm-up, left out), Adam after Adam
+0.284–0.318 s against 0.248–0.267 s after SGD. The cause is not known (with
+``--profile`` the dealer has answered every earlier request before an update's clock
+starts, and the effect stays). With a fixed order (SGD first) every SGD update came
+after an Adam one (the straightforward update and the plaintext block between) and every
+Adam update right after an SGD one; with turns each optimiser's figure averages both
+neighbours. A training run with Adam alone has an Adam update before every update.
 
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size
