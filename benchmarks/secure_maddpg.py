@@ -134,7 +134,8 @@ passes alone). With
 "rtt_emulated"}}, "ours_<opt>": {link: {"measured_s", "predicted_s", "bytes",
 "bytes_dealer", "rounds"}, "rtt_factor_fit"}}`` (``rtt_factor_fit``: the multiple of
 the model's ``rtt/2`` per round that makes it match the WAN measurement; 1.0 if
-exact); where namespaces cannot be made, ``network_unavailable`` names why and ``lan_s``/``wan_s`` stay ``"predicted"``.
+exact); where namespaces cannot be made, ``network_unavailable`` names why and
+``lan_s``/``wan_s`` stay ``"predicted"``.
 """
 
 from __future__ import annotations
@@ -833,9 +834,7 @@ def main() -> None:
                 "local_s": local_s,
                 "local_ratio_to_plain": local_s / plain,
                 # what the networks' passes send, whatever the optimiser does
-                "bytes_outside_optimiser": sum(
-                    v["bytes"] for k, v in phases.items() if not k.startswith("optimiser")
-                ),
+                "bytes_outside_optimiser": sum(phases[k]["bytes"] for k in _network_phases(phases)),
             }
     out["targets"] = _targets(out)
     if "profile" in out and "ours_adam" in out["profile"]:
@@ -891,6 +890,11 @@ def _targets(out: dict) -> dict:
     return found
 
 
+def _network_phases(phases: dict) -> list[str]:
+    """The profile phases of the networks' passes: every one outside the optimiser."""
+    return [k for k in phases if not k.startswith("optimiser")]
+
+
 def _bytes_budget(phases: dict, newton_steps: int) -> dict:
     """Where an Adam update's bytes go, from its profile's phases (per update, dealer part
     beside each): the networks' passes (every phase outside the optimiser), the start
@@ -900,7 +904,7 @@ def _bytes_budget(phases: dict, newton_steps: int) -> dict:
     from smpc_gym.secure.optim import SecureAdam
 
     groups = {
-        "networks": [k for k in phases if not k.startswith("optimiser")],
+        "networks": _network_phases(phases),
         "start": ["optimiser.adam_rsqrt_start"],
         "newton": ["optimiser.adam_newton"],
         "optimiser_rest": ["optimiser"],

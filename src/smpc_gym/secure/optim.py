@@ -334,9 +334,9 @@ class SecureAdam:
 
         ``y₀`` is then each group's candidate (the level-2 bits times public constants,
         local) picked by the ``c_k`` (bit injections again, one round; with a dealer the
-        ``c_k``'s masked bits from level 1's injection are reused, :func:`~smpc_gym.secure.mpc_nn.inject_again`,
-        so only the candidates are opened): 15 rounds, as many as with untruncated
-        comparisons, and about a fifth fewer bytes.
+        ``c_k``'s masked bits from level 1's injection are reused,
+        :func:`~smpc_gym.secure.mpc_nn.inject_again`, so only the candidates are opened):
+        15 rounds, as many as with untruncated comparisons, and about a fifth fewer bytes.
 
         **Fuzz.** A truncation rounds stochastically, so a comparison may answer either
         way for ``x`` less than ``2^-START_FUZZ_BITS`` (relative) below its threshold (group 0's
