@@ -376,3 +376,37 @@ def test_xor_terms_is_the_xor_of_each_outputs_terms_at_every_width() -> None:
                     if (i, j) != (rnd.rows, rnd.rows):  # padding
                         want[o] ^= left[i] & right[j]
             assert torch.equal(carry.xor_terms(left, right, rnd), want), nbits
+
+
+def test_requests_leave_in_order_from_the_sender_thread_and_a_failed_send_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Party 0 hands its request frames to one sender thread (:func:`dealer._send_later`):
+    they must reach the dealer in the order they were handed over (it answers in turn,
+    each reply into the buffer posted for it), even when an earlier send is slow, and a
+    send that fails must come back to the caller, not vanish in the thread."""
+    import threading
+    import time
+
+    import torch.distributed as dist
+
+    from smpc_gym.secure import dealer
+
+    sent: list[int] = []
+    caller = threading.get_ident()
+
+    def fake_send(frame: torch.Tensor, dst: int, group: object) -> None:
+        assert threading.get_ident() != caller, "the send ran on the caller's thread"
+        if int(frame[0]) == 0:
+            time.sleep(0.2)  # a slow first send: the others must wait for it
+        if int(frame[0]) == 3:
+            raise RuntimeError("connection closed")
+        sent.append(int(frame[0]))
+
+    monkeypatch.setattr(dist, "send", fake_send)
+    futures = [dealer._send_later(torch.tensor([i]), 2, None) for i in range(4)]
+    for f in futures[:3]:
+        f.result(timeout=10)
+    with pytest.raises(RuntimeError, match="connection closed"):
+        futures[3].result(timeout=10)
+    assert sent == [0, 1, 2]

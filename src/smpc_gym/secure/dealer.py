@@ -62,6 +62,7 @@ shares, which it never sees. The dealer must not collude with a party.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import resource
 import time
@@ -560,14 +561,41 @@ def _request(func: str, args: Sequence[Any], kwargs: dict | None = None) -> torc
     return _Reply(func, args, kwargs).result()
 
 
+_SENDER: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _send_later(frame: torch.Tensor, dst: int, group: Any) -> concurrent.futures.Future:
+    """Party 0: send ``frame`` to the dealer from this process's one sender thread.
+
+    gloo's ``isend`` is not always quick: while gloo's I/O thread reads a multi-megabyte
+    reply on the same connection, the call waits for it (a prefetched refill's reply is
+    often arriving when the next request goes out). Measured in party 0 (``cProfile``,
+    7 Adam updates of the cost benchmark): 14 requests per update, 3.2 ms each inside
+    ``isend``, ~45 ms of a ~0.45 s update with party 1 waiting too. The sender thread
+    waits instead (the call releases the GIL). One thread keeps the frames in the order
+    they were handed over, so the dealer answers them in that order and every reply
+    still lands in its own buffer; the frame tensor stays referenced by the future's
+    work item until it is sent.
+    """
+    sender = _SENDER.get("pool")
+    if sender is None:
+        sender = _SENDER["pool"] = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="smpc-dealer-send"
+        )
+    import torch.distributed as dist
+
+    return sender.submit(dist.send, frame, dst, group)
+
+
 class _Reply:
     """Party 0: a request sent now whose reply is read later (:meth:`result`).
 
-    The frame goes out with ``isend`` and the reply buffer is posted with ``irecv``, so
-    the dealer computes the reply while the parties go on; requests and replies keep
-    their order (one channel, answered in turn), so a later synchronous :func:`_request`
-    still gets its own reply. Counted like :func:`_request` (one round, the frame plus
-    the reply), with the time spent waiting in :meth:`result`; a ``pooled`` reply's
+    The reply buffer is posted with ``irecv`` and the frame is handed to the sender
+    thread (:func:`_send_later`), so the dealer computes the reply while the parties go
+    on; requests and replies keep their order (one sender, one channel, answered in
+    turn), so a later synchronous :func:`_request` still gets its own reply. A failed
+    send is raised by :meth:`result`. Counted like :func:`_request` (one round, the frame
+    plus the reply), with the time spent waiting in :meth:`result`; a ``pooled`` reply's
     words are counted by :class:`Pools` as its correlations are handed out instead.
     """
 
@@ -586,15 +614,16 @@ class _Reply:
         self._frame = encode(func, args, kwargs)  # kept alive until sent
         ttp, group = self._comm.get_ttp_rank(), self._comm.ttp_comm_group
         self.reply = torch.empty(result_size(*decode(self._frame)), dtype=torch.int64)
-        self._works = [
-            dist.isend(self._frame, dst=ttp, group=group),
-            dist.irecv(self.reply, src=ttp, group=group),
-        ]
+        self._works = [dist.irecv(self.reply, src=ttp, group=group)]
+        self._sent: concurrent.futures.Future | None = _send_later(self._frame, ttp, group)
 
     def result(self) -> torch.Tensor:
-        """The reply (waits for it the first time)."""
-        if self._works:
+        """The reply (waits for it the first time; raises if the request was not sent)."""
+        if self._sent is not None or self._works:
             t0 = time.perf_counter()
+            sent, self._sent = self._sent, None
+            if sent is not None:
+                sent.result()
             for w in self._works:
                 w.wait()
             self._works = []
@@ -661,8 +690,6 @@ def stop() -> None:
     """Party 0: tell the dealer to stop (a ``terminate`` frame), and keep CrypTen's
     shutdown from sending its pickled one. A no-op elsewhere or without a dealer."""
     crypten = crypten_module()
-    import torch.distributed as dist
-
     comm = crypten.communicator.get()
     if comm is None or not getattr(comm, "ttp_initialized", False):
         return
@@ -673,7 +700,8 @@ def stop() -> None:
         found = getattr(TTPClient.get(), "_smpc_pools", None)
         if found is not None:
             found.drain()  # read every prefetched reply before the dealer stops
-        dist.send(encode("terminate"), dst=comm.get_ttp_rank(), group=comm.ttp_comm_group)
+        # through the sender thread too: after every earlier frame
+        _send_later(encode("terminate"), comm.get_ttp_rank(), comm.ttp_comm_group).result()
 
 
 class Pools:
