@@ -31,9 +31,11 @@ for the same work right after an *Adam* update of ours: in four runs of a copy w
 the plaintext blocks and the straightforward updates (8 rounds each), SGD after Adam
 took 0.124–0.158 s on average against 0.112–0.127 s after SGD (the first round's SGD
 update, which follows Adam's warm-up, left out), Adam after Adam
-0.284–0.318 s against 0.248–0.267 s after SGD. The cause is not known (with
-``--profile`` the dealer has answered every earlier request before an update's clock
-starts, and the effect stays). With a fixed order (SGD first) every SGD update came
+0.284–0.318 s against 0.248–0.267 s after SGD. The cause is not known; it is not
+background work (with ``--profile`` the dealer has answered every earlier request
+before an update's clock starts, and a 0.4 s pause before every update left Adam after
+Adam at 402 ms against 354 ms after SGD) and not Python's garbage collector (run before
+and disabled during every update: 445 against 382 ms). With a fixed order (SGD first) every SGD update came
 after an Adam one (the straightforward update and the plaintext block between) and every
 Adam update right after an SGD one; with turns each optimiser's figure averages both
 neighbours. A training run with Adam alone has an Adam update before every update.
