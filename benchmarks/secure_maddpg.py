@@ -35,10 +35,10 @@ update, which follows Adam's warm-up, left out), Adam after Adam
 background work (with ``--profile`` the dealer has answered every earlier request
 before an update's clock starts, and a 0.4 s pause before every update left Adam after
 Adam at 402 ms against 354 ms after SGD) and not Python's garbage collector (run before
-and disabled during every update: 445 against 382 ms). With a fixed order (SGD first) every SGD update came
-after an Adam one (the straightforward update and the plaintext block between) and every
-Adam update right after an SGD one; with turns each optimiser's figure averages both
-neighbours. A training run with Adam alone has an Adam update before every update.
+and disabled during every update: 445 against 382 ms). With a fixed order (SGD first)
+every SGD update came after an Adam one (the straightforward update and the plaintext
+block between) and every Adam update right after an SGD one; with turns each
+optimiser's figure averages both neighbours. A training run with Adam alone has an Adam update before every update.
 
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size

@@ -63,6 +63,7 @@ shares, which it never sees. The dealer must not collude with a party.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import resource
 import time
@@ -561,7 +562,12 @@ def _request(func: str, args: Sequence[Any], kwargs: dict | None = None) -> torc
     return _Reply(func, args, kwargs).result()
 
 
-_SENDER: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+@functools.cache
+def _sender() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's one dealer-request sender thread (made on first use)."""
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="smpc-dealer-send"
+    )
 
 
 def _send_later(frame: torch.Tensor, dst: int, group: Any) -> concurrent.futures.Future:
@@ -577,14 +583,9 @@ def _send_later(frame: torch.Tensor, dst: int, group: Any) -> concurrent.futures
     still lands in its own buffer; the frame tensor stays referenced by the future's
     work item until it is sent.
     """
-    sender = _SENDER.get("pool")
-    if sender is None:
-        sender = _SENDER["pool"] = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="smpc-dealer-send"
-        )
     import torch.distributed as dist
 
-    return sender.submit(dist.send, frame, dst, group)
+    return _sender().submit(dist.send, frame, dst, group)
 
 
 class _Reply:
