@@ -105,7 +105,8 @@ time; ``bytes`` is the total, and the figure the targets are read against. Each
 ``ours_*`` entry also has ``lan_s`` and ``wan_s`` (seconds per update on the LAN / WAN
 link) with ``lan_kind`` / ``wan_kind``: ``"measured"`` (emulated in full),
 ``"measured+predicted_latency"`` (bandwidth emulated, the RTT term added by the model)
-or ``"predicted"`` (model only). With ``--profile``: ``profile`` = ``{"ours_<opt>":
+or ``"predicted"`` (model only); ``straightforward`` has them too, always
+``"predicted"`` from its loopback run (it is not re-run over the emulated links). With ``--profile``: ``profile`` = ``{"ours_<opt>":
 {"update_s", "phases": {name: {"calls", "wall_s", "comm_s", "local_s", "bytes",
 "bytes_dealer", "rounds"}} (per update; ``bytes_dealer`` the phase's dealer traffic),
 "unattributed_s", "act": {"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"},
@@ -746,6 +747,13 @@ def _network(args, out: dict, optimizers) -> None:
             net[key]["rtt_factor_fit"] = lat / (rounds * rtt / 2e3) if rounds else None
     if measured:
         out["network"] = net
+    sf = out.get("straightforward")
+    if sf is not None:  # the model only: its ~900 rounds over the WAN would take minutes
+        nbytes = sf["bytes"] - sf.get("bytes_dealer", 0.0)
+        for link in ("lan", "wan"):
+            rate, rtt, _ = LINKS[link]
+            sf[f"{link}_s"] = predict_seconds(sf["seconds"], nbytes, sf["rounds"], rate, rtt)
+            sf[f"{link}_kind"] = "predicted"
 
 
 def main() -> None:
@@ -869,10 +877,10 @@ def main() -> None:
             f"{labels[k]:<24}{v['seconds']:>10.3f}{v['ratio_to_plain']:>10.0f}"
             f"{v['bytes'] / 1e6:>9.1f}{v['rounds']:>8.0f}{sp:>9.2f}x"
         )
-    for o in optimizers:
-        v = out[f"ours_{o}"]
+    for k in [f"ours_{o}" for o in optimizers] + ["straightforward"]:
+        v = out[k]
         print(
-            f"ours ({o}) per update: LAN {v['lan_s']:.3f} s ({v['lan_kind']}), "
+            f"{labels[k]} per update: LAN {v['lan_s']:.3f} s ({v['lan_kind']}), "
             f"WAN {v['wan_s']:.3f} s ({v['wan_kind']})"
         )
     if "network" in out:

@@ -144,7 +144,7 @@ def test_results_pages_and_readme_headline_match_the_benchmark_json() -> None:
     assert not stale, f"stale results pages {stale}: run python docs/gen_results.py"
     assert not gen.update_readme(
         ROOT / "README.md", ROOT / "benchmarks" / "results", write=False
-    ), "README's headline table is stale: run python docs/gen_results.py"
+    ), "README's generated tables are stale: run python docs/gen_results.py"
 
 
 def test_the_staleness_check_sees_a_changed_figure(tmp_path: Path) -> None:
@@ -210,28 +210,89 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
     table = gen.headline_table(tmp_path)
     row = next(ln for ln in table.splitlines() if "secure MADDPG update cost" in ln)
     assert "(docs/results/secure-maddpg.md)" in row
-    assert "SGD 0.50 s = 125× plaintext, 97 MB, 98 rounds" in row
-    assert "(straightforward CrypTen 400×, 200 MB)" in row and "Adam" not in row  # none recorded
-    # a record with the dealer's share of the bytes and every update's seconds shows the
-    # party-to-party bytes and the timed updates' spread
-    record["result"]["ours_sgd"].update(
-        bytes_dealer=3.2e7, updates_s=[0.45, 0.61, 0.44], warmup_s=[1.2, 0.5, 0.5]
-    )
-    record["result"]["straightforward"]["bytes_dealer"] = 5e7
+    assert "SGD 0.50 s = 125× plaintext (straightforward CrypTen 400×); SGD 97 MB, 98" in row
+    assert "Adam" not in row and "targets" not in row  # none recorded
+    # with Adam, the dealer's share of the bytes and the benchmark's verdicts (in the
+    # issue's order, whatever the JSON's key order)
+    record["result"]["ours_adam"] = {
+        "seconds": 0.9,
+        "ratio_to_plain": 225.0,
+        "bytes": 1.1e8,
+        "bytes_dealer": 4e7,
+        "rounds": 200,
+    }
+    record["result"]["targets"] = {
+        "adam_bytes": {"limit": 75e6, "measured": 1.1e8, "met": False},
+        "sgd_ratio": {"limit": 30.0, "measured": 125.0, "met": False},
+    }
     (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
     row = next(
         ln for ln in gen.headline_table(tmp_path).splitlines() if "secure MADDPG update cost" in ln
     )
-    assert "SGD 0.50 s = 125× plaintext, 97 MB (65 MB party to party), 98 rounds" in row
-    assert "(updates 0.44–0.61 s)" in row
-    assert "(straightforward CrypTen 400×, 200 MB, 150 MB party to party)" in row
-    assert "targets" not in row  # an older record without them
-    # the benchmark's verdicts (in the issue's order, whatever the JSON's key order) and
-    # Adam's byte budget
-    record["result"]["targets"] = {
-        "adam_bytes": {"limit": 75e6, "measured": 9e7, "met": False},
-        "sgd_ratio": {"limit": 30.0, "measured": 125.0, "met": False},
+    assert "Adam 0.90 s = 225× plaintext (straightforward CrypTen 400×)" in row
+    assert "Adam 110 MB (70 MB party to party), 200 rounds" in row
+    assert "targets: SGD ≤ 30× not met, Adam ≤ 75 MB not met" in row
+    row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
+    assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
+
+
+def test_cost_table_comes_from_the_json(tmp_path: Path) -> None:
+    gen = _gen()
+    assert "Not measured yet: `python benchmarks/record.py secure_maddpg" in gen.cost_table(
+        tmp_path
+    )
+    ours = {
+        "seconds": 0.5,
+        "ratio_to_plain": 125.0,
+        "bytes": 9.7e7,
+        "bytes_dealer": 3.2e7,
+        "rounds": 98,
+        "updates_s": [0.45, 0.61, 0.44],
+        "lan_s": 0.61,
+        "lan_kind": "predicted",
+        "wan_s": 3.2,
+        "wan_kind": "predicted",
     }
+    record = {
+        "benchmark": "secure_maddpg",
+        "date": "2026-12-01T09:05:00Z",
+        "command": "python benchmarks/secure_maddpg.py --json",
+        "load_before": [0.5, 0.4, 0.3],
+        "load_after": [1.5, 0.4, 0.3],
+        "result": {
+            "plain_s": 0.004,
+            "config": {"hidden": 64, "batch": 32},
+            "ours_sgd": ours,
+            "straightforward": {
+                "seconds": 1.6,
+                "ratio_to_plain": 400.0,
+                "bytes": 2e8,
+                "rounds": 446,
+            },
+        },
+    }
+    (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
+    text = gen.cost_table(tmp_path)
+    assert "actors 10-64-64-2, critics 14-64-64-1, batch 32" in text
+    assert "plaintext update (4.00 ms)" in text
+    assert (
+        "2026-12-01 09:05 UTC, load 0.5 → 1.5; `python benchmarks/secure_maddpg.py --json`" in text
+    )
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    assert rows[1:] == [
+        "| ours, SGD | 0.5 s (0.44–0.61) | 125× | 65 + 32 | 98 | model 0.61 s | model 3.2 s |",
+        "| straightforward CrypTen, SGD | 1.6 s | 400× | 200 | 446 | – | – |",
+    ]
+    assert "Targets" not in text and "Newton" not in text  # not in this record
+    # measured links show the model's prediction beside them; the LAN's RTT note follows
+    # the record's link table; the verdicts and Adam's byte budget follow the table
+    ours.update(lan_kind="measured+predicted_latency", wan_kind="measured", wan_s=3.4)
+    record["result"]["network"] = {
+        "links": {"lan": {"rate_mbit": 1000.0, "rtt_ms": 0.5, "rtt_emulated": False}},
+        "ours_sgd": {"lan": {"predicted_s": 0.7}, "wan": {"predicted_s": 3.3}},
+    }
+    record["result"]["ours_adam"] = {**ours, "bytes": 1.1e8}
+    record["result"]["targets"] = {"adam_bytes": {"limit": 75e6, "measured": 1.1e8, "met": False}}
     record["result"]["profile"] = {
         "ours_adam": {
             "bytes_budget": {
@@ -244,11 +305,12 @@ def test_headline_rows_come_from_the_json_or_say_todo(tmp_path: Path) -> None:
         }
     }
     (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
-    row = next(
-        ln for ln in gen.headline_table(tmp_path).splitlines() if "secure MADDPG update cost" in ln
+    text = gen.cost_table(tmp_path)
+    assert (
+        "| ours, SGD | 0.5 s (0.44–0.61) | 125× | 65 + 32 | 98 | 0.61 s | 3.40 s (model 3.30 s) |"
+        in text
     )
-    assert "targets: SGD ≤ 30× not met, Adam ≤ 75 MB not met" in row
-    assert "WAN" not in row  # no emulated-link run in this record
-    assert "the network passes 49 MB, 1/√v̂ 22 MB for the start value and 26 MB for 4" in row
-    row = next(ln for ln in table.splitlines() if "secure aggregation" in ln)
-    assert "not measured yet" in row and "record.py secure_aggregation" in row and "](" not in row
+    assert "| ours, Adam | 0.5 s (0.44–0.61) | 125× | 78 + 32 | 98 | 0.61 s | 3.40 s |" in text
+    assert "Targets: Adam ≤ 75 MB not met." in text
+    assert "Of Adam's 110 MB, the network passes take 49, `1/√v̂` 22 for its start" in text
+    assert "the LAN's 0.5 ms RTT is added by the model" in text
