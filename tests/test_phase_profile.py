@@ -180,6 +180,38 @@ def test_network_model_matches_a_hand_worked_case() -> None:
     assert predict(2.0, 5e6, 10, None, 0.0) == 2.0  # no limit, no delay: compute only
 
 
+def test_sweep_predicts_each_link_from_the_local_run_and_reuses_the_wan(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _bench()
+    local = {"seconds": 0.3, "bytes": 60e6, "bytes_dealer": 20e6, "rounds": 200}
+    wan = {**local, "seconds": 6.0}
+    ran = []
+
+    def fake_link(args, link, rate, rtt, updates=None):  # the model's time, plus 10%
+        assert updates == 2  # --sweep-updates, not --updates
+        ran.append((rate, rtt))
+        pred = bench.predict_seconds(0.3, 40e6, 200, rate, rtt)
+        return {"ours_adam": {**local, "seconds": 1.1 * pred}}
+
+    monkeypatch.setattr(bench, "_one_link", fake_link)
+    measured = {"local": {"ours_adam": local}, "wan": {"ours_adam": wan}}
+    rows = bench._sweep(argparse.Namespace(sweep_updates=2), measured, ["ours_adam"])
+    assert len(rows) == len(bench.SWEEP)
+    assert bench.LINKS["wan"][:2] not in ran  # the WAN's own run is reused, not repeated
+    assert len(ran) == len(bench.SWEEP) - 1
+    by_link = {(r["rate_mbit"], r["rtt_ms"]): r for r in rows}
+    w = by_link[bench.LINKS["wan"][:2]]
+    assert w["measured_s"] == 6.0
+    assert w["predicted_s"] == pytest.approx(bench.predict_seconds(0.3, 40e6, 200, 100.0, 40.0))
+    other = by_link[(25.0, 40.0)]
+    assert other["measured_over_predicted"] == pytest.approx(1.1)
+    # the picture: both halves of the sweep against the model's lines
+    out = {"network": {"sweep": rows, "ours_adam": {"local": {**local, "measured_s": 0.3}}}}
+    bench._plot(out, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_targets_and_the_adam_byte_budget_are_read_from_the_run() -> None:
     bench = _bench()
     out = {
@@ -228,6 +260,20 @@ def _netns() -> ModuleType:
     finally:
         sys.path.pop(0)
     return netns
+
+
+def test_relay_paces_each_sender_like_a_link_and_then_delays() -> None:
+    schedule = _netns().schedule
+    # 1 MB/s uplink, 20 ms one way: a 10 kB packet read at t = 1 s takes 10 ms to send
+    free, due = schedule(0.0, 1.0, 10_000, 1e6, 0.02)
+    assert (free, due) == (pytest.approx(1.01), pytest.approx(1.03))
+    # the next one, read at once, waits for the uplink: no burst credit from idle time
+    free, due = schedule(free, 1.0, 10_000, 1e6, 0.02)
+    assert (free, due) == (pytest.approx(1.02), pytest.approx(1.04))
+    # after a long idle wait it starts when it is read, not earlier
+    assert schedule(free, 5.0, 10_000, 1e6, 0.02) == (pytest.approx(5.01), pytest.approx(5.03))
+    # no rate limit: only the delay, and the uplink stays free
+    assert schedule(0.0, 1.0, 10_000, None, 0.02) == (0.0, pytest.approx(1.02))
 
 
 @pytest.mark.parametrize("rtt_ms", [0.0, 2.0])
