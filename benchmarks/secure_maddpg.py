@@ -138,7 +138,13 @@ passes alone). With
 "bytes_dealer", "rounds"}, "rtt_factor_fit"}}`` (``rtt_factor_fit``: the multiple of
 the model's ``rtt/2`` per round that makes it match the WAN measurement; 1.0 if
 exact); where namespaces cannot be made, ``network_unavailable`` names why and
-``lan_s``/``wan_s`` stay ``"predicted"``.
+``lan_s``/``wan_s`` stay ``"predicted"``. ``--sweep`` (with ``--network``) runs ours over
+the :data:`SWEEP` links too, every one with its rate and RTT emulated, and adds
+``network.sweep`` (``--sweep-updates`` timed updates after as many untimed ones per
+link, 2 by default: the links are slow): one row per link and optimiser, ``{"version", "rate_mbit", "rtt_ms",
+"measured_s", "predicted_s", "measured_over_predicted"}`` (the prediction from the
+``local`` run's seconds, bytes and rounds); ``--plot PNG`` draws those rows against the
+model's lines.
 """
 
 from __future__ import annotations
@@ -188,6 +194,12 @@ TARGETS = {
 #: emulated links: name -> (rate in Mbit/s or None, RTT in ms, RTT emulated?)
 LINKS = {"local": (None, 0.0, True), "lan": (1000.0, 0.5, False), "wan": (100.0, 40.0, True)}
 NET_TIMEOUT_S = 1200  # bound on one emulated-link run (all parties)
+#: ``--sweep``'s links, ``(rate Mbit/s, RTT ms)``, both emulated on every one: the RTT
+#: varied at 100 Mbit/s and the rate at a 40 ms RTT (the WAN, run once for both), so each
+#: term of the network model is checked over a range and not at one point
+SWEEP = ((100.0, 10.0), (100.0, 40.0), (100.0, 100.0), (25.0, 40.0), (50.0, 40.0))
+#: the value each half of the sweep holds fixed
+SWEEP_FIXED = {"rate_mbit": 100.0, "rtt_ms": 40.0}
 
 
 def _data(n: int, high: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -649,19 +661,21 @@ def _net_role(args, cfg: sm.Config, data, high, optimizers) -> None:
         print("NETRESULT " + json.dumps(res), flush=True)
 
 
-def _one_link(args, link: str) -> dict:
-    """Start the parties (and dealer) in namespaces joined by ``link``; party 0's figures."""
+def _one_link(args, link: str, rate: float | None, rtt: float, updates: int | None = None) -> dict:
+    """Start the parties (and dealer) in namespaces joined by a link of ``rate`` Mbit/s
+    (None: no limit) and ``rtt`` ms added round-trip time (0: none); party 0's figures.
+    ``link`` names it (in the namespaces' names and errors); ``updates``: timed updates
+    and warm-up updates each (default: ``--updates`` and ``--warmup``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from netns import Testbed
 
-    rate, rtt, rtt_emulated = LINKS[link]
     n = 3 if args.provider == DEFAULT_PROVIDER else 2
     base = [
         sys.executable, str(Path(__file__).resolve()), "--hidden", str(args.hidden),
-        "--batch", str(args.batch), "--updates", str(args.updates), "--warmup",
-        str(args.warmup), "--optimizer", args.optimizer, "--provider", args.provider,
+        "--batch", str(args.batch), "--updates", str(updates or args.updates), "--warmup",
+        str(updates or args.warmup), "--optimizer", args.optimizer, "--provider", args.provider,
     ]  # fmt: skip
-    with Testbed(n, rate_mbit=rate, rtt_ms=rtt if rtt_emulated else 0.0, tag=link) as tb:
+    with Testbed(n, rate_mbit=rate, rtt_ms=rtt, tag=link) as tb:
         rdv = f"tcp://{tb.ip(0)}:29500"
         procs = []
         try:
@@ -695,8 +709,8 @@ def _network(args, out: dict, optimizers) -> None:
 
         reason = unavailable()
         if reason is None:
-            for link in LINKS:
-                measured[link] = _one_link(args, link)
+            for link, (rate, rtt, emulated) in LINKS.items():
+                measured[link] = _one_link(args, link, rate, rtt if emulated else 0.0)
         else:  # say so, and give the model alone
             print(f"--network: cannot emulate links here ({reason}); model only", file=sys.stderr)
             out["network_unavailable"] = reason
@@ -747,6 +761,8 @@ def _network(args, out: dict, optimizers) -> None:
             net[key]["rtt_factor_fit"] = lat / (rounds * rtt / 2e3) if rounds else None
     if measured:
         out["network"] = net
+        if args.sweep:
+            net["sweep"] = _sweep(args, measured, keys)
     sf = out.get("straightforward")
     if sf is not None:  # the model only: its ~900 rounds over the WAN would take minutes
         nbytes = sf["bytes"] - sf.get("bytes_dealer", 0.0)
@@ -754,6 +770,92 @@ def _network(args, out: dict, optimizers) -> None:
             rate, rtt, _ = LINKS[link]
             sf[f"{link}_s"] = predict_seconds(sf["seconds"], nbytes, sf["rounds"], rate, rtt)
             sf[f"{link}_kind"] = "predicted"
+
+
+def _sweep(args, measured: dict, keys: list[str]) -> list[dict]:
+    """Ours over the :data:`SWEEP` links, each row measured beside the network model's
+    prediction from the ``local`` run (``measured``: the :data:`LINKS` runs; the WAN's
+    is reused where a sweep link is the WAN)."""
+    rows = []
+    for i, (rate, rtt) in enumerate(SWEEP):
+        wan_rate, wan_rtt, _ = LINKS["wan"]
+        if (rate, rtt) == (wan_rate, wan_rtt):
+            got = measured["wan"]
+        else:
+            print(f"--sweep: {rate:g} Mbit/s, {rtt:g} ms RTT", file=sys.stderr, flush=True)
+            got = _one_link(args, f"sw{i}", rate, rtt, args.sweep_updates)
+        for key in keys:
+            base, m = measured["local"][key], got[key]
+            nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)
+            pred = predict_seconds(base["seconds"], nbytes, base["rounds"], rate, rtt)
+            rows.append(
+                {
+                    "version": key,
+                    "rate_mbit": rate,
+                    "rtt_ms": rtt,
+                    "measured_s": m["seconds"],
+                    "predicted_s": pred,
+                    "measured_over_predicted": m["seconds"] / pred,
+                }
+            )
+    return rows
+
+
+def _plot(out: dict, path: Path) -> None:
+    """Seconds per update against the RTT (at the sweep's 100 Mbit/s) and against the
+    rate (at its 40 ms RTT): measured points, the network model's lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = out["network"]["sweep"]
+    local = {k: out["network"][k]["local"] for k in out["network"] if k.startswith("ours_")}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, colour in (("ours_sgd", "tab:blue"), ("ours_adam", "tab:orange")):
+        if key not in local:
+            continue
+        base = local[key]
+        own = [r for r in rows if r["version"] == key]
+        nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)
+        label = key.replace("ours_", "ours, ").replace("sgd", "SGD").replace("adam", "Adam")
+        for ax, fixed, vary in ((axes[0], "rate_mbit", "rtt_ms"), (axes[1], "rtt_ms", "rate_mbit")):
+            value = SWEEP_FIXED[fixed]
+            pts = sorted((r[vary], r["measured_s"]) for r in own if r[fixed] == value)
+            xs = [x for x, _ in pts]
+            lo, hi = min(xs), max(xs)
+            grid = [lo + (hi - lo) * i / 50 for i in range(51)]
+            model = [
+                predict_seconds(
+                    base["measured_s"],
+                    nbytes,
+                    base["rounds"],
+                    x if vary == "rate_mbit" else value,
+                    x if vary == "rtt_ms" else value,
+                )
+                for x in grid
+            ]
+            ax.plot(grid, model, color=colour, lw=1, label=f"{label}: model")
+            ax.plot(xs, [y for _, y in pts], "o", color=colour, label=f"{label}: measured")
+    axes[0].set(
+        xlabel="round-trip time (ms)",
+        ylabel="seconds per update",
+        title=f"against latency, at {SWEEP_FIXED['rate_mbit']:g} Mbit/s",
+    )
+    axes[1].set(
+        xlabel="rate (Mbit/s)",
+        ylabel="seconds per update",
+        title=f"against bandwidth, at {SWEEP_FIXED['rtt_ms']:g} ms RTT",
+    )
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("secure MADDPG update over emulated links: measured vs the network model")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -787,9 +889,31 @@ def main() -> None:
         action="store_true",
         help="also run ours over emulated LAN/WAN links in network namespaces (needs root)",
     )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="with --network: also over the SWEEP links (RTT 10-100 ms, 25-100 Mbit/s)",
+    )
+    p.add_argument(
+        "--sweep-updates",
+        type=_positive,
+        default=2,
+        help="timed (and as many untimed) updates per version on each --sweep link (default 2)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="with --sweep: draw seconds per update against RTT and rate into this file",
+    )
     p.add_argument("--net-party", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--rendezvous", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.sweep and not args.network:
+        p.error("--sweep needs --network (its predictions start from the namespaces' local run)")
+    if args.plot is not None and not args.sweep:
+        p.error("--plot draws the --sweep links: add --sweep")
     torch.set_num_threads(1)
     optimizers = ("sgd", "adam") if args.optimizer == "both" else (args.optimizer,)
     cfg = sm.Config(hidden=args.hidden, batch_size=args.batch, reveal_losses=False)
@@ -807,6 +931,7 @@ def main() -> None:
     res = both[0]
     plain = res["plain_s"]
     config = {k: v for k, v in vars(args).items() if k not in ("net_party", "rendezvous")}
+    config["plot"] = None if args.plot is None else str(args.plot)
     out = {
         "provider": args.provider,
         "ring_backend": _backends([r["ring_backend"] for r in both]),
@@ -852,6 +977,8 @@ def main() -> None:
             out["profile"]["ours_adam"]["phases"], cfg.adam_init_iters
         )
     _network(args, out, optimizers)
+    if args.plot is not None and "sweep" in out.get("network", {}):
+        _plot(out, args.plot)
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return
@@ -994,6 +1121,12 @@ def _print_network(out: dict, optimizers) -> None:
             )
         print(f"  WAN latency per round: {net['rtt_factor_fit']:.2f} x the model's RTT/2 (fitted)")
     print("  * RTT not emulated (measured at ~0 added RTT; lan_s adds rounds x RTT/2)")
+    for r in out["network"].get("sweep", []):
+        name = r["version"].replace("ours_", "ours (") + ")"
+        print(
+            f"{name:<14}{'sweep':<7}{r['rate_mbit']:>8.0f}{r['rtt_ms']:>8g}"
+            f"{r['measured_s']:>10.3f}{r['predicted_s']:>9.3f}"
+        )
 
 
 def _print_profile(out: dict, plain: float, optimizers) -> None:

@@ -367,7 +367,7 @@ def _cost_cells(r: dict[str, Any], key: str) -> list[str]:
     """One row of the cost table: time (with the timed updates' spread), ratio, bytes,
     rounds, LAN and WAN seconds."""
     o = r[key]
-    time_s = f"{o['seconds']:.3g} s"
+    time_s = f"{o['seconds']:.3f} s" if o["seconds"] < 1 else f"{o['seconds']:.2f} s"
     if o.get("updates_s"):  # the spread of the timed updates: the machine's noise
         time_s += f" ({min(o['updates_s']):.2f}–{max(o['updates_s']):.2f})"
     if "bytes_dealer" in o:
@@ -396,7 +396,10 @@ def cost_table(results_dir: Path) -> str:
     """The README's secure MADDPG cost table (Markdown) from ``secure_maddpg.json``: one
     row per version the record measured, what it was measured on and with which command,
     the targets' verdicts and where an Adam update's bytes go."""
-    command = "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network"
+    command = (
+        "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network "
+        "--sweep --plot docs/img/secure_maddpg_links.png"
+    )
     d = _load(results_dir, "secure_maddpg.json")
     if not isinstance(d, dict) or "result" not in d:
         return f"Not measured yet: `{command}`.\n"
@@ -613,7 +616,8 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "secure MADDPG update cost (paper networks, batch 128)",
         "secure_maddpg.json",
         _h_secure_maddpg,
-        "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network",
+        "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network "
+        "--sweep --plot docs/img/secure_maddpg_links.png",
     ),
     (
         "secure aggregation vs plaintext all-reduce (N ∈ {2, 4, 10})",

@@ -280,8 +280,8 @@ def test_cost_table_comes_from_the_json(tmp_path: Path) -> None:
     )
     rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
     assert rows[1:] == [
-        "| ours, SGD | 0.5 s (0.44–0.61) | 125× | 65 + 32 | 98 | model 0.61 s | model 3.2 s |",
-        "| straightforward CrypTen, SGD | 1.6 s | 400× | 200 | 446 | – | – |",
+        "| ours, SGD | 0.500 s (0.44–0.61) | 125× | 65 + 32 | 98 | model 0.61 s | model 3.2 s |",
+        "| straightforward CrypTen, SGD | 1.60 s | 400× | 200 | 446 | – | – |",
     ]
     assert "Targets" not in text and "Newton" not in text  # not in this record
     # measured links show the model's prediction beside them; the LAN's RTT note follows
@@ -307,10 +307,10 @@ def test_cost_table_comes_from_the_json(tmp_path: Path) -> None:
     (tmp_path / "secure_maddpg.json").write_text(json.dumps(record), encoding="utf-8")
     text = gen.cost_table(tmp_path)
     assert (
-        "| ours, SGD | 0.5 s (0.44–0.61) | 125× | 65 + 32 | 98 | 0.61 s | 3.40 s (model 3.30 s) |"
+        "| ours, SGD | 0.500 s (0.44–0.61) | 125× | 65 + 32 | 98 | 0.61 s | 3.40 s (model 3.30 s) |"
         in text
     )
-    assert "| ours, Adam | 0.5 s (0.44–0.61) | 125× | 78 + 32 | 98 | 0.61 s | 3.40 s |" in text
+    assert "| ours, Adam | 0.500 s (0.44–0.61) | 125× | 78 + 32 | 98 | 0.61 s | 3.40 s |" in text
     assert "Targets: Adam ≤ 75 MB not met." in text
     assert "Of Adam's 110 MB, the network passes take 49, `1/√v̂` 22 for its start" in text
     assert "the LAN's 0.5 ms RTT is added by the model" in text
