@@ -3,7 +3,8 @@
 Every round of the two-party protocols is an exchange (each party sends the other as many
 int64 words as it receives). This times it both ways in the same two-party launch, per
 message size, interleaved: gloo through CrypTen's process group, and the parties' direct
-TCP channel (``smpc_gym.secure.channel``) that the runtime sets up and the protocols use.
+channel (``smpc_gym.secure.channel``) that the runtime sets up and the protocols use: a
+Unix-domain socket in this local launch (TCP between machines).
 Per size and transport it reports the mean wall milliseconds per exchange and party 0's
 CPU milliseconds (user + system) per exchange.
 

@@ -1,6 +1,7 @@
 """The parties' direct channel (``smpc_gym.secure.channel``).
 
-* in a two-party launch the runtime sets it up and every exchange goes through it: each
+* in a two-party launch the runtime sets it up (a Unix-domain socket on one machine, its
+  name removed once connected) and every exchange goes through it: each
   party receives exactly the other's words, for sizes from one word to far more than the
   socket buffers hold (both directions must flow at once), counted as one round each;
 * party 0 takes only the connection that presents the token (a stranger that connects
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -29,7 +31,12 @@ SIZES = (1, 3, 4096, 600_000)  # 600,000 words = 4.8 MB: more than a socket buff
 def _exchanges(ctx) -> dict:
     from smpc_gym.secure.trunc import _exchange
 
-    out = {"channel": channel.current() is not None, "ok": True}
+    ch = channel.current()
+    out = {"channel": ch is not None, "ok": True}
+    if ch is not None:  # a local launch: a Unix-domain socket, its name already removed
+        out["family"] = ch.sock.family.name
+        name = ch.sock.getsockname() if ctx.rank == 0 else ch.sock.getpeername()
+        out["name_left"] = os.path.exists(os.path.dirname(name) or name)
     for n in SIZES:
         mine = torch.arange(n, dtype=torch.int64) * (7 if ctx.rank == 0 else 11) - ctx.rank
         ctx.reset_comm_stats()
@@ -49,9 +56,18 @@ def test_two_parties_exchange_through_the_channel_in_both_directions_at_once() -
     )
     for rank, r in enumerate(res):
         assert r["channel"], f"party {rank} exchanged through gloo"
+        assert r["family"] == "AF_UNIX", r  # loopback rendezvous: both on this machine
+        assert not r["name_left"], "the socket's directory outlived the set-up"
         assert r["ok"], f"party {rank} received the wrong words"
         for n in SIZES:  # one round, sent + received words at 8 bytes each
             assert r[f"stats_{n}"] == [1, 16 * n], (rank, n)
+
+
+def test_loopback_hosts_are_recognised() -> None:
+    for host in ("127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"):
+        assert channel.is_loopback(host), host
+    for host in ("10.78.0.1", "192.0.2.1", "example.org", "0.0.0.0", "::"):
+        assert not channel.is_loopback(host), host
 
 
 def _pair(timeout_s: float = 1.0) -> tuple[channel.PeerChannel, socket.socket]:

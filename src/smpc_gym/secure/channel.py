@@ -1,4 +1,4 @@
-"""The two parties' direct channel: one TCP connection for every exchange of the protocols.
+"""The two parties' direct channel: one socket connection for every exchange of the protocols.
 
 Every round of this package's two-party protocols is an *exchange*: each party sends the
 other a vector of int64 words of the same length and waits for the other's
@@ -20,6 +20,15 @@ connection that presents it (any other is closed) and then closes its listening 
 Both tell each other over gloo whether they got the channel; if either did not (e.g. a
 firewall between the hosts), both keep exchanging through gloo and a warning says why.
 
+**On one machine** (a loopback rendezvous host, as in a local launch: gloo's own peer
+connections then run on this machine too) party 0 listens on a Unix-domain socket
+instead, in a fresh directory only its user can enter (``tempfile.mkdtemp``, mode
+0700), and sends its path in place of the port; the token is checked the same way, and
+party 0 removes the socket file and the directory once party 1 is connected. The words
+are the same; the kernel moves them with about a third of the system time loopback TCP
+takes for the exchanges of an update (hundreds of kilobytes each: 0.3 ms of system time
+per 2 MB exchange against 0.8–1.0 ms, measured with two processes on this machine).
+
 **What it carries and reveals.** Exactly what gloo would carry: the same words, in the
 same order, counted the same way in CrypTen's communicator (bytes and rounds). Like gloo
 it authenticates the peer only by the token sent over the group's own (unauthenticated)
@@ -34,17 +43,21 @@ naming the wait, so a dead or hung party stops the other as gloo's own timeout d
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import ipaddress
 import os
 import select
+import shutil
 import socket
+import tempfile
 import time
 import warnings
 from typing import Any
 
 import torch
 
-__all__ = ["TOKEN_BYTES", "PeerChannel", "close", "connect", "current"]
+__all__ = ["PATH_WORDS", "TOKEN_BYTES", "PeerChannel", "close", "connect", "current", "is_loopback"]
 
 #: Bytes of the token party 1 presents when it connects.
 TOKEN_BYTES = 32
@@ -52,6 +65,9 @@ TOKEN_BYTES = 32
 BUFFER_BYTES = 4 << 20
 #: The longest the set-up waits for the peer's connection.
 CONNECT_TIMEOUT_S = 20.0
+#: Words of the set-up offer that carry a Unix-domain socket's path (UTF-8, zero-padded;
+#: a path must fit in ``sun_path``'s 108 bytes, less its terminating zero).
+PATH_WORDS = 14
 
 _state: dict[str, PeerChannel | None] = {"channel": None}
 
@@ -140,7 +156,8 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
     """Set up the channel between party 0 (listening on ``host``) and party 1.
 
     Both parties call this once, after ``crypten.init()``; ``group`` is the two parties'
-    gloo group (CrypTen's ``main_group``), used to pass the port and token and to agree.
+    gloo group (CrypTen's ``main_group``), used to pass the port (or, for a loopback
+    ``host``, the Unix-domain socket's path) and the token, and to agree.
     Returns the channel (also kept for :func:`current`) or None if either party could not
     connect, in which case a ``RuntimeWarning`` names the reason and exchanges stay on gloo.
     """
@@ -150,31 +167,59 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
     ch: PeerChannel | None = None
     reason = ""
     wait = min(float(timeout_s), CONNECT_TIMEOUT_S)
+    words = 1 + TOKEN_BYTES // 8 + PATH_WORDS  # port, token, Unix socket path
     if rank == 0:
         token = os.urandom(TOKEN_BYTES)
-        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        port, path, folder, listener = 0, b"", None, None
         try:
-            listener.bind((host, 0))
+            if is_loopback(host):  # both parties on this machine: a Unix-domain socket
+                folder = tempfile.mkdtemp(prefix="smpc-peer-")  # mode 0700
+                path = os.path.join(folder, "peer.sock").encode()
+                if len(path) >= 8 * PATH_WORDS:
+                    raise OSError(f"socket path {path!r} is longer than {8 * PATH_WORDS - 1} bytes")
+                listener = socket.socket(socket.AF_UNIX)
+                listener.bind(path)
+                port = -1
+            else:
+                listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                listener.bind((host, 0))
+                port = int(listener.getsockname()[1])
             listener.listen(4)
-            port = int(listener.getsockname()[1])
         except OSError as exc:
             port, reason = 0, f"party 0 cannot listen on {host}: {exc}"
-        offer = torch.frombuffer(bytearray(token), dtype=torch.int64)
-        dist.send(torch.cat([torch.tensor([port]), offer]), 1, group=group)
-        if port:
+            if listener is not None:
+                listener.close()
+        offer = torch.zeros(words, dtype=torch.int64)
+        offer[0] = port
+        offer[1 : 1 + TOKEN_BYTES // 8] = torch.frombuffer(bytearray(token), dtype=torch.int64)
+        offer.numpy()[1 + TOKEN_BYTES // 8 :].view("u1")[: len(path)] = list(path)
+        dist.send(offer, 1, group=group)
+        if port and listener is not None:
             ch, reason = _accept(listener, token, wait, timeout_s)
-        listener.close()
+            listener.close()
+        if folder is not None:  # the connection outlives its name
+            shutil.rmtree(folder, ignore_errors=True)
     else:
-        offer = torch.empty(1 + TOKEN_BYTES // 8, dtype=torch.int64)
+        offer = torch.empty(words, dtype=torch.int64)
         dist.recv(offer, 0, group=group)
-        port, token = int(offer[0]), offer[1:].numpy().tobytes()
+        port, token = int(offer[0]), offer[1 : 1 + TOKEN_BYTES // 8].numpy().tobytes()
+        path = offer[1 + TOKEN_BYTES // 8 :].numpy().tobytes().rstrip(b"\0")
+        where = path.decode(errors="replace") if port == -1 else f"{host}:{port}"
         if port:
+            sock = None
             try:
-                sock = socket.create_connection((host, port), timeout=wait)
+                if port == -1:
+                    sock = socket.socket(socket.AF_UNIX)
+                    sock.settimeout(wait)
+                    sock.connect(path)
+                else:
+                    sock = socket.create_connection((host, port), timeout=wait)
                 sock.sendall(token)
                 ch = PeerChannel(sock, timeout_s, peer=0)
             except OSError as exc:
-                reason = f"party 1 cannot connect to {host}:{port}: {exc}"
+                if sock is not None:
+                    sock.close()
+                reason = f"party 1 cannot connect to {where}: {exc}"
         else:
             reason = f"party 0 could not listen on {host}"
     agreed = torch.tensor([1 if ch is not None else 0])
@@ -191,6 +236,17 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
         return None
     _state["channel"] = ch
     return ch
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` names this machine's loopback interface (``127.0.0.0/8``,
+    ``::1`` or ``localhost``): then both parties run here (gloo's peer connections need
+    it too) and the channel is a Unix-domain socket."""
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    return False
 
 
 def _accept(
