@@ -381,7 +381,7 @@ def _cost_cells(r: dict[str, Any], key: str) -> list[str]:
         if value is None:
             links.append("–")
         elif kind == "predicted":
-            links.append(f"model {value:.2g} s")
+            links.append(f"model {value:.2f} s" if value < 10 else f"model {value:.1f} s")
         else:
             cell = f"{value:.2f} s"
             pred = (r.get("network") or {}).get(key, {}).get(link, {}).get("predicted_s")

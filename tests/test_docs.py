@@ -274,7 +274,7 @@ def test_cost_table_comes_from_the_json(tmp_path: Path) -> None:
     )
     rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
     assert rows[1:] == [
-        "| ours, SGD | 0.500 s (0.44–0.61) | 125× | 65 + 32 | 98 | model 0.61 s | model 3.2 s |",
+        "| ours, SGD | 0.500 s (0.44–0.61) | 125× | 65 + 32 | 98 | model 0.61 s | model 3.20 s |",
         "| straightforward CrypTen, SGD | 1.60 s | 400× | 200 | 446 | – | – |",
     ]
     assert "Targets" not in text and "Newton" not in text  # not in this record
