@@ -106,9 +106,10 @@ time; ``bytes`` is the total, and the figure the targets are read against. Each
 link) with ``lan_kind`` / ``wan_kind``: ``"measured"`` (emulated in full),
 ``"measured+predicted_latency"`` (bandwidth emulated, the RTT term added by the model)
 or ``"predicted"`` (model only); ``straightforward`` has them too, always
-``"predicted"`` from its loopback run (it is not re-run over the emulated links). With ``--profile``: ``profile`` = ``{"ours_<opt>":
-{"update_s", "phases": {name: {"calls", "wall_s", "comm_s", "local_s", "bytes",
-"bytes_dealer", "rounds"}} (per update; ``bytes_dealer`` the phase's dealer traffic),
+``"predicted"`` from its loopback run (it is not re-run over the emulated links). With
+``--profile``: ``profile`` = ``{"ours_<opt>": {"update_s", "phases": {name: {"calls",
+"wall_s", "comm_s", "local_s", "bytes", "bytes_dealer", "rounds"}} (per update;
+``bytes_dealer`` the phase's dealer traffic),
 "unattributed_s", "act": {"seconds", "comm_s", "bytes", "rounds"} (per call), "cpu"},
 "plain_act_s", "floor"}``, and for Adam ``bytes_budget``: per update ``networks``,
 ``start``, ``newton``, ``optimiser_rest`` (the bytes of the networks' passes, of the
@@ -141,10 +142,10 @@ exact); where namespaces cannot be made, ``network_unavailable`` names why and
 ``lan_s``/``wan_s`` stay ``"predicted"``. ``--sweep`` (with ``--network``) runs ours over
 the :data:`SWEEP` links too, every one with its rate and RTT emulated, and adds
 ``network.sweep`` (``--sweep-updates`` timed updates after as many untimed ones per
-link, 2 by default: the links are slow): one row per link and optimiser, ``{"version", "rate_mbit", "rtt_ms",
-"measured_s", "predicted_s", "measured_over_predicted"}`` (the prediction from the
-``local`` run's seconds, bytes and rounds); ``--plot PNG`` draws those rows against the
-model's lines.
+link, 2 by default: the links are slow): one row per link and optimiser,
+``{"version", "rate_mbit", "rtt_ms", "measured_s", "predicted_s",
+"measured_over_predicted"}`` (the prediction from the ``local`` run's seconds, bytes
+and rounds); ``--plot PNG`` draws those rows against the model's lines.
 """
 
 from __future__ import annotations
