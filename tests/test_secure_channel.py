@@ -34,9 +34,10 @@ def _exchanges(ctx) -> dict:
     ch = channel.current()
     out = {"channel": ch is not None, "ok": True}
     if ch is not None:  # a local launch: a Unix-domain socket, its name already removed
-        out["family"] = ch.sock.family.name
-        name = ch.sock.getsockname() if ctx.rank == 0 else ch.sock.getpeername()
-        out["name_left"] = os.path.exists(os.path.dirname(name) or name)
+        out["family"], out["name_left"] = ch.sock.family.name, None
+        if ch.sock.family == socket.AF_UNIX:
+            name = ch.sock.getsockname() if ctx.rank == 0 else ch.sock.getpeername()
+            out["name_left"] = os.path.exists(os.path.dirname(name) or name)
     for n in SIZES:
         mine = torch.arange(n, dtype=torch.int64) * (7 if ctx.rank == 0 else 11) - ctx.rank
         ctx.reset_comm_stats()
