@@ -38,7 +38,8 @@ Adam at 402 ms against 354 ms after SGD) and not Python's garbage collector (run
 and disabled during every update: 445 against 382 ms). With a fixed order (SGD first)
 every SGD update came after an Adam one (the straightforward update and the plaintext
 block between) and every Adam update right after an SGD one; with turns each
-optimiser's figure averages both neighbours. A training run with Adam alone has an Adam update before every update.
+optimiser's figure averages both neighbours. A training run with Adam alone has an Adam
+update before every update.
 
 **Warm-up.** Ours runs ``--warmup`` (3) untimed updates per optimiser first, the
 straightforward version one. A party's first updates grow its heap to the working size
@@ -626,6 +627,16 @@ def predict_seconds(
     return compute_s + rounds * rtt_ms / 2e3 + wire
 
 
+def _predict_run(
+    run: dict, rate_mbit: float | None, rtt_ms: float, compute_s: float | None = None
+) -> float:
+    """:func:`predict_seconds` for a run's counters (``bytes``, ``bytes_dealer``,
+    ``rounds``; ``compute_s`` defaults to its ``seconds``)."""
+    peer = run["bytes"] - run.get("bytes_dealer", 0.0)
+    compute = run["seconds"] if compute_s is None else compute_s
+    return predict_seconds(compute, peer, run["rounds"], rate_mbit, rtt_ms)
+
+
 def _net_party(ctx, cfg: sm.Config, data, n_updates: int, high, optimizers, warmup: int = WARMUP):
     """Ours only, per optimiser: ``warmup`` untimed updates, then ``n_updates`` timed ones."""
     torch.set_num_threads(1)
@@ -727,8 +738,7 @@ def _network(args, out: dict, optimizers) -> None:
         nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)  # party to party
         per: dict = {}
         for link, (rate, rtt, _) in LINKS.items():
-            pred = predict_seconds(compute_s, nbytes, rounds, rate, rtt)
-            row = {"predicted_s": pred}
+            row = {"predicted_s": _predict_run(base, rate, rtt)}
             if measured:
                 m = measured[link][key]
                 row.update(
@@ -766,10 +776,9 @@ def _network(args, out: dict, optimizers) -> None:
             net["sweep"] = _sweep(args, measured, keys)
     sf = out.get("straightforward")
     if sf is not None:  # the model only: its ~900 rounds over the WAN would take minutes
-        nbytes = sf["bytes"] - sf.get("bytes_dealer", 0.0)
         for link in ("lan", "wan"):
             rate, rtt, _ = LINKS[link]
-            sf[f"{link}_s"] = predict_seconds(sf["seconds"], nbytes, sf["rounds"], rate, rtt)
+            sf[f"{link}_s"] = _predict_run(sf, rate, rtt)
             sf[f"{link}_kind"] = "predicted"
 
 
@@ -777,18 +786,15 @@ def _sweep(args, measured: dict, keys: list[str]) -> list[dict]:
     """Ours over the :data:`SWEEP` links, each row measured beside the network model's
     prediction from the ``local`` run (``measured``: the :data:`LINKS` runs; the WAN's
     is reused where a sweep link is the WAN)."""
-    rows = []
+    rows, wan = [], LINKS["wan"][:2]
     for i, (rate, rtt) in enumerate(SWEEP):
-        wan_rate, wan_rtt, _ = LINKS["wan"]
-        if (rate, rtt) == (wan_rate, wan_rtt):
+        if (rate, rtt) == wan:
             got = measured["wan"]
         else:
             print(f"--sweep: {rate:g} Mbit/s, {rtt:g} ms RTT", file=sys.stderr, flush=True)
             got = _one_link(args, f"sw{i}", rate, rtt, args.sweep_updates)
         for key in keys:
-            base, m = measured["local"][key], got[key]
-            nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)
-            pred = predict_seconds(base["seconds"], nbytes, base["rounds"], rate, rtt)
+            m, pred = got[key], _predict_run(measured["local"][key], rate, rtt)
             rows.append(
                 {
                     "version": key,
@@ -818,7 +824,6 @@ def _plot(out: dict, path: Path) -> None:
             continue
         base = local[key]
         own = [r for r in rows if r["version"] == key]
-        nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)
         label = key.replace("ours_", "ours, ").replace("sgd", "SGD").replace("adam", "Adam")
         for ax, fixed, vary in ((axes[0], "rate_mbit", "rtt_ms"), (axes[1], "rtt_ms", "rate_mbit")):
             value = SWEEP_FIXED[fixed]
@@ -827,12 +832,11 @@ def _plot(out: dict, path: Path) -> None:
             lo, hi = min(xs), max(xs)
             grid = [lo + (hi - lo) * i / 50 for i in range(51)]
             model = [
-                predict_seconds(
-                    base["measured_s"],
-                    nbytes,
-                    base["rounds"],
+                _predict_run(
+                    base,
                     x if vary == "rate_mbit" else value,
                     x if vary == "rtt_ms" else value,
+                    compute_s=base["measured_s"],
                 )
                 for x in grid
             ]

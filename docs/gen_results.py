@@ -316,6 +316,11 @@ def _h_fed(results_dir: Path) -> str | None:
     return "; ".join(parts) or None
 
 
+#: The command that records ``secure_maddpg.json`` (the headline row and the cost table).
+SECURE_MADDPG_COMMAND = (
+    "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network "
+    "--sweep --plot docs/img/secure_maddpg_links.png"
+)
 #: (JSON key, the cost table's row name) of the secure MADDPG benchmark's versions.
 _COST_ROWS = (
     ("ours_sgd", "ours, SGD"),
@@ -396,13 +401,9 @@ def cost_table(results_dir: Path) -> str:
     """The README's secure MADDPG cost table (Markdown) from ``secure_maddpg.json``: one
     row per version the record measured, what it was measured on and with which command,
     the targets' verdicts and where an Adam update's bytes go."""
-    command = (
-        "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network "
-        "--sweep --plot docs/img/secure_maddpg_links.png"
-    )
     d = _load(results_dir, "secure_maddpg.json")
     if not isinstance(d, dict) or "result" not in d:
-        return f"Not measured yet: `{command}`.\n"
+        return f"Not measured yet: `{SECURE_MADDPG_COMMAND}`.\n"
     r = d["result"]
     cfg = r.get("config", {})
     h, batch = cfg.get("hidden", 128), cfg.get("batch", 128)
@@ -415,7 +416,7 @@ def cost_table(results_dir: Path) -> str:
         f"One update of both players' networks (actors 10-{h}-{h}-2, critics 14-{h}-{h}-1, "
         f"batch {batch}), two parties and a dealer on one machine, against the plaintext "
         f"update ({r['plain_s'] * 1e3:.2f} ms) timed in the same run ({date}; "
-        f"`{d.get('command', command)}`):",
+        f"`{d.get('command', SECURE_MADDPG_COMMAND)}`):",
         "",
     ]
     header = [
@@ -616,8 +617,7 @@ HEADLINE: list[tuple[str, str, Any, str]] = [
         "secure MADDPG update cost (paper networks, batch 128)",
         "secure_maddpg.json",
         _h_secure_maddpg,
-        "python benchmarks/record.py secure_maddpg -- --updates 6 --profile --network "
-        "--sweep --plot docs/img/secure_maddpg_links.png",
+        SECURE_MADDPG_COMMAND,
     ),
     (
         "secure aggregation vs plaintext all-reduce (N ∈ {2, 4, 10})",

@@ -167,7 +167,8 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
     ch: PeerChannel | None = None
     reason = ""
     wait = min(float(timeout_s), CONNECT_TIMEOUT_S)
-    words = 1 + TOKEN_BYTES // 8 + PATH_WORDS  # port, token, Unix socket path
+    tok = slice(1, 1 + TOKEN_BYTES // 8)  # the offer: port, token, Unix socket path
+    words = tok.stop + PATH_WORDS
     if rank == 0:
         token = os.urandom(TOKEN_BYTES)
         port, path, folder, listener = 0, b"", None, None
@@ -191,8 +192,8 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
                 listener.close()
         offer = torch.zeros(words, dtype=torch.int64)
         offer[0] = port
-        offer[1 : 1 + TOKEN_BYTES // 8] = torch.frombuffer(bytearray(token), dtype=torch.int64)
-        offer.numpy()[1 + TOKEN_BYTES // 8 :].view("u1")[: len(path)] = list(path)
+        offer[tok] = torch.frombuffer(bytearray(token), dtype=torch.int64)
+        offer.numpy()[tok.stop :].view("u1")[: len(path)] = list(path)
         dist.send(offer, 1, group=group)
         if port and listener is not None:
             ch, reason = _accept(listener, token, wait, timeout_s)
@@ -202,8 +203,8 @@ def connect(rank: int, host: str, timeout_s: float, group: Any) -> PeerChannel |
     else:
         offer = torch.empty(words, dtype=torch.int64)
         dist.recv(offer, 0, group=group)
-        port, token = int(offer[0]), offer[1 : 1 + TOKEN_BYTES // 8].numpy().tobytes()
-        path = offer[1 + TOKEN_BYTES // 8 :].numpy().tobytes().rstrip(b"\0")
+        port, token = int(offer[0]), offer[tok].numpy().tobytes()
+        path = offer[tok.stop :].numpy().tobytes().rstrip(b"\0")
         where = path.decode(errors="replace") if port == -1 else f"{host}:{port}"
         if port:
             sock = None
