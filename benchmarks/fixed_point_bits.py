@@ -1,12 +1,12 @@
 """How many fractional bits a per-update error bound needs: noise twins at several widths.
 
-Plaintext only, no parties. The secure MADDPG update computes on a fixed-point grid of
-``2^-16``; the stress benchmark (``secure_maddpg_stress.py``) shows its per-update weight
-error is what its *noise twin* gives — the plaintext update with ±1 grid unit added to
-every linear layer's output, what a perfect 16-bit fixed point does at best — and that
-both exceed 1e-3 on a few of 2,000 pre-trained Adam updates: a ReLU whose pre-activation
-is within a unit of 0 flips on one sample, and Adam's normalised step passes the changed
-gradient on at ``(1 − β₁)·lr·δ/√v̂``.
+Plaintext only, no parties. With every activation on the fixed-point grid of ``2^-16``,
+the stress benchmark (``secure_maddpg_stress.py``) showed the secure update's per-update
+weight error to be what its *noise twin* gave — the plaintext update with ±1 grid unit
+added to every linear layer's output, what a perfect 16-bit fixed point does at best —
+and both to exceed 1e-3 on a few of 2,000 pre-trained Adam updates: a ReLU whose
+pre-activation is within a unit of 0 flips on one sample, and Adam's normalised step
+passes the changed gradient on at ``(1 − β₁)·lr·δ/√v̂``.
 
 This benchmark asks what a perfect fixed point with ``f`` fractional bits would do, for
 each ``f`` of ``--bits``, on the same kind of run: a plaintext twin of the headline
@@ -16,7 +16,9 @@ benchmark's minibatches; before each update a noise twin per ``f`` is set to its
 makes the same update with ±1 unit of ``2^-f`` added to every layer's output. For each
 ``f``: the largest per-update distance from the noiseless update over every parameter of
 every network (``max_abs_error``), its median and 99th percentile over the updates, and
-``updates_over_1e-3``. ``f = 16`` is the same-run baseline: what the secure code has.
+``updates_over_1e-3``. ``f = 16`` is the same-run baseline: what the secure code had
+everywhere before its hidden activations moved to 24 bits (``mpc_nn.ACT_FRAC_BITS``,
+chosen from this benchmark's figures).
 
 Only the forward pass is perturbed (the secure backward pass rounds too): the figures are
 what a fixed point at ``f`` bits does *at best*.

@@ -13,8 +13,10 @@ both optimiser states are revealed to party 0 (a benchmark-only reveal), and:
   the largest difference after any update is what one secure update adds. A wrap
   anywhere (weights, targets, optimiser state) shows here at once;
 * ``max_abs_noise_twin_error``: a second step twin whose every linear layer adds uniform
-  noise of ±1 unit of the 2^-16 grid to its output (what 16-bit fixed point does to a
-  layer at best); its largest per-update distance from the step twin, and
+  noise of ±1 unit of the secure code's grid to its output (``2^-24`` for a hidden
+  layer, :data:`~smpc_gym.secure.mpc_nn.ACT_FRAC_BITS`; ``2^-16`` for an output layer:
+  what that fixed point does to a layer at best); its largest per-update distance from
+  the step twin, and
   ``noise_twin_updates_over_1e-3``, the updates where it exceeds 1e-3, are the yardstick
   for ``max_abs_weight_error``: a ReLU whose input is within a unit of 0 may flip, and
   Adam's normalised step magnifies the gradient difference that makes;
@@ -59,7 +61,8 @@ Usage::
 ``max_abs_weight_error``, ``max_abs_trajectory_error``, ``max_abs_grid_twin_error``,
 ``trajectory``, ``max_abs_action_error``, ``wraps_prevented_or_caught``,
 ``would_wrap``, ``redos``, ``undetected``, ``max_abs_noise_twin_error``,
-``noise_twin_updates_over_1e-3``, ``seconds_per_update`` (secure update only,
+``noise_twin_updates_over_1e-3``, ``noise_twin_bits`` (``hidden``, ``output``: the
+fractional bits of the noise twin's units), ``seconds_per_update`` (secure update only,
 without the checks), ``check_seconds_per_update`` (the twins, the reveal and the action
 check), ``worst_update`` (the update with the largest per-update weight
 error, the network it was in, and at the worst coordinate of an online network the secure
@@ -86,6 +89,7 @@ import torch
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
+from smpc_gym.secure.mpc_nn import ACT_FRAC_BITS
 from smpc_gym.secure.optim import FloorEpsAdam
 from smpc_gym.secure.runtime import PROVIDERS, PartyConfig, launch_local, resolve_provider
 from smpc_gym.training.config import resolve
@@ -416,23 +420,32 @@ def _plain_error(a: maddpg.Nets, b: maddpg.Nets) -> float:
     )
 
 
-def _add_output_noise(nets: maddpg.Nets, gen: torch.Generator, bits: int = 16) -> None:
-    """Add uniform noise of ±1 unit of the ``2^-bits`` grid to every linear layer's output.
+def _add_output_noise(
+    nets: maddpg.Nets, gen: torch.Generator, bits: int = 16, hidden_bits: int | None = None
+) -> None:
+    """Add uniform noise of ±1 unit of the ``2^-bits`` grid to every linear layer's output
+    (of ``2^-hidden_bits`` to the hidden layers', if given).
 
-    What fixed point with ``bits`` fractional bits does to a layer at best (one rounded
+    What fixed point with those fractional bits does to a layer at best (one rounded
     truncation per output, exact otherwise), in floating point: the yardstick for the
-    per-update error (the secure code has 16). A ReLU whose input is within a unit of 0
-    may flip, as it may in the secure run.
+    per-update error (the secure code keeps hidden activations at
+    :data:`smpc_gym.secure.mpc_nn.ACT_FRAC_BITS` and the output layers at 16). A ReLU
+    whose input is within a unit of 0 may flip, as it may in the secure run.
     """
 
-    def hook(mod: torch.nn.Module, inp: Any, out: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(out.shape, generator=gen, dtype=out.dtype) - 0.5
-        return out + noise * 2.0 ** (1 - bits)
+    def hook(unit: float) -> Any:
+        def add(mod: torch.nn.Module, inp: Any, out: torch.Tensor) -> torch.Tensor:
+            noise = torch.rand(out.shape, generator=gen, dtype=out.dtype) - 0.5
+            return out + noise * 2 * unit
+
+        return add
 
     for kind in NET_KINDS:
         for net in getattr(nets, kind):
-            for lin in _linears(net):
-                lin.register_forward_hook(hook)
+            lins = _linears(net)
+            for k, lin in enumerate(lins):
+                f = bits if hidden_bits is None or k == len(lins) - 1 else hidden_bits
+                lin.register_forward_hook(hook(2.0**-f))
 
 
 def _round_to_grid(nets: maddpg.Nets) -> None:
@@ -515,7 +528,9 @@ def _party(
     )
     if twins:
         _round_to_grid(twins["grid"][0])
-        _add_output_noise(twins["noise"][0], torch.Generator().manual_seed(SEED))
+        _add_output_noise(
+            twins["noise"][0], torch.Generator().manual_seed(SEED), hidden_bits=ACT_FRAC_BITS
+        )
         for _, opts in twins.values():  # the step twin is overwritten before each update
             _warm_start_twin(opts, pre_opts if party.warm_started else None)
     states = torch.cat([data[0]["obs"][:N_ACT_STATES], data[1]["obs"][:N_ACT_STATES]], dim=1)
@@ -611,6 +626,7 @@ def _party(
         "wraps_prevented_or_caught": trunc.STATS["would_wrap"] + party.overflow_redos,
         "undetected": undetected,
         "max_abs_noise_twin_error": noise_max,
+        "noise_twin_bits": {"hidden": ACT_FRAC_BITS, "output": 16},
         "noise_twin_updates_over_1e-3": noise_over,
         "seconds_per_update": secs / max(n_updates, 1),
         "check_seconds_per_update": check_secs / max(n_updates, 1),

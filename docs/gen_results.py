@@ -523,8 +523,14 @@ def _h_stress(d: dict[str, Any]) -> str:
         "redo (`undetected`)"
     )
     if "max_abs_noise_twin_error" in r:
+        bits = r.get("noise_twin_bits", {"hidden": 16, "output": 16})
+        grid = (
+            f"the 2^-{bits['output']} grid"
+            if bits["hidden"] == bits["output"]
+            else f"2^-{bits['hidden']} (hidden layers) or 2^-{bits['output']} (output layers)"
+        )
         text += (
-            f" (a plaintext twin with ±1 unit of the 2^-16 grid added to every layer's output, "
+            f" (a plaintext twin with ±1 unit of {grid} added to every layer's output, "
             f"on the same updates: {r['max_abs_noise_twin_error']:.2e}, "
             f"{r['noise_twin_updates_over_1e-3']} above 1e-3)"
         )

@@ -183,14 +183,19 @@ def _planned_backward(ctx, sabotage: bool) -> dict:
 
 
 def _recovers(view: dict, target: torch.Tensor) -> bool:
-    """Does ``opened + candidate`` equal the encoded target for any pair in the view?"""
-    enc = torch.round(target * SCALE).to(torch.int64)
-    for e in view["opened"]:
-        if e.shape != enc.shape:
-            continue
-        for cand in [*view["held"], torch.zeros_like(e)]:
-            if cand.shape == e.shape and ((e + cand - enc).abs() <= 1).all():
-                return True
+    """Does ``opened + candidate`` equal the encoded target for any pair in the view, at
+    either fixed-point scale the networks use (weights and gradients at 2^-16, inputs and
+    hidden activations at ``ACT_FRAC_BITS``)?"""
+    from smpc_gym.secure.mpc_nn import ACT_FRAC_BITS
+
+    for scale in (SCALE, 2**ACT_FRAC_BITS):
+        enc = torch.round(target * scale).to(torch.int64)
+        for e in view["opened"]:
+            if e.shape != enc.shape:
+                continue
+            for cand in [*view["held"], torch.zeros_like(e)]:
+                if cand.shape == e.shape and ((e + cand - enc).abs() <= 1).all():
+                    return True
     return False
 
 

@@ -16,7 +16,7 @@ computation in advance, so this module does it by hand, on arithmetic shares
   single communication round.
 * **Exact comparisons.** ReLU signs use the dealer-assisted carry-tree sign test
   (:func:`ltz`, :mod:`smpc_gym.secure.compare`) over :data:`ACT_BITS` bits, exact for
-  every pre-activation the products before it allow (``|z| < 2^32``).
+  every pre-activation the products before it allow (raw ``|z| < 2^48``).
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
@@ -63,8 +63,11 @@ __all__ = [
     "correlation_source",
     "fast_dispatch",
     "forward_stacked",
+    "ACT_FRAC_BITS",
+    "frac_bits",
     "inject_again",
     "inject_bits",
+    "lift",
     "ltz",
     "open_many",
     "relu",
@@ -84,19 +87,61 @@ def _crypten() -> Any:
     return crypten_module()
 
 
-def share_rounded(x: torch.Tensor, src: int) -> Any:
+def share_rounded(x: torch.Tensor, src: int, bits: int | None = None) -> Any:
     """``crypten.cryptensor(x, src=src)`` with ``x`` rounded to the *nearest* grid point.
 
     CrypTen's encoder truncates toward zero (``(scale·x).long()``), so every value
-    entering the protocol that way lands up to one unit of the ``2^-16`` grid closer to 0
-    than it is: a bias, not a rounding. Rounded in float64 first, the encoder's
-    truncation is exact (for ``|x| < 2^37``). Only ``src``'s values matter; the other
-    parties pass any tensor of the same shape (CrypTen ignores it). Secure MADDPG shares
-    its inputs (minibatches, observations for acting, initial weights) through this.
+    entering the protocol that way lands up to one unit of the grid closer to 0 than it
+    is: a bias, not a rounding. Rounded in float64 first, the encoder's truncation is
+    exact (for ``|x| < 2^(53 − bits)``). Only ``src``'s values matter; the other parties
+    pass any tensor of the same shape (CrypTen ignores it). ``bits``: fractional bits
+    (default CrypTen's 16; secure MADDPG shares its network inputs at
+    :data:`ACT_FRAC_BITS`). Secure MADDPG shares its inputs (minibatches, observations for
+    acting, initial weights) through this.
+
+    Raises:
+        ValueError: if ``bits`` is not in ``[0, 30]``.
     """
     crypten = _crypten()
-    scale = float(crypten.encoder.FixedPointEncoder().scale)
-    return crypten.cryptensor(torch.round(x.double() * scale) / scale, src=src)
+    if bits is not None and not (isinstance(bits, int) and 0 <= bits <= 30):
+        raise ValueError(f"bits: bad value {bits!r}; expected an int in [0, 30]")
+    kw = {} if bits is None else {"precision": bits}
+    scale = float(crypten.encoder.FixedPointEncoder(precision_bits=bits).scale)
+    return crypten.cryptensor(torch.round(x.double() * scale) / scale, src=src, **kw)
+
+
+#: Fractional bits of the hidden activations of :func:`forward_stacked` (and of the
+#: inputs secure MADDPG shares): ``2^-24``, where weights and gradients keep CrypTen's
+#: ``2^-16``. A ReLU whose pre-activation lies within the rounding of 0 can decide
+#: differently from a floating-point twin, and one flipped sample changes a whole row of
+#: the layer's gradient (Adam passes it on at ``(1 − β₁)·lr·δ/√v̂``); at ``2^-16`` such
+#: a flip moved a weight by more than 1e-3 on a few of 2,000 pre-trained updates, for a
+#: perfect 16-bit fixed point as for the secure update. 8 more bits make the rounding
+#: 256 times finer. The price is range: a hidden layer's raw product ``h·W`` is at
+#: ``2^-40`` and must stay below ``2^62``, so ``|h·W| < 2^22``
+#: (``docs/security/fixed-point.md``); no byte or round more.
+ACT_FRAC_BITS = 24
+
+
+def frac_bits(x: Any) -> int:
+    """The fractional bits of a fixed-point share ``x`` (0 for a 0/1 or integer share)."""
+    return int(x._tensor.encoder.scale).bit_length() - 1
+
+
+def lift(x: Any, bits: int) -> Any:
+    """``x`` with ``bits`` fractional bits, ``bits >= frac_bits(x)``: exact and local (each
+    share shifted left; the value is unchanged, its raw magnitude grows by the shift).
+
+    Raises:
+        ValueError: if ``bits`` is below ``x``'s fractional bits (that needs a truncation).
+    """
+    have = frac_bits(x)
+    if bits == have:
+        return x
+    if bits < have:
+        raise ValueError(f"lift to {bits} fractional bits: the share has {have}, more")
+    enc = _crypten().encoder.FixedPointEncoder(precision_bits=bits)
+    return wrap_shares(x._tensor.share << (bits - have), enc)
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -277,6 +322,9 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
 
     An op may carry a fourth element ``s`` (an int ``>= 0``): the product is then also
     divided by ``2^s`` in the same truncation (an exact public ``×2^−s`` for free).
+    Operands of two fixed-point scales (a hidden activation at :data:`ACT_FRAC_BITS`
+    times a weight at 16) give a product at the larger one: it is truncated by the
+    smaller.
 
     Returns:
         The products, in the order of ``ops``, as ``MPCTensor``s.
@@ -331,9 +379,9 @@ def _beaver(
         b_plus = b + delta if rank == 0 else b  # party 0 carries ε op δ
         shares.append(c + fn(eps, b_plus) + fn(a, delta))
         sx, sy = x._tensor.encoder.scale, y._tensor.encoder.scale
-        if sx > 1 and sy > 1:
-            encoders.append(x._tensor.encoder)
-            cuts.append((k, int(sx) << shifts[k]))
+        if sx > 1 and sy > 1:  # at sx·sy: truncated by the smaller scale, at the larger
+            encoders.append(x._tensor.encoder if sx >= sy else y._tensor.encoder)
+            cuts.append((k, int(min(sx, sy)) << shifts[k]))
         else:  # a 0/1 mask (scale 1) times a fixed-point value: no truncation
             encoders.append(x._tensor.encoder if sx > 1 else y._tensor.encoder)
             if shifts[k]:
@@ -344,12 +392,14 @@ def _beaver(
     return [wrap_shares(sh, enc) for sh, enc in zip(shares, encoders, strict=True)], opened
 
 
-#: The range the activation functions' comparisons are exact on: a pre-activation
-#: ``z = h·W + b`` with ``|z| < 2^ACT_BITS`` raw, i.e. ``|z| < 2^32`` at 16 fractional
-#: bits. It holds whenever the products before it are exact: :func:`beaver_many`'s
-#: truncation needs ``|h·W| < 2^30`` (raw ``2^46``), which leaves ``|b| < 2^31`` for the
-#: bias, and the sigmoid's breakpoints (``≤ 16``) fit in the rest. A wrapped-around
-#: truncation would already have corrupted ``z`` (and shows as a huge revealed loss).
+#: The range the activation functions' comparisons are exact on: ``|z| < 2^ACT_BITS``
+#: raw. A hidden pre-activation ``z = h·W + b`` is at :data:`ACT_FRAC_BITS` (``|z| <
+#: 2^24``), the output layer's (the sigmoid's input) at 16 (``|z| < 2^32``). Both hold
+#: whenever the products before them are exact: every layer's raw ``h·W`` is at
+#: ``2^-40`` and :func:`beaver_many`'s truncation needs it below ``2^62``, so ``|h·W| <
+#: 2^22``, which leaves ``|b| < 2^23`` for the bias, and the sigmoid's breakpoints
+#: (``≤ 16``) fit in the rest. A wrapped-around truncation would already have corrupted
+#: ``z`` (and shows as a huge revealed loss).
 ACT_BITS = 48
 
 
@@ -410,7 +460,8 @@ def ltz(z: Any, bits: int | None = None) -> Any:
 def relu_mask(z: Any) -> Any:
     """``[z > 0]`` as an arithmetic share of 0/1, for a pre-activation ``z``.
 
-    Computed as ``1 − [z < 0]`` with :func:`ltz`, exact for ``|z| < 2^32`` (raw
+    Computed as ``1 − [z < 0]`` with :func:`ltz`, exact for ``|z| < 2^32`` at 16 fractional
+    bits, ``2^24`` at :data:`ACT_FRAC_BITS` (raw
     ``2^ACT_BITS``: see :data:`ACT_BITS` for why every pre-activation is in range;
     ``z = 0`` counts as active, which differs from ``torch.relu`` only where the output
     is 0 either way).
@@ -419,7 +470,7 @@ def relu_mask(z: Any) -> Any:
 
 
 def relu(z: Any) -> tuple[Any, Any]:
-    """``(relu(z), [z > 0])`` for a pre-activation ``z`` (exact for ``|z| < 2^32``:
+    """``(relu(z), [z > 0])`` for a pre-activation ``z`` (exact for raw ``|z| < 2^48``:
     :data:`ACT_BITS`): the activation, and its 0/1 mask as an arithmetic share (scale 1)
     for the backward pass (``z = 0`` counts as active, as in :func:`relu_mask`).
 
@@ -990,7 +1041,7 @@ def forward_stacked(
         )
     sizes = [m.n_nets for m in mlps]
     n_layers = len(mlps[0].weights)
-    h = _cat(xs)
+    h = lift(_cat([lift(x, max(frac_bits(x), ACT_FRAC_BITS)) for x in xs]), ACT_FRAC_BITS)
     g = 0
     if backward is not None and correlation_source() == "TTP":
         g = sum(sizes[: backward.mlps])  # the back-propagated networks, stacked first
@@ -1000,15 +1051,21 @@ def forward_stacked(
         b = _cat([m.biases[k] for m in mlps])
         cache.inputs.append(h)
         cache.weights.append(w)
+        # h (ACT_FRAC_BITS) @ W (16 bits) is truncated to h's scale; the output layer's
+        # by 2^shift more, back to W's scale (the sigmoid's and the loss's)
+        last = k == n_layers - 1
+        shift = frac_bits(h) - frac_bits(w) if last else 0
         if g:
             assert backward is not None
             flags = _layer_flags(backward, k)
-            z, reuse = _layer_forward(h, w, g, flags)
+            z, reuse = _layer_forward(h, w, g, flags, shift)
             cache.layers.append(reuse)
         else:
-            (z,) = beaver_many([("matmul", h, w)])
-        z = z + b
-        if k < n_layers - 1:
+            (z,) = beaver_many([("matmul", h, w, shift)])
+        if last:
+            z = wrap_shares(z._tensor.share, w._tensor.encoder)  # the value is at W's scale
+        z = z + lift(b, frac_bits(z))
+        if not last:
             back = g * int(z.size(1)) * int(z.size(2))
             h, mask, relu_reuse = _relu(z, back)
             cache.masks.append(mask)
@@ -1052,11 +1109,11 @@ def _layer_flags(plan: BackwardPlan, k: int) -> int:
     return flags
 
 
-def _layer_forward(h: Any, w: Any, g: int, flags: int) -> tuple[Any, _LayerReuse]:
+def _layer_forward(h: Any, w: Any, g: int, flags: int, shift: int = 0) -> tuple[Any, _LayerReuse]:
     """``h @ W`` for the stack, the first ``g`` networks with a layer bundle
     (:meth:`smpc_gym.secure.dealer.Pools.layer_triple`), the rest with a plain matmul
-    triple; one opening, one truncation, as :func:`beaver_many`. Returns the product and
-    the first ``g`` networks' :class:`_LayerReuse`."""
+    triple; one opening, one truncation, as :func:`beaver_many` (``shift``: its op's
+    fourth element). Returns the product and the first ``g`` networks' :class:`_LayerReuse`."""
     from smpc_gym.secure.dealer import pools
 
     hs, ws = h._tensor.share, w._tensor.share
@@ -1065,7 +1122,7 @@ def _layer_forward(h: Any, w: Any, g: int, flags: int) -> tuple[Any, _LayerReuse
     if hs.size(0) > g:
         rest = pools().matmul_triple(hs[g:].size(), ws[g:].size())
         triple = tuple(torch.cat([x, y]) for x, y in zip(triple, rest, strict=True))
-    (z,), (eps_h, delta_w) = _beaver([("matmul", h, w)], [triple])
+    (z,), (eps_h, delta_w) = _beaver([("matmul", h, w, shift)], [triple])
     reuse = _LayerReuse(eps_h[:g], delta_w[:g], a, bm, e, c_w, c_in)
     return z, reuse
 
@@ -1076,11 +1133,13 @@ def _layer_backward(
     weight_grads: bool,
     input_grad: bool,
     cols: slice | Sequence[slice] | None = None,
+    scales: tuple[int, int] = (1 << 16, 1 << 16),
 ) -> tuple[Any, Any]:
     """``(hᵀ @ dz, dz @ Wᵀ)`` of a layer from its forward's :class:`_LayerReuse` (either is
     None where not asked for), ``h`` and ``W`` as the forward pass had them: opens only
-    ``dz − E``, then one exact truncation for both. ``cols`` keeps only those columns of
-    ``dz @ Wᵀ`` (as :func:`_columns`), before the truncation.
+    ``dz − E``, then one exact truncation for both, by ``scales`` (``h``'s and ``W``'s
+    fixed-point scales), so both are at ``dz``'s scale. ``cols`` keeps only those columns
+    of ``dz @ Wᵀ`` (as :func:`_columns`), before the truncation.
 
     Raises ``ValueError`` if the forward's plan left out a product asked for (both parties
     raise at the same point: the plan is public).
@@ -1110,8 +1169,9 @@ def _layer_backward(
         b_plus = bt + dt if rank == 0 else bt
         dh = c_in + ring_matmul(d, b_plus) + ring_matmul(reuse.e, dt)
         raw.append(dh if cols is None else _columns(dh, cols))
-    scale = int(dz.encoder.scale)
-    done = iter(trunc_many([(t, scale) for t in raw]))
+    cut = [scales[0]] if c_w is not None and weight_grads else []
+    cut += [scales[1]] if c_in is not None and input_grad else []
+    done = iter(trunc_many([(t, int(d)) for t, d in zip(raw, cut, strict=True)]))
     dw = wrap_shares(next(done), dz.encoder) if weight_grads else None
     dh_out = wrap_shares(next(done), dz.encoder) if input_grad else None
     return dw, dh_out
@@ -1121,14 +1181,15 @@ def _fresh_layer_backward(
     h: Any, w: Any, dz: Any, weight_grads: bool, input_grad: bool, cols: Any = None
 ) -> tuple[Any, Any]:
     """:func:`_layer_backward` without reused masks: ``hᵀ @ dz`` and ``dz @ Wᵀ`` (only
-    ``W``'s ``cols`` input rows, if given) as fresh Beaver products in one round."""
+    ``W``'s ``cols`` input rows, if given) as fresh Beaver products in one round, both at
+    ``dz``'s scale (truncated by ``h``'s and ``W``'s)."""
     ops = []
-    if weight_grads:
-        ops.append(("matmul", h.transpose(1, 2), dz))
+    if weight_grads:  # by h's scale: beaver_many's min(h, dz) and the rest as a shift
+        ops.append(("matmul", h.transpose(1, 2), dz, max(0, frac_bits(h) - frac_bits(dz))))
     if input_grad:
         wc = w if cols is None else wrap_shares(_columns(w.share, cols, dim=1), w.encoder)
-        ops.append(("matmul", dz, wc.transpose(1, 2)))
-    res = beaver_many(ops)
+        ops.append(("matmul", dz, wc.transpose(1, 2), max(0, frac_bits(w) - frac_bits(dz))))
+    res = [wrap_shares(r._tensor.share, dz._tensor.encoder) for r in beaver_many(ops)]
     dw = res.pop(0) if weight_grads else None
     return dw, (res[0] if input_grad else None)
 
@@ -1186,7 +1247,11 @@ def backward_stacked(
             dbs[k] = dz.sum(1, keepdim=True)
         if reused:
             layer = _LayerReuse.cat([c.layers[k] for c in caches])
-            dws[k], dh = _layer_backward(layer, dz, weight_grads, want_in, cols)
+            scales = (
+                int(caches[0].inputs[k]._tensor.encoder.scale),
+                int(caches[0].weights[k]._tensor.encoder.scale),
+            )
+            dws[k], dh = _layer_backward(layer, dz, weight_grads, want_in, cols, scales)
         else:
             h = _cat([c.inputs[k] for c in caches])
             w = _cat([c.weights[k] for c in caches])  # the forward pass's

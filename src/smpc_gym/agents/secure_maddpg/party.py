@@ -184,7 +184,12 @@ class Party:
     # -- acting -------------------------------------------------------------------------
     def secure_act(self, own_obs: np.ndarray) -> torch.Tensor:
         """Both actors on the shared 10 features; returns this player's action in [0, 1]²."""
-        from smpc_gym.secure.mpc_nn import fast_dispatch, forward_stacked, share_rounded
+        from smpc_gym.secure.mpc_nn import (
+            ACT_FRAC_BITS,
+            fast_dispatch,
+            forward_stacked,
+            share_rounded,
+        )
         from smpc_gym.secure.trunc import exact_truncation
 
         c = self.crypten
@@ -192,7 +197,8 @@ class Party:
         with fast_dispatch(), exact_truncation():  # no local truncation anywhere
             for i in range(N_PLAYERS):
                 x = torch.as_tensor(own_obs, dtype=torch.float32).reshape(1, N_FEATURES)
-                feats.append(share_rounded(x if i == self.rank else torch.zeros_like(x), i))
+                x_i = x if i == self.rank else torch.zeros_like(x)
+                feats.append(share_rounded(x_i, i, ACT_FRAC_BITS))
             s = c.cat(feats, dim=1)
             (a,), _ = forward_stacked([self.nets.actors], [c.stack([s] * N_PLAYERS)])
         mine = None

@@ -173,28 +173,31 @@ def share_batch(
 ) -> dict[str, Any]:
     """Secret-share both players' columns of a minibatch (each party inputs its own).
 
-    Player i packs ``[obs, next_obs, action / high_i, reward, done]`` (14 columns) into one
-    tensor and shares it with ``src=i``; the other party contributes a placeholder of the
-    same shape (its values are never used: ``cryptensor(src=i)`` ignores non-owners' input),
-    rounded to the nearest grid point (:func:`smpc_gym.secure.mpc_nn.share_rounded`).
+    Player i packs ``[obs, next_obs, action / high_i]`` (12 columns, the networks'
+    inputs) into one tensor shared at :data:`~smpc_gym.secure.mpc_nn.ACT_FRAC_BITS`
+    fractional bits and ``[reward, done]`` into one at 16, and shares them with
+    ``src=i``; the other party contributes placeholders of the same shapes (their values
+    are never used: ``cryptensor(src=i)`` ignores non-owners' input), rounded to the
+    nearest grid point (:func:`smpc_gym.secure.mpc_nn.share_rounded`).
     """
-    from smpc_gym.secure.mpc_nn import share_rounded
+    from smpc_gym.secure.mpc_nn import ACT_FRAC_BITS, share_rounded
 
-    parts = []
+    inputs, scalars = [], []
     for i in range(N_PLAYERS):
         if i == rank:
-            x = torch.cat(
-                [own.obs, own.next_obs, own.action * inv_high, own.reward, own.done], dim=1
-            )
+            x = torch.cat([own.obs, own.next_obs, own.action * inv_high], dim=1)
+            y = torch.cat([own.reward, own.done], dim=1)
         else:
-            x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM + 2)
-        parts.append(share_rounded(x, i))
+            x = torch.zeros(batch_size, 2 * N_FEATURES + ACTION_DIM)
+            y = torch.zeros(batch_size, 2)
+        inputs.append(share_rounded(x, i, ACT_FRAC_BITS))
+        scalars.append(share_rounded(y, i))
     f = N_FEATURES
-    s = crypten.cat([p[:, 0:f] for p in parts], dim=1)
-    s2 = crypten.cat([p[:, f : 2 * f] for p in parts], dim=1)
-    a = crypten.cat([p[:, 2 * f : 2 * f + ACTION_DIM] for p in parts], dim=1)
-    r = crypten.stack([p[:, 2 * f + ACTION_DIM : 2 * f + ACTION_DIM + 1] for p in parts])
-    d = crypten.stack([p[:, 2 * f + ACTION_DIM + 1 :] for p in parts])
+    s = crypten.cat([p[:, 0:f] for p in inputs], dim=1)
+    s2 = crypten.cat([p[:, f : 2 * f] for p in inputs], dim=1)
+    a = crypten.cat([p[:, 2 * f : 2 * f + ACTION_DIM] for p in inputs], dim=1)
+    r = crypten.stack([p[:, 0:1] for p in scalars])
+    d = crypten.stack([p[:, 1:2] for p in scalars])
     return {"obs": s, "next_obs": s2, "action": a, "reward": r, "done": d}
 
 
@@ -236,10 +239,12 @@ def secure_update(
     """
     from smpc_gym.secure.comm import phase
     from smpc_gym.secure.mpc_nn import (
+        ACT_FRAC_BITS,
         BackwardPlan,
         backward_stacked,
         beaver_many,
         forward_stacked,
+        lift,
         square,
     )
     from smpc_gym.secure.optim import mul_public
@@ -257,8 +262,10 @@ def secure_update(
             [nets.actors, nets.target_actors], rep, BackwardPlan(mlps=1)
         )
 
-    # B. critic update
+    # B. critic update (the actors' outputs are at 16 fractional bits, the batch's
+    # inputs at ACT_FRAC_BITS: lifted, exactly, before they are joined)
     x = crypten.cat([s, a], dim=1)
+    a_next = lift(a_next, ACT_FRAC_BITS)
     x2 = crypten.cat([s2, a_next[0], a_next[1]], dim=1)
     with phase("forward"):
         (q, q2), (critic_cache, _) = forward_stacked(
@@ -281,9 +288,10 @@ def secure_update(
         nets.critics.set_parameters(critic_opt.step(nets.critics.parameters(), grads[0]))
 
     # C. actor update through the updated critics
+    cur = lift(a_cur, ACT_FRAC_BITS)
     own = [
-        crypten.cat([s, a_cur[0], a[:, 2:4]], dim=1),
-        crypten.cat([s, a[:, 0:2], a_cur[1]], dim=1),
+        crypten.cat([s, cur[0], a[:, 2:4]], dim=1),
+        crypten.cat([s, a[:, 0:2], cur[1]], dim=1),
     ]
     with phase("forward"):
         (qa,), (qa_cache,) = forward_stacked(
