@@ -119,7 +119,8 @@ def share_rounded(x: torch.Tensor, src: int, bits: int | None = None) -> Any:
 #: perfect 16-bit fixed point as for the secure update. 8 more bits make the rounding
 #: 256 times finer. The price is range: a hidden layer's raw product ``h·W`` is at
 #: ``2^-40`` and must stay below ``2^62``, so ``|h·W| < 2^22``
-#: (``docs/security/fixed-point.md``); no byte or round more.
+#: (``docs/security/fixed-point.md``). No round more and the same party-to-party bytes;
+#: truncations by ``2^24`` take 32-bit dealer words where ``2^16`` took 16-bit ones.
 ACT_FRAC_BITS = 24
 
 
