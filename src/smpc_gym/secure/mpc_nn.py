@@ -304,7 +304,11 @@ def open_many(shares: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [p.view(s.shape) for p, s in zip(parts, shares, strict=True)]
 
 
-def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
+#: One product of :func:`beaver_many`: ``(op, x, y)`` or ``(op, x, y, shift)``.
+BeaverOp = tuple[str, Any, Any] | tuple[str, Any, Any, int]
+
+
+def beaver_many(ops: Sequence[BeaverOp]) -> list[Any]:
     """Several independent secure products ``x op y`` in **one** communication round.
 
     Each element of ``ops`` is ``(op, x, y)`` with ``op`` in ``{"mul", "matmul"}`` and
@@ -334,7 +338,7 @@ def beaver_many(ops: Sequence[tuple[str, Any, Any]]) -> list[Any]:
 
 
 def _beaver(
-    ops: Sequence[tuple[str, Any, Any]], given: Sequence[tuple[torch.Tensor, ...] | None]
+    ops: Sequence[BeaverOp], given: Sequence[tuple[torch.Tensor, ...] | None]
 ) -> tuple[list[Any], list[torch.Tensor]]:
     """:func:`beaver_many` with some triples given: ``given[k]`` is this party's raw
     ``(a, b, c)`` for ``ops[k]`` or None (taken from the provider as usual). Returns the
