@@ -105,7 +105,7 @@ def _party(ctx, full: bool):
     steps, bound = adam.newton_schedule(adam.init_iters)
     # the schedule's bound, plus the grid: w's rounding (2^-24 of w ≈ 2) and 4 units of y
     tol = (bound + 1e-7) * want + 4 * 2.0**-16
-    plain = [adam.PLAIN_NEWTON_STEP] * adam.init_iters
+    plain = [(3.0, 1 << adam.NEWTON_B_BITS)] * adam.init_iters  # y ← y·(3 − x·y²)/2
     runs = (("bundled", bundled, steps), ("separate", lambda n, iters: None, steps))
     for name, source, sched in runs + (("plain", bundled, plain),):
         optim._newton_triples = source

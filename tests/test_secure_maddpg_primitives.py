@@ -140,16 +140,13 @@ def _party(ctx):
     except ValueError as err:
         out["lift_down"] = str(err)
     # optimisers
-    for name in ("adam", "adam_warm", "sgd"):
+    for name in ("adam", "sgd"):
         theta = torch.randn(500, generator=g)
         scales = torch.logspace(-3.5, -0.5, 500)
         ref = theta.clone().requires_grad_(True)
         if name == "adam":
             opt = torch.optim.Adam([ref], lr=1e-3)
             sec = optim.SecureAdam(1e-3, grad_scale=64)
-        elif name == "adam_warm":  # the guarded warm start with plain Newton steps
-            opt = torch.optim.Adam([ref], lr=1e-3)
-            sec = optim.SecureAdam(1e-3, grad_scale=64, refresh_every=5, warmup=2)
         else:
             opt = torch.optim.SGD([ref], lr=1e-2, momentum=0.9)
             sec = optim.SecureSGD(1e-2, 0.9, grad_scale=64)
@@ -216,7 +213,6 @@ def test_secure_optimisers_track_torch(result) -> None:
     # 15 steps of lr 1e-3 move a parameter by up to 1.5e-2; the secure runs stay within
     # a few percent of a step on average
     assert result["adam_mae"] < 1e-4
-    assert result["adam_warm_mae"] < 1e-4
     assert result["sgd_mae"] < 1e-4
 
 

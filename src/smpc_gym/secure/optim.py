@@ -32,8 +32,7 @@ Newton for ``x^(-1/2)`` converges (quadratically) only from ``0 < y₀ < √(3/x
 (CrypTen's ``inv_sqrt`` uses ``2.2·e^(−x/2−0.2)+0.2``, valid for x ∈ [0.1, 300]) does
 not work. Instead:
 
-* by default (``refresh_every = 1``) the initial guess comes from a *range reduction*
-  at every step: where ``x`` lies among the public thresholds ``16^j``
+* the initial guess comes from a *range reduction* at every step: where ``x`` lies among the public thresholds ``16^j``
   (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
   ``[0.35, 1.4)`` of the answer (``[0.3498, 1.4007)``: a comparison may answer either way
   less than 2^-10 below its threshold); ``init_iters`` (4) scaled Newton steps then reach
@@ -46,14 +45,13 @@ not work. Instead:
   ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
   ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays
   on the grid.
-* faster option (``refresh_every = k > 1``): range reduction every ``k`` steps and for
-  the first ``warmup`` steps; in between Newton is *warm-started* from the previous
-  step's ``y`` after a *guard* (one comparison ``[x·y² > 2.5]`` shrinks ``y`` 8× where
-  Newton would diverge), then ``nr_iters`` (3) iterations. The guard covers jumps of
-  ``v̂`` up to 192× between steps. **Measured failure:** in MADDPG a hidden unit whose
-  gradient was exactly 0 for many steps (``v̂`` at the ε floor) and then wakes up jumps by
-  far more than that and Newton diverges (the run stops with ``FixedPointOverflow``), so
-  this is not the default.
+* a cheaper start was tried and removed: warm-starting Newton from the previous step's
+  ``y`` (a range reduction only every ``k`` steps, a guard ``[x·y² > 2.5]`` shrinking
+  ``y`` 8× in between, then plain Newton). ``v̂`` can jump by any factor between steps
+  (a unit whose gradient was 0 for many steps and wakes up), and then Newton diverges
+  with nothing to notice it: in MADDPG a run stopped with ``FixedPointOverflow``, and on
+  synthetic gradients spanning three orders of magnitude (15 steps, 500 parameters) one
+  seed of six ended 106 away from ``torch.optim.Adam``.
 
 **Long runs: where the grid's rounding would add up.** A step is ``lr·m̂'·y``; at the ε
 floor ``y`` is large, so the rounding of every stored quantity is magnified there, and
@@ -168,7 +166,7 @@ def unflatten_like(flat: Any, like: Sequence[Any]) -> list[Any]:
 class _AdamState:
     m: Any  # m̂'·2^M_SHIFT
     v: Any  # v̂'·2^V_SHIFT
-    y: Any  # 2^Y_SHIFT/√x, x = (v̂' + ε'²)·2^V_SHIFT
+    y: Any  # the last step's 2^Y_SHIFT/√x, x = (v̂' + ε'²)·2^V_SHIFT (kept in checkpoints)
     r: Any  # raw shares of the parameters' sub-grid remainder, scale 2^(16 + P_SHIFT)
     t: int
 
@@ -179,13 +177,12 @@ class SecureAdam:
     Args:
         lr, betas, eps: as in ``torch.optim.Adam``.
         grad_scale: the public loss scale ``c`` the gradients passed to :meth:`step` carry.
-        nr_iters: warm-started Newton iterations per step (after the guard).
-        init_iters: Newton iterations after a range-reduced initial guess (scaled:
-            :meth:`newton_schedule`; 4 reach 1e-5 relative error, 5 reach 1.4e-10).
-        refresh_every: redo the range reduction every this many steps (1: every step,
-            the robust default; 0: never after ``warmup``).
-        warmup: use the range reduction for the first this many steps (while ``v̂`` is
-            an average of few gradients and can jump by large factors).
+        init_iters: Newton iterations after the range-reduced initial guess of every step
+            (scaled: :meth:`newton_schedule`; 4 reach 1e-5 relative error, 5 reach 1.4e-10).
+
+    Raises:
+        ValueError: naming the bad value, for ``lr <= 0``, betas outside ``[0, 1)``,
+            ``grad_scale <= 0`` or ``init_iters < 1``.
     """
 
     THRESHOLD_LOG2 = 4  # x compared with 16^j = 2^(4j) ...
@@ -224,9 +221,6 @@ class SecureAdam:
     #: ``u``'s raw value before it is below ``1.96·2^52`` (``ρ < 1.4``), times ``B·2^7 <
     #: 2^8``, below 2^61
     NEWTON_B_BITS = 7
-    #: plain Newton, ``y ← y·(3 − x·y²)/2``, as a ``(A, B_int)`` step of :meth:`_newton`:
-    #: the guarded warm start's steps (nothing bounds that start from below)
-    PLAIN_NEWTON_STEP = (3.0, 1 << NEWTON_B_BITS)
     #: m̂' is kept as m̂'·2^8: at the floor y is up to 2^8, so m̂'s 2^-16 grid would move
     #: a step by lr/2^8, and its rounding noise lasts ~1/(1 − β₁) steps
     M_SHIFT = 8
@@ -244,26 +238,19 @@ class SecureAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         grad_scale: float = 2.0**10,
-        nr_iters: int = 3,
         init_iters: int = 4,
-        refresh_every: int = 1,
-        warmup: int = 10,
     ) -> None:
         if lr <= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1:
             raise ValueError(f"need lr > 0 and betas in [0, 1), got lr={lr}, betas={betas}")
-        if grad_scale <= 0 or nr_iters < 1 or init_iters < 1 or refresh_every < 0:
+        if grad_scale <= 0 or init_iters < 1:
             raise ValueError(
-                "need grad_scale > 0, nr_iters >= 1, init_iters >= 1, refresh_every >= 0; got "
-                f"{grad_scale}, {nr_iters}, {init_iters}, {refresh_every}"
+                f"need grad_scale > 0 and init_iters >= 1; got {grad_scale}, {init_iters}"
             )
         self.lr = float(lr)
         self.betas = (float(betas[0]), float(betas[1]))
         self.grad_scale = float(grad_scale)
         self.eps_fp = self.effective_eps(eps, grad_scale)
-        self.nr_iters = int(nr_iters)
         self.init_iters = int(init_iters)
-        self.refresh_every = int(refresh_every)
-        self.warmup = int(warmup)
         self.state: _AdamState | None = None
 
     @classmethod
@@ -416,23 +403,9 @@ class SecureAdam:
         y = wrap_shares(cand[0] + picked.view(groups - 1, n).sum(0), x.encoder)
         return y.reshape(x.size()) + c0 * 2.0 ** (-(exps[0] - 1) * half + self.Y_SHIFT)
 
-    def _guard(self, x: Any, y: Any) -> Any:
-        """Shrink ``y`` 8× where ``x·y² > 2.5`` (Newton would diverge from it).
-
-        One full-range secure comparison per coordinate; after it Newton starts from
-        ``u = x·y² ≤ 3`` for every jump of ``v̂`` up to 192× since the last step.
-        """
-        from smpc_gym.secure.mpc_nn import beaver_many, ltz
-
-        (xy,) = beaver_many([("mul", x, y)])
-        (u,) = beaver_many([("mul", xy, y, 2 * self.Y_SHIFT)])  # x·y² (y is y·2^Y_SHIFT)
-        big = 1 - ltz(u - 2.5)
-        (shrink,) = beaver_many([("mul", mul_public(y, 0.875), big)])
-        return y - shrink
-
     def _newton(self, x: Any, y: Any, steps: Sequence[tuple[float, int]]) -> Any:
         """Newton steps ``y ← y·(A − B·(x·y)·y)/2``, one per ``(A, B_int)`` of ``steps``
-        (:meth:`newton_schedule`, or ``PLAIN_NEWTON_STEP``), 3 exactly
+        (:meth:`newton_schedule`; ``(3.0, 2^NEWTON_B_BITS)`` is plain Newton), 3 exactly
         truncated products each.
 
         ``y`` is held as ``y·2^Y_SHIFT``; ``u = B·x·y²`` and ``w = A − u`` at scale
@@ -561,19 +534,9 @@ class SecureAdam:
         # v̂' is stored times 2^V_SHIFT (square_shifted: an untruncated Beaver square)
         st.v = st.v + mul_public(square_shifted(g, self.V_SHIFT) - st.v, a2, wide=True)
         x = st.v + (self.grad_scale * self.eps_fp) ** 2 * 2.0**self.V_SHIFT  # >= 2^-8
-        refresh = (
-            st.y is None
-            or st.t <= self.warmup
-            or (self.refresh_every > 0 and st.t % self.refresh_every == 0)
-        )
-        if refresh:
-            with phase("optimiser.adam_rsqrt_start"):  # Newton's own time: adam_newton
-                steps, _ = self.newton_schedule(self.init_iters)
-                st.y = self._newton(x, self._initial_guess(x), steps)
-        else:
-            with phase("optimiser.adam_rsqrt_start"):
-                plain = [self.PLAIN_NEWTON_STEP] * self.nr_iters
-                st.y = self._newton(x, self._guard(x, st.y), plain)
+        with phase("optimiser.adam_rsqrt_start"):  # Newton's own time: adam_newton
+            steps, _ = self.newton_schedule(self.init_iters)
+            st.y = self._newton(x, self._initial_guess(x), steps)
         # m·y = m̂'·2^M · 2^(Y − V/2)/√(v̂' + ε'²): undo the shifts in the public lr, and
         # keep P_SHIFT more bits of the step for the parameters' remainder
         (my,) = beaver_many([("mul", st.m, st.y)])

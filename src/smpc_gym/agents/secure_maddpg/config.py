@@ -41,12 +41,9 @@ class Config(maddpg.Config):
         critic_grad_scale: public loss scale ``c`` of the critic gradients (fixed point,
             see :mod:`smpc_gym.secure.optim`).
         actor_grad_scale: the same for the actor gradients (which are much smaller).
-        adam_nr_iters: warm-started Newton iterations for Adam's ``1/√v̂`` per step.
         adam_init_iters: scaled Newton iterations after the range reduction (4: within
             1e-5 of ``1/√v̂``; 5: 1.4e-10, one more step's bytes and rounds; see
             :meth:`smpc_gym.secure.optim.SecureAdam.newton_schedule`).
-        adam_refresh_every: steps between range-reduced restarts of Adam's Newton iterations
-            (1 = every step, robust; see :mod:`smpc_gym.secure.optim`).
         adam_warm_start: with ``optimizer: adam`` after a pre-training by Adam, the secure
             Adams continue from the pre-training's moments and step count (public: both
             parties compute them from simulated data) instead of zero moments, whose
@@ -84,9 +81,7 @@ class Config(maddpg.Config):
     timeout_s: float = 120.0
     critic_grad_scale: float = 2.0**6
     actor_grad_scale: float = 2.0**10
-    adam_nr_iters: int = 3
     adam_init_iters: int = 4
-    adam_refresh_every: int = 1
     adam_warm_start: bool = True
     pretrain_steps: int = 0
     pretrain_env: dict[str, Any] = field(default_factory=dict)
@@ -125,9 +120,7 @@ class Config(maddpg.Config):
         for name, low in (
             ("pretrain_select_every", 0),
             ("pretrain_select_episodes", 1),
-            ("adam_nr_iters", 1),
             ("adam_init_iters", 1),
-            ("adam_refresh_every", 0),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:

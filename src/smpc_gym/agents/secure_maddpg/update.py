@@ -65,9 +65,7 @@ def make_optimisers(cfg: Config) -> tuple[Any, Any]:
                 lr,
                 eps=cfg.adam_eps,
                 grad_scale=scale,
-                nr_iters=cfg.adam_nr_iters,
                 init_iters=cfg.adam_init_iters,
-                refresh_every=cfg.adam_refresh_every,
             )
         return SecureSGD(lr, momentum=cfg.momentum, grad_scale=scale)
 
