@@ -17,6 +17,9 @@ computation in advance, so this module does it by hand, on arithmetic shares
 * **Exact comparisons.** ReLU signs use the dealer-assisted carry-tree sign test
   (:func:`ltz`, :mod:`smpc_gym.secure.compare`) over :data:`ACT_BITS` bits, exact for
   every pre-activation the products before it allow (raw ``|z| < 2^48``).
+* **Finer activations.** Hidden activations are held with :data:`ACT_FRAC_BITS` (24)
+  fractional bits, weights, outputs and gradients with CrypTen's 16: a ReLU then decides
+  as a floating-point twin does unless its input is within ``2^-24`` of 0.
 * **Reused comparisons.** The ReLU mask ``[z > 0]`` computed in the forward pass is kept
   in the cache and multiplies the gradient in the backward pass (no second comparison);
   ``σ(z)`` is kept for the sigmoid derivative ``σ(1 − σ)``.
@@ -54,6 +57,7 @@ from smpc_gym.secure.comm import phase
 
 __all__ = [
     "ACT_BITS",
+    "ACT_FRAC_BITS",
     "OUT_ACTS",
     "BackwardPlan",
     "MLPCache",
@@ -63,7 +67,6 @@ __all__ = [
     "correlation_source",
     "fast_dispatch",
     "forward_stacked",
-    "ACT_FRAC_BITS",
     "frac_bits",
     "inject_again",
     "inject_bits",
@@ -95,9 +98,9 @@ def share_rounded(x: torch.Tensor, src: int, bits: int | None = None) -> Any:
     is: a bias, not a rounding. Rounded in float64 first, the encoder's truncation is
     exact (for ``|x| < 2^(53 − bits)``). Only ``src``'s values matter; the other parties
     pass any tensor of the same shape (CrypTen ignores it). ``bits``: fractional bits
-    (default CrypTen's 16; secure MADDPG shares its network inputs at
-    :data:`ACT_FRAC_BITS`). Secure MADDPG shares its inputs (minibatches, observations for
-    acting, initial weights) through this.
+    (default CrypTen's 16). Secure MADDPG shares its inputs through this: initial weights
+    at 16 bits, the networks' inputs (minibatches, observations for acting) at
+    :data:`ACT_FRAC_BITS`.
 
     Raises:
         ValueError: if ``bits`` is not in ``[0, 30]``.
@@ -1028,14 +1031,21 @@ def forward_stacked(
 ) -> tuple[list[Any], list[MLPCache]]:
     """Forward several :class:`SharedMLP` of equal layer shapes as one stack.
 
-    ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``. Each layer costs one Beaver matmul round
+    ``xs[k]`` is ``[P_k, B, in]`` for ``mlps[k]``, with at most :data:`ACT_FRAC_BITS`
+    fractional bits (fewer are lifted exactly). Each layer costs one Beaver matmul round
     and each hidden ReLU one comparison with its multiplication fused in (:func:`relu`) for
-    *all* networks together. ``backward`` says what the backward pass of the first
+    *all* networks together; hidden activations are at :data:`ACT_FRAC_BITS`, the outputs
+    at the weights' 16 bits. ``backward`` says what the backward pass of the first
     ``backward.mlps`` MLPs will compute; with the dealer their correlations then carry
     the masks it reuses (:class:`BackwardPlan`).
 
     Returns:
         ``(outputs, caches)``, one per MLP.
+
+    Raises:
+        ValueError: if the MLPs' output activations differ, ``backward.mlps`` is not
+            in ``[1, len(mlps)]``, or an input has more than :data:`ACT_FRAC_BITS`
+            fractional bits.
     """
     acts = {m.out_act for m in mlps}
     if len(acts) != 1:
@@ -1046,7 +1056,7 @@ def forward_stacked(
         )
     sizes = [m.n_nets for m in mlps]
     n_layers = len(mlps[0].weights)
-    h = lift(_cat([lift(x, max(frac_bits(x), ACT_FRAC_BITS)) for x in xs]), ACT_FRAC_BITS)
+    h = _cat([lift(x, ACT_FRAC_BITS) for x in xs])  # inputs at fewer bits: lifted, exactly
     g = 0
     if backward is not None and correlation_source() == "TTP":
         g = sum(sizes[: backward.mlps])  # the back-propagated networks, stacked first
