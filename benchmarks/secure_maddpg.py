@@ -735,7 +735,6 @@ def _network(args, out: dict, optimizers) -> None:
     for key in keys:
         base = measured["local"][key] if measured else out[key]
         compute_s, rounds = base["seconds"], base["rounds"]
-        nbytes = base["bytes"] - base.get("bytes_dealer", 0.0)  # party to party
         per: dict = {}
         for link, (rate, rtt, _) in LINKS.items():
             row = {"predicted_s": _predict_run(base, rate, rtt)}
@@ -766,7 +765,7 @@ def _network(args, out: dict, optimizers) -> None:
         net[key] = per
         if measured:
             rate, rtt, _ = LINKS["wan"]
-            wire = predict_seconds(0.0, nbytes, 0.0, rate, 0.0)
+            wire = _predict_run(base, rate, 0.0, compute_s=0.0)  # the bytes' time alone
             lat = per["wan"]["measured_s"] - compute_s - wire
             # 1.0: the model's rtt/2 per round exactly; below: the rounds overlap more
             net[key]["rtt_factor_fit"] = lat / (rounds * rtt / 2e3) if rounds else None

@@ -1147,8 +1147,8 @@ def _layer_backward(
     dz: Any,
     weight_grads: bool,
     input_grad: bool,
-    cols: slice | Sequence[slice] | None = None,
-    scales: tuple[int, int] = (1 << 16, 1 << 16),
+    cols: slice | Sequence[slice] | None,
+    scales: tuple[int, int],
 ) -> tuple[Any, Any]:
     """``(hᵀ @ dz, dz @ Wᵀ)`` of a layer from its forward's :class:`_LayerReuse` (either is
     None where not asked for), ``h`` and ``W`` as the forward pass had them: opens only
