@@ -67,7 +67,10 @@ without the checks), ``check_seconds_per_update`` (the twins, the reveal and the
 check), ``worst_update`` (the update with the largest per-update weight
 error, the network it was in, and at the worst coordinate of an online network the secure
 and the twin's gradient, the twin's ``v̂``, ε and lr: Adam moves a step by about
-``(1 − β₁)·lr·δg/√(v̂ + ε²)`` for a gradient difference ``δg``) and
+``(1 − β₁)·lr·δg/√(v̂ + ε²)`` for a gradient difference ``δg``; for a layer followed by
+a ReLU also ``relu_flip``: the pre-activation nearest 0 at that coordinate's unit and
+what taking its decision the other way would change in the gradient, to hold against
+``grad_secure − grad_twin``) and
 ``cost`` (``exact`` / ``local``: ``seconds``, ``mb``, ``rounds`` per update, party 0's
 CrypTen counters; ``ratio_seconds``, ``ratio_mb``, ``ratio_rounds``: exact / local).
 """
@@ -353,14 +356,22 @@ def _max_error(revealed: dict[str, Any], twin: maddpg.Nets) -> tuple[float, str]
 
 
 def _diagnose(
-    before: dict[str, Any], after: dict[str, Any], nets: maddpg.Nets, opts: Any
+    before: dict[str, Any],
+    after: dict[str, Any],
+    nets: maddpg.Nets,
+    opts: Any,
+    batch: list[maddpg.PlayerBatch] | None = None,
+    cfg: maddpg.Config | None = None,
+    sharing: maddpg.DataSharing | None = None,
 ) -> dict[str, Any]:
     """Why an update's error is what it is, at its worst online-network coordinate.
 
     Both gradients follow from ``m̂`` before (the revealed state both started from) and
     after the update (``m̂ += a₁·(g − m̂)``): the revealed secure one and the step twin's;
     both ``v̂`` after it are reported. With Adam, a gradient difference ``δ`` moves a step by
-    about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor.
+    about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor. Given the
+    update's ``batch``, plaintext ``cfg`` and ``sharing``, a coordinate of a layer followed by a ReLU
+    also gets :func:`_relu_flip`'s account (key ``relu_flip``).
     """
     best: tuple[float, str, int, int, int, str] | None = None
     for kind in ("actors", "critics"):
@@ -407,6 +418,93 @@ def _diagnose(
             "lr": opt.param_groups[0]["lr"],
         }
     )
+    if batch is not None and cfg is not None and sharing is not None:
+        gap = grads["secure"] - grads["twin"]
+        flip = _relu_flip(before, (nets, opts), batch, cfg, sharing, (kind, pl, k, i, name), gap)
+        if flip is not None:
+            out["relu_flip"] = flip
+    return out
+
+
+def _relu_flip(
+    before: dict[str, Any],
+    twin: tuple[maddpg.Nets, Any],
+    batch: list[maddpg.PlayerBatch],
+    cfg: maddpg.Config,
+    sharing: maddpg.DataSharing,
+    where: tuple[str, int, int, int, str],
+    gap: float | None = None,
+) -> dict[str, Any] | None:
+    """Whether one ReLU decision taken the other way accounts for a gradient difference.
+
+    At ``where`` = (kind, player, layer ``k``, flat index, ``"weight"``/``"bias"``) of a
+    layer followed by a ReLU, the gradient of ``W[r, c]`` is ``Σ_b g[b]·[z[b, r] > 0]``
+    with ``g[b] = ∂L/∂h[b, r]·x[b, c]`` (``x`` the layer's input, ``h`` the ReLU's
+    output; ``x[b, c]`` is 1 for the bias ``b[r]``). Were sample ``b``'s decision at unit
+    ``r`` taken the other way, as any rounding of a ``z[b, r]`` that close to 0 may take
+    it, the gradient would move by ``±g[b]``. The update is replayed in plaintext on a copy
+    of the twin loaded with ``before`` and the same ``batch``; the sample whose ``|z|``
+    is smallest is the one rounding flips first. Given the measured ``gap`` (secure minus
+    twin gradient), the sample whose flip would come closest to it is reported too.
+
+    Returns:
+        ``None`` for a layer without a ReLU after it; else ``unit`` (``r``),
+        ``min_abs_preactivation`` (``|z|`` of that sample), ``sample``,
+        ``flip_grad_change`` (secure minus twin, had the secure side flipped that
+        decision alone) and ``grad_replayed`` (the replayed twin's own gradient, which must
+        equal the step twin's ``grad_twin``: a check of the replay); with ``gap``, also
+        ``closest_sample``, its ``closest_abs_preactivation``, ``closest_flip_grad_change``
+        and ``closest_rank`` (how many samples have a smaller ``|z|``).
+    """
+    kind, pl, k, i, name = where
+    nets, opts = copy.deepcopy(twin)
+    _load_twin(nets, opts, before)
+    net = getattr(nets, kind)[pl]
+    lin = _linears(net)[k]
+    mods = list(net)
+    after_lin = mods[mods.index(lin) + 1 :][:1]
+    if not (after_lin and isinstance(after_lin[0], torch.nn.ReLU)):
+        return None
+    relu = after_lin[0]
+    unit, col = (i // lin.in_features, i % lin.in_features) if name == "weight" else (i, None)
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep_layer(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...], z: torch.Tensor) -> None:
+        if "z" not in seen:  # the first call with gradients is the one its optimiser steps on
+            seen["x"], seen["z"] = inp[0].detach(), z.detach()
+
+    def keep_relu(mod: torch.nn.Module, inp: Any, h: torch.Tensor) -> None:
+        if "h" not in seen and h.requires_grad:
+            seen["h"] = h
+            h.register_hook(lambda grad: seen.setdefault("dh", grad.detach()))
+
+    hooks = [lin.register_forward_hook(keep_layer), relu.register_forward_hook(keep_relu)]
+    maddpg.maddpg_update(nets, opts, batch, cfg, sharing)
+    for h in hooks:
+        h.remove()
+    z = seen["z"][:, unit].double()
+    g = seen["dh"][:, unit].double()
+    if col is not None:
+        g = g * seen["x"][:, col].double()
+    change = torch.where(z > 0, -g, g)  # secure minus twin, were that decision flipped
+    b = int(z.abs().argmin())
+    out: dict[str, Any] = {
+        "unit": unit,
+        "min_abs_preactivation": float(z[b].abs()),
+        "sample": b,
+        "flip_grad_change": float(change[b]),
+        "grad_replayed": float((g * (z > 0)).sum()),
+    }
+    if gap is not None:
+        c = int((change - gap).abs().argmin())
+        out.update(
+            {
+                "closest_sample": c,
+                "closest_abs_preactivation": float(z[c].abs()),
+                "closest_flip_grad_change": float(change[c]),
+                "closest_rank": int((z.abs() < z[c].abs()).sum()),
+            }
+        )
     return out
 
 
@@ -576,7 +674,7 @@ def _party(
                     "update": u + 1,
                     "error": we,
                     "network": where,
-                    **_diagnose(before, revealed, *twins["step"]),
+                    **_diagnose(before, revealed, *twins["step"], batch, cfg.plain(), sharing),
                 }
             traj_err = max(traj_err, _max_error(revealed["nets"], twins["free"][0])[0])
             grid_err = max(grid_err, _plain_error(twins["grid"][0], twins["free"][0]))
