@@ -67,10 +67,10 @@ without the checks), ``check_seconds_per_update`` (the twins, the reveal and the
 check), ``worst_update`` (the update with the largest per-update weight
 error, the network it was in, and at the worst coordinate of an online network the secure
 and the twin's gradient, the twin's ``v̂``, ε and lr: Adam moves a step by about
-``(1 − β₁)·lr·δg/√(v̂ + ε²)`` for a gradient difference ``δg``; for a layer followed by
-a ReLU also ``relu_flip``: the pre-activation nearest 0 at that coordinate's unit and
-what taking its decision the other way would change in the gradient, to hold against
-``grad_secure − grad_twin``) and
+``(1 − β₁)·lr·δg/√(v̂ + ε²)`` for a gradient difference ``δg``; and ``relu_flip``: the
+update replayed in plaintext with each of the 16 ReLU decisions nearest 0 flipped alone,
+what each does to that coordinate's gradient, to hold against ``grad_secure −
+grad_twin``) and
 ``cost`` (``exact`` / ``local``: ``seconds``, ``mb``, ``rounds`` per update, party 0's
 CrypTen counters; ``ratio_seconds``, ``ratio_mb``, ``ratio_rounds``: exact / local).
 """
@@ -370,8 +370,8 @@ def _diagnose(
     after the update (``m̂ += a₁·(g − m̂)``): the revealed secure one and the step twin's;
     both ``v̂`` after it are reported. With Adam, a gradient difference ``δ`` moves a step by
     about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor. Given the
-    update's ``batch``, plaintext ``cfg`` and ``sharing``, a coordinate of a layer followed by a ReLU
-    also gets :func:`_relu_flip`'s account (key ``relu_flip``).
+    update's ``batch``, plaintext ``cfg`` and ``sharing``, :func:`_relu_flip`'s account
+    of the gradient difference is added (key ``relu_flip``).
     """
     best: tuple[float, str, int, int, int, str] | None = None
     for kind in ("actors", "critics"):
@@ -420,9 +420,9 @@ def _diagnose(
     )
     if batch is not None and cfg is not None and sharing is not None:
         gap = grads["secure"] - grads["twin"]
-        flip = _relu_flip(before, (nets, opts), batch, cfg, sharing, (kind, pl, k, i, name), gap)
-        if flip is not None:
-            out["relu_flip"] = flip
+        out["relu_flip"] = _relu_flip(
+            before, (nets, opts), batch, cfg, sharing, (kind, pl, k, i, name), gap
+        )
     return out
 
 
@@ -434,77 +434,99 @@ def _relu_flip(
     sharing: maddpg.DataSharing,
     where: tuple[str, int, int, int, str],
     gap: float | None = None,
-) -> dict[str, Any] | None:
+    candidates: int = 16,
+) -> dict[str, Any]:
     """Whether one ReLU decision taken the other way accounts for a gradient difference.
 
-    At ``where`` = (kind, player, layer ``k``, flat index, ``"weight"``/``"bias"``) of a
-    layer followed by a ReLU, the gradient of ``W[r, c]`` is ``Σ_b g[b]·[z[b, r] > 0]``
-    with ``g[b] = ∂L/∂h[b, r]·x[b, c]`` (``x`` the layer's input, ``h`` the ReLU's
-    output; ``x[b, c]`` is 1 for the bias ``b[r]``). Were sample ``b``'s decision at unit
-    ``r`` taken the other way, as any rounding of a ``z[b, r]`` that close to 0 may take
-    it, the gradient would move by ``±g[b]``. The update is replayed in plaintext on a copy
-    of the twin loaded with ``before`` and the same ``batch``; the sample whose ``|z|``
-    is smallest is the one rounding flips first. Given the measured ``gap`` (secure minus
-    twin gradient), the sample whose flip would come closest to it is reported too.
+    A ReLU decision on a pre-activation ``z`` within the rounding of 0 may go either way,
+    and taking it the other way moves a whole row of gradients by that sample's share
+    (and, through the backward pass, rows of the layers below and of the actor whose
+    loss runs through a critic). The update is replayed in plaintext on a copy of the
+    twin loaded with ``before``, on the same ``batch``; every ReLU of the online networks
+    in a pass with gradients is a decision. The ``candidates`` decisions whose ``|z|`` is
+    smallest are each flipped alone in a replay, and what that does to the gradient the
+    optimiser steps on at ``where`` = (kind, player, layer, flat index,
+    ``"weight"``/``"bias"``) is measured.
 
     Returns:
-        ``None`` for a layer without a ReLU after it; else ``unit`` (``r``),
-        ``min_abs_preactivation`` (``|z|`` of that sample), ``sample``,
-        ``flip_grad_change`` (secure minus twin, had the secure side flipped that
-        decision alone) and ``grad_replayed`` (the replayed twin's own gradient, which must
-        equal the step twin's ``grad_twin``: a check of the replay); with ``gap``, also
-        ``closest_sample``, its ``closest_abs_preactivation``, ``closest_flip_grad_change``
-        and ``closest_rank`` (how many samples have a smaller ``|z|``).
+        ``grad_replayed`` (the replayed twin's gradient at ``where``, which must equal the
+        step twin's ``grad_twin``: a check of the replay), ``decisions`` (how many there
+        were), ``nearest`` (the decision nearest 0) and, with the measured ``gap``
+        (secure minus twin gradient), ``closest`` (the candidate whose flip comes
+        closest to it): each with ``relu`` (network, ReLU index, pass), ``sample``,
+        ``unit``, ``abs_preactivation``, ``rank`` (how many decisions have a smaller
+        ``|z|``) and ``grad_change`` (the gradient at ``where`` with that decision
+        flipped, minus ``grad_replayed``).
     """
     kind, pl, k, i, name = where
-    nets, opts = copy.deepcopy(twin)
-    _load_twin(nets, opts, before)
-    net = getattr(nets, kind)[pl]
-    lin = _linears(net)[k]
-    mods = list(net)
-    after_lin = mods[mods.index(lin) + 1 :][:1]
-    if not (after_lin and isinstance(after_lin[0], torch.nn.ReLU)):
-        return None
-    relu = after_lin[0]
-    unit, col = (i // lin.in_features, i % lin.in_features) if name == "weight" else (i, None)
-    seen: dict[str, torch.Tensor] = {}
+    base = copy.deepcopy(twin)
+    _load_twin(*base, before)
 
-    def keep_layer(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...], z: torch.Tensor) -> None:
-        if "z" not in seen:  # the first call with gradients is the one its optimiser steps on
-            seen["x"], seen["z"] = inp[0].detach(), z.detach()
+    def replay(flip: tuple[str, int, int, int] | None) -> tuple[float, dict[tuple[str, int], Any]]:
+        """The gradient at ``where`` (and, unflipped, every decision's z) of one replay."""
+        nets, opts = copy.deepcopy(base)
+        zs: dict[tuple[str, int], torch.Tensor] = {}
+        calls: dict[str, int] = {}
+        grad: list[float] = []
 
-    def keep_relu(mod: torch.nn.Module, inp: Any, h: torch.Tensor) -> None:
-        if "h" not in seen and h.requires_grad:
-            seen["h"] = h
-            h.register_hook(lambda grad: seen.setdefault("dh", grad.detach()))
+        def relu_hook(label: str) -> Any:
+            def hook(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...], h: torch.Tensor) -> Any:
+                z = inp[0]
+                if not z.requires_grad:
+                    return None
+                n = calls[label] = calls.get(label, -1) + 1
+                zs[(label, n)] = z.detach()
+                if flip is None or (flip[0], flip[1]) != (label, n):
+                    return None
+                keep = (z > 0).to(z.dtype)
+                keep[flip[2], flip[3]] = 1 - keep[flip[2], flip[3]]
+                return z * keep  # the flipped decision's gradient follows it
 
-    hooks = [lin.register_forward_hook(keep_layer), relu.register_forward_hook(keep_relu)]
-    maddpg.maddpg_update(nets, opts, batch, cfg, sharing)
-    for h in hooks:
-        h.remove()
-    z = seen["z"][:, unit].double()
-    g = seen["dh"][:, unit].double()
-    if col is not None:
-        g = g * seen["x"][:, col].double()
-    change = torch.where(z > 0, -g, g)  # secure minus twin, were that decision flipped
-    b = int(z.abs().argmin())
-    out: dict[str, Any] = {
-        "unit": unit,
-        "min_abs_preactivation": float(z[b].abs()),
-        "sample": b,
-        "flip_grad_change": float(change[b]),
-        "grad_replayed": float((g * (z > 0)).sum()),
-    }
-    if gap is not None:
-        c = int((change - gap).abs().argmin())
-        out.update(
+            return hook
+
+        copies = {
+            f"{kind2}[{p}] relu {j}": m
+            for kind2 in ("actors", "critics")
+            for p, net in enumerate(getattr(nets, kind2))
+            for j, m in enumerate(x for x in net if isinstance(x, torch.nn.ReLU))
+        }
+        hooks = [m.register_forward_hook(relu_hook(label)) for label, m in copies.items()]
+        param = getattr(_linears(getattr(nets, kind)[pl])[k], name)
+
+        def at_step(opt: Any, args: Any, kwargs: Any) -> None:
+            if param.grad is not None:
+                grad.append(float(param.grad.reshape(-1)[i]))
+
+        hooks.append(getattr(opts, kind)[pl].register_step_pre_hook(at_step))
+        maddpg.maddpg_update(nets, opts, batch, cfg, sharing)
+        for h in hooks:
+            h.remove()
+        return grad[0], zs
+
+    g0, zs = replay(None)
+    keys = list(zs)
+    absz = torch.cat([zs[key].abs().reshape(-1) for key in keys])
+    ends = torch.tensor([zs[key].numel() for key in keys]).cumsum(0)
+    vals, order = torch.topk(absz, min(candidates, absz.numel()), largest=False)
+    tried = []
+    for rank, (v, flat) in enumerate(zip(vals.tolist(), order.tolist(), strict=True)):
+        which = int(torch.searchsorted(ends, flat, right=True))
+        label, n = keys[which]
+        b, u = divmod(flat - (int(ends[which - 1]) if which else 0), zs[keys[which]].shape[1])
+        g1, _ = replay((label, n, b, u))
+        tried.append(
             {
-                "closest_sample": c,
-                "closest_abs_preactivation": float(z[c].abs()),
-                "closest_flip_grad_change": float(change[c]),
-                "closest_rank": int((z.abs() < z[c].abs()).sum()),
+                "relu": f"{label} (pass {n})",
+                "sample": b,
+                "unit": u,
+                "abs_preactivation": v,
+                "rank": rank,
+                "grad_change": g1 - g0,
             }
         )
+    out: dict[str, Any] = {"grad_replayed": g0, "decisions": int(absz.numel()), "nearest": tried[0]}
+    if gap is not None:
+        out["closest"] = min(tried, key=lambda t: abs(t["grad_change"] - gap))
     return out
 
 
