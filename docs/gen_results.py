@@ -534,6 +534,16 @@ def _h_stress(d: dict[str, Any]) -> str:
             f"on the same updates: {r['max_abs_noise_twin_error']:.2e}, "
             f"{r['noise_twin_updates_over_1e-3']} above 1e-3)"
         )
+    worst = r.get("worst_update", {})
+    flip = worst.get("relu_flip", {}).get("closest")
+    if flip is not None and "grad_secure" in worst:
+        gap = worst["grad_secure"] - worst["grad_twin"]
+        share = flip["grad_change"] / gap if gap else float("nan")
+        text += (
+            f"; the worst update's gradient gap ({gap:.2e}, {worst['network']}) is "
+            f"{share:.0%} accounted for by one ReLU decision taken the other way "
+            f"({flip['relu']}, |z| = {flip['abs_preactivation']:.1e})"
+        )
     text += (
         f"; actions within {r['max_abs_action_error']:.1e} of the "
         f"cap; {r['seconds_per_update']:.2f} s per update; over the run a free-running twin "
