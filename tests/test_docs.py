@@ -11,13 +11,13 @@ exactly one title.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -30,11 +30,7 @@ FENCE = re.compile(r"^(```|~~~)")
 
 
 def _gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_results", DOCS / "gen_results.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(DOCS / "gen_results.py")
 
 
 def _site_pages() -> list[Path]:

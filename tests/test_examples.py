@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,14 +55,7 @@ def test_sb3_greedy_mouse(steps, monkeypatch, capsys) -> None:
 
 def test_supersuit_parameter_sharing_smoke_and_seeded() -> None:
     pytest.importorskip("supersuit", reason="the `supersuit` extra is not installed")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "supersuit_parameter_sharing", ROOT / "examples" / "supersuit_parameter_sharing.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / "examples" / "supersuit_parameter_sharing.py")
     argv = ["--steps", "256", "--copies", "2", "--episodes", "1", "--max-episode-steps", "30"]
     first = module.main(argv)
     assert first["steps"] >= 256

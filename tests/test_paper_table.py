@@ -6,13 +6,12 @@ preset is ``python benchmarks/paper_table.py --plaintext-only --seeds 5``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from script_loader import load_script
 
 from smpc_gym.agents import maddpg
 from smpc_gym.agents import secure_maddpg as sm
@@ -25,12 +24,7 @@ TINY = {"hidden": 16, "batch_size": 32, "learning_starts": 32}
 
 
 def _paper_table():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("paper_table", ROOT / "benchmarks/paper_table.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "benchmarks/paper_table.py", siblings=True)
 
 
 def _tiny_cfg(**kw) -> sm.Config:

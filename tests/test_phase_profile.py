@@ -9,7 +9,6 @@ byte and round CrypTen counts during an update must be charged to some phase.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from script_loader import load_script
 
 from smpc_gym.secure.comm import PhaseProfile, phase, profiling
 
@@ -163,13 +163,7 @@ def test_every_byte_and_round_of_a_secure_update_is_charged_to_a_phase() -> None
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_secure_maddpg", ROOT / "benchmarks" / "secure_maddpg.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "benchmarks" / "secure_maddpg.py", "bench_secure_maddpg")
 
 
 def test_network_model_matches_a_hand_worked_case() -> None:

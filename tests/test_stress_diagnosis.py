@@ -11,33 +11,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from script_loader import ROOT, load_script
 
 from smpc_gym.agents import maddpg
 
-ROOT = Path(__file__).resolve().parents[1]
 UNIT, COL, SAMPLE = 5, 7, 11
 
 
 @pytest.fixture(scope="module")
 def stress() -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "secure_maddpg_stress", ROOT / "benchmarks/secure_maddpg_stress.py"
-        )
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.pop(0)
+    return load_script(ROOT / "benchmarks/secure_maddpg_stress.py", siblings=True)
 
 
 def _state(nets: maddpg.Nets, stress: Any) -> dict[str, Any]:
