@@ -13,7 +13,7 @@ whose raw remainder ``x mod scale`` is below ``k`` decodes 1.0 too low: at 16 bi
 ``−1.99998`` (raw ``−131071``) reads back as ``−2.99998`` and ``−299.99974`` as
 ``−300.99974``, about once in ``65536/k`` for values near ``−k``. :func:`decode_fixed`
 decodes by floor division by ``scale``: the integer part and the remainder are exact,
-and the result is the float32 nearest to ``raw/scale``.
+and the result is (to within a float64 rounding) the float32 nearest to ``raw/scale``.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def decode_fixed(raw: torch.Tensor, scale: int) -> torch.Tensor:
 
     ``⌊raw / scale⌋`` and the remainder in ``[0, scale)`` are exact integers; ``q +
     r/scale`` is formed in float64 (exact while ``|q| < 2^37`` at 16 bits) and rounded
-    once to float32, so the result is the float32 nearest to ``raw / scale``.
-    ``scale == 1`` returns ``raw`` as float32.
+    once to float32, so the result is the float32 nearest to ``raw / scale`` (beyond
+    ``2^37``, up to a float64 rounding of 2^-53 relative before that). ``scale == 1``
+    returns ``raw`` as float32.
 
     Raises:
         TypeError: if ``raw`` is not an integer tensor.
