@@ -360,18 +360,18 @@ def _diagnose(
     after: dict[str, Any],
     nets: maddpg.Nets,
     opts: Any,
-    batch: list[maddpg.PlayerBatch] | None = None,
-    cfg: maddpg.Config | None = None,
-    sharing: maddpg.DataSharing | None = None,
+    batch: list[maddpg.PlayerBatch],
+    cfg: maddpg.Config,
+    sharing: maddpg.DataSharing,
 ) -> dict[str, Any]:
     """Why an update's error is what it is, at its worst online-network coordinate.
 
     Both gradients follow from ``m̂`` before (the revealed state both started from) and
     after the update (``m̂ += a₁·(g − m̂)``): the revealed secure one and the step twin's;
     both ``v̂`` after it are reported. With Adam, a gradient difference ``δ`` moves a step by
-    about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor. Given the
-    update's ``batch``, plaintext ``cfg`` and ``sharing``, :func:`_relu_flip`'s account
-    of the gradient difference is added (key ``relu_flip``).
+    about ``(1 − β₁)·lr·δ/√(v̂ + ε²)``: most where ``v̂`` is near the ε floor.
+    :func:`_relu_flip`'s account of the gradient difference, replayed on the update's
+    ``batch`` with the plaintext ``cfg`` and ``sharing``, is added (key ``relu_flip``).
     """
     best: tuple[float, str, int, int, int, str] | None = None
     for kind in ("actors", "critics"):
@@ -418,11 +418,10 @@ def _diagnose(
             "lr": opt.param_groups[0]["lr"],
         }
     )
-    if batch is not None and cfg is not None and sharing is not None:
-        gap = grads["secure"] - grads["twin"]
-        out["relu_flip"] = _relu_flip(
-            before, (nets, opts), batch, cfg, sharing, (kind, pl, k, i, name), gap
-        )
+    gap = grads["secure"] - grads["twin"]
+    out["relu_flip"] = _relu_flip(
+        before, (nets, opts), batch, cfg, sharing, (kind, pl, k, i, name), gap
+    )
     return out
 
 

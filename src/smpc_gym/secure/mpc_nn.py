@@ -1262,10 +1262,7 @@ def backward_stacked(
             dbs[k] = dz.sum(1, keepdim=True)
         if reused:
             layer = _LayerReuse.cat([c.layers[k] for c in caches])
-            scales = (
-                int(caches[0].inputs[k]._tensor.encoder.scale),
-                int(caches[0].weights[k]._tensor.encoder.scale),
-            )
+            scales = (1 << frac_bits(caches[0].inputs[k]), 1 << frac_bits(caches[0].weights[k]))
             dws[k], dh = _layer_backward(layer, dz, weight_grads, want_in, cols, scales)
         else:
             h = _cat([c.inputs[k] for c in caches])

@@ -32,19 +32,19 @@ Newton for ``x^(-1/2)`` converges (quadratically) only from ``0 < y₀ < √(3/x
 (CrypTen's ``inv_sqrt`` uses ``2.2·e^(−x/2−0.2)+0.2``, valid for x ∈ [0.1, 300]) does
 not work. Instead:
 
-* the initial guess comes from a *range reduction* at every step: where ``x`` lies among the public thresholds ``16^j``
-  (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈ [16^J, 16^(J+1))``, within
-  ``[0.35, 1.4)`` of the answer (``[0.3498, 1.4007)``: a comparison may answer either way
-  less than 2^-10 below its threshold); ``init_iters`` (4) scaled Newton steps then reach
-  ``1e-5`` relative error (:meth:`SecureAdam.newton_schedule`: the bound is computed, 9.8e-6
-  for 4 steps, 1.4e-10 for 5). Robust for any ``x`` in ``[2^-8, 2^39)`` (the ε floor below keeps
-  ``x ≥ 2^-8``); costs 5 comparisons per coordinate (in range for ``x < 2^41``:
-  ``COMPARE_BITS``) in two levels (which group of four thresholds, over 43 bits, then which
-  threshold within it, over 25 bits on ``x`` in the group's units; the same ``J`` as
-  comparing against all 11 except within 2^-10 below a threshold: see
-  ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`).
-  ``y`` is held as ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays
-  on the grid.
+* the initial guess comes from a *range reduction* at every step: where ``x`` lies among
+  the public thresholds ``16^j`` (j = ``−1 … 9``) gives ``y₀ = 0.35·4^(−J)`` for ``x ∈
+  [16^J, 16^(J+1))``, within ``[0.35, 1.4)`` of the answer (``[0.3498, 1.4007)``: a
+  comparison may answer either way less than 2^-10 below its threshold); ``init_iters``
+  (4) scaled Newton steps then reach ``1e-5`` relative error
+  (:meth:`SecureAdam.newton_schedule`: the bound is computed, 9.8e-6 for 4 steps,
+  1.4e-10 for 5). Robust for any ``x`` in ``[2^-8, 2^39)`` (the ε floor below keeps ``x
+  ≥ 2^-8``); costs 5 comparisons per coordinate (in range for ``x < 2^41``:
+  ``COMPARE_BITS``) in two levels (which group of four thresholds, over 43 bits, then
+  which threshold within it, over 25 bits on ``x`` in the group's units; the same ``J``
+  as comparing against all 11 except within 2^-10 below a threshold: see
+  ``SecureAdam._initial_guess``, :mod:`smpc_gym.secure.compare`). ``y`` is held as
+  ``y·2^10`` (``Y_SHIFT``) so that the small ``y`` of large ``x`` stays on the grid.
 * a cheaper start was tried and removed: warm-starting Newton from the previous step's
   ``y`` (a range reduction only every ``k`` steps, a guard ``[x·y² > 2.5]`` shrinking
   ``y`` 8× in between, then plain Newton). ``v̂`` can jump by any factor between steps
