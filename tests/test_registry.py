@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pettingzoo
@@ -26,6 +28,14 @@ def test_registered_ids_are_the_specs() -> None:
     for spec in env_specs():
         assert spec.pettingzoo_id in pettingzoo.parallel_registry
         assert spec.pettingzoo_id in pettingzoo.aec_registry
+
+
+def test_ids_of_a_spec_without_an_entry_module() -> None:
+    # entry_module is optional in the spec; ids lists the other names without it
+    sc = get_env_spec("supply_chain")
+    assert "supply_chain_v0" in sc.ids
+    bare = dataclasses.replace(sc, entry_module=None, pettingzoo_id=None)
+    assert bare.ids == ()
 
 
 def test_supply_chain_facts_match_the_game() -> None:

@@ -218,6 +218,25 @@ def test_the_floor_twin_is_adam_where_gradients_clear_the_floor() -> None:
     assert float((a.detach() - b.detach()).abs().max()) < 1e-9
 
 
+def test_the_floor_twin_takes_a_closure_as_torch_optimisers_do() -> None:
+    # step(closure): the closure runs with gradients on (under step's no_grad), its loss
+    # is returned, and the step is the one its gradient gives
+    x = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
+    a, b = torch.nn.Parameter(x.clone()), torch.nn.Parameter(x.clone())
+    with_closure, plain = FloorEpsAdam([a], 1e-2), FloorEpsAdam([b], 1e-2)
+
+    def closure() -> float:
+        with_closure.zero_grad()
+        loss = (a**2).sum()
+        loss.backward()
+        return float(loss.detach())
+
+    assert with_closure.step(closure) == pytest.approx(float((x**2).sum()))
+    b.grad = 2 * x
+    assert plain.step() is None
+    assert torch.equal(a.detach(), b.detach()) and not torch.equal(a.detach(), x)
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="reveal_final_weights"):
         sm.Config(reveal_final_weights="all")

@@ -123,7 +123,7 @@ class _Baseline(Algorithm):
                     "episodes": float(self.episodes_done),
                     **row,
                 }
-                if cadence.after_step(step, lambda m=metrics: m, log=True):
+                if cadence.after_step(step, metrics.copy, log=True):
                     break
 
     # -- state --------------------------------------------------------------------------

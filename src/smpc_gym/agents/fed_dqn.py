@@ -36,6 +36,7 @@ al. 2021); ``server_lr = holders`` diverged in our measurement.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -165,7 +166,9 @@ class FedDQN(Algorithm):
                     samples.append(float(learner.local_train(w, cfg.sync_every, epsilon=eps)))
                 self.sync(samples)
                 self.env_steps = sum(lr.env_steps for lr in self.learners)
-                if cadence.after_step(self.env_steps, lambda e=eps: self._metrics(worlds, e)):
+                if cadence.after_step(
+                    self.env_steps, functools.partial(self._metrics, worlds, eps)
+                ):
                     break
         finally:
             for w in worlds:

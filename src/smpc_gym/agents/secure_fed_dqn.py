@@ -319,7 +319,7 @@ class SecureFedDQN(FedDQN):
                         last = {**row, "dp_epsilon": self._epsilon()}
             # next segment's worlds continue with fresh seeds, drawn like fed_dqn's
             world_seeds = [int(self._world_rng.integers(2**31)) for _ in self.learners]
-            if cadence.after_step(self.env_steps, lambda r=last: r, log=bool(last)):
+            if cadence.after_step(self.env_steps, last.copy, log=bool(last)):
                 break
 
     def _account(self) -> None:

@@ -7,14 +7,14 @@ The rollouts themselves live beside each env (``greedy_mouse/rollout.py``,
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 #: What an env's ``run_policy`` yields after every step: ``(env_step, episodes_ended,
 #: row)``, ``row`` a dict of training metrics at log points and None otherwise.
-PolicyRun = Iterator[tuple[int, int, dict[str, float] | None]]
+PolicyRun = Generator[tuple[int, int, dict[str, float] | None], None, None]
 
 
 def summarize_returns(returns: Sequence[float]) -> dict[str, Any]:

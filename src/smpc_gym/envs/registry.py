@@ -101,7 +101,8 @@ class EnvSpec:
             names += [self.gym_id, f"smpc_gym:{self.gym_id}"]
         if self.pettingzoo_id:
             names += [self.pettingzoo_id, self.pettingzoo_id.split("/", 1)[-1]]
-        names.append(self.entry_module.rsplit(".", 1)[-1])
+        if self.entry_module:
+            names.append(self.entry_module.rsplit(".", 1)[-1])
         return tuple(dict.fromkeys(n for n in names if n != self.name))
 
     def spaces(self, **kwargs: Any) -> tuple[Any, Any]:

@@ -195,7 +195,13 @@ def aggregate_updates(
         mine = torch.zeros(numel + 1 + extra_numel, dtype=torch.float64)
         if delta is not None and weight is not None:
             w = torch.tensor([weight], dtype=torch.float64)
-            parts_ = [delta * weight, w] + ([extra.to(torch.float64)] if extra_numel else [])
+            parts_ = [delta * weight, w]
+            if extra_numel:
+                if extra is None:
+                    raise ValueError(
+                        f"extra_numel is {extra_numel} but this holder passed no extra"
+                    )
+                parts_.append(extra.to(torch.float64))
             mine = torch.cat(parts_)
         parts = gather_tensors(ctx, mine, COORDINATOR)  # every update in the clear
         out, extra_sum = None, None

@@ -615,7 +615,10 @@ class _Reply:
         self._frame = encode(func, args, kwargs)  # kept alive until sent
         ttp, group = self._comm.get_ttp_rank(), self._comm.ttp_comm_group
         self.reply = torch.empty(result_size(*decode(self._frame)), dtype=torch.int64)
-        self._works = [dist.irecv(self.reply, src=ttp, group=group)]
+        work = dist.irecv(self.reply, src=ttp, group=group)
+        if work is None:  # torch returns None only to a process outside the group
+            raise RuntimeError("this process is not in the dealer's process group")
+        self._works = [work]
         self._sent: concurrent.futures.Future | None = _send_later(self._frame, ttp, group)
 
     def result(self) -> torch.Tensor:

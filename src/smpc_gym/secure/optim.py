@@ -90,9 +90,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -597,8 +597,20 @@ class FloorEpsAdam(torch.optim.Optimizer):
     def __init__(self, params: Any, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch's signature
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One step on every parameter with a gradient; as in ``torch.optim``, a
+        ``closure`` is called first (with gradients enabled) and its loss returned."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             b1, b2 = group["betas"]
             for p in group["params"]:
@@ -613,6 +625,7 @@ class FloorEpsAdam(torch.optim.Optimizer):
                 m_hat = st["m"] / (1 - b1 ** st["t"])
                 v_hat = st["v"] / (1 - b2 ** st["t"])
                 p.add_(-group["lr"] * m_hat / torch.sqrt(v_hat + group["eps"] ** 2))
+        return loss
 
 
 class SecureSGD:

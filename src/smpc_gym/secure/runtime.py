@@ -321,7 +321,7 @@ def _is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return False
-    addrs = {ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos}
+    addrs = {ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos}
     return bool(addrs) and all(a.is_loopback for a in addrs)
 
 

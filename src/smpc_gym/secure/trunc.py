@@ -187,6 +187,8 @@ def _exchange(words: torch.Tensor, rank: int, log: bool = True) -> torch.Tensor:
             dist.irecv(out, other, group=comm.main_group),
         ]
         for r in reqs:
+            if r is None:  # torch returns None only to a process outside the group
+                raise RuntimeError("this process is not in the parties' process group")
             r.wait()
     if log:
         comm._log_communication(2 * words.numel())  # one round: sent + received words

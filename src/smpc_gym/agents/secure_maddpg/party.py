@@ -113,6 +113,8 @@ class Party:
         self.pretrained_actors: list[dict[str, np.ndarray]] | None = None
         self.pretrained_step: int | None = None  # the pre-training snapshot kept (public)
         pretrain_opts = init_opts  # public, for the secure Adams' warm start
+        actors: Sequence[Any]
+        critics: Sequence[Any]
         if init_nets is None:
             actors, critics, pretrain_opts = self._initial_plain_nets(
                 env_kwargs, seeds, high, pretrain_hooks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -204,7 +205,7 @@ class SupplyChainParallelEnv(ParallelEnv):
         return self._observations(), {a: {} for a in self.agents}
 
     def step(
-        self, actions: dict[str, Any]
+        self, actions: Mapping[str, Any]
     ) -> tuple[
         dict[str, np.ndarray],
         dict[str, float],

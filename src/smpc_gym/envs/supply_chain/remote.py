@@ -200,7 +200,11 @@ class _Channel:
         ).digest()
 
     def send(
-        self, kind: int, player: int, f64: Sequence[float] = (), i64: Sequence[int] = ()
+        self,
+        kind: int,
+        player: int,
+        f64: Sequence[float] | np.ndarray = (),
+        i64: Sequence[int] = (),
     ) -> None:
         nf, ni = SHAPES[kind]
         f = np.asarray(f64, dtype=">f8").reshape(-1)
@@ -495,7 +499,9 @@ class PlayerView:
             "message (see its log)"
         )
 
-    def _call(self, kind: int, f64: Sequence[float], i64: Sequence[int], want: int) -> Any:
+    def _call(
+        self, kind: int, f64: Sequence[float] | np.ndarray, i64: Sequence[int], want: int
+    ) -> Any:
         try:
             self._chan.send(kind, self.player, f64, i64)
             got, _, f, i = self._chan.recv(self.player)
@@ -510,7 +516,7 @@ class PlayerView:
     def reset(self, episode: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Start episode number ``episode``; returns this player's ``(obs, info)``."""
         f, _ = self._call(RESET, (), (int(episode),), OBS)
-        out = (f.astype(np.float32), {})
+        out: tuple[np.ndarray, dict[str, Any]] = (f.astype(np.float32), {})
         self.received.append(out)
         return out
 
