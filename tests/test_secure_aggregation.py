@@ -248,3 +248,21 @@ def test_killed_holder_drop_finishes_without_it_and_matches_fedavg(tmp_path, mon
     for r in repo.rounds():
         repo.load(r)  # every stored round verifies
     assert res.privacy[1]["rounds"] == 3 and res.privacy[2]["rounds"] == 1
+
+
+def test_plain_aggregation_names_a_missing_extra() -> None:
+    # a holder that announces extra_numel but passes no extra is refused before any
+    # communication (it used to fail on None.to deep in the round)
+    from smpc_gym.federated.dp import DPConfig
+    from smpc_gym.federated.rounds import aggregate_updates
+
+    with pytest.raises(ValueError, match="extra_numel is 3 but this holder passed no extra"):
+        aggregate_updates(
+            None,  # type: ignore[arg-type]  # never reached
+            torch.zeros(4, dtype=torch.float64),
+            1.0,
+            numel=4,
+            aggregation="plain",
+            dp=DPConfig(),
+            extra_numel=3,
+        )
