@@ -38,7 +38,8 @@ def crypten_module() -> ModuleType:
             ``pip install --no-deps crypten==0.4.1``).
     """
     if "crypten" in sys.modules:
-        _patch_decode(sys.modules["crypten"])
+        if UPSTREAM_DECODE is None:  # imported before this module saw it: patch once
+            _patch_decode(sys.modules["crypten"])
         return sys.modules["crypten"]
     if _OLD not in sys.modules:
         try:
